@@ -59,7 +59,8 @@ func DefaultTarget(concurrency int32) int32 {
 	if concurrency <= 0 {
 		return DefaultUnlimitedTarget
 	}
-	return max(1, concurrency*DefaultTargetPercent/100)
+	// int64: concurrency*70 overflows int32 above ~30 million.
+	return max(1, int32(int64(concurrency)*DefaultTargetPercent/100))
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -52,7 +52,7 @@ func (s *AgentSpec) validate(p *field.Path, requireCommand bool) field.ErrorList
 	}
 	if requireCommand && len(s.Container.Command) == 0 {
 		errs = append(errs, field.Required(c.Child("command"),
-			"local mode runs command+args directly: set command (e.g. [\"go\", \"run\", \"./examples/echo\"])"))
+			"local mode runs command+args directly, from the agent file's directory: set command (e.g. [\"./run.sh\"] or [\"python3\", \"agent.py\"])"))
 	}
 	if !requireCommand && s.Container.Image == "" && len(s.Container.Command) == 0 {
 		errs = append(errs, field.Required(c.Child("image"), "set image (or command) so there is something to run"))
