@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"testing"
+)
+
+var benchBody = []byte(`{"ok":true,"message":"hello from the agent"}`)
+
+func benchAgent(b *testing.B) *httptest.Server {
+	return upstream(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(benchBody)
+	}))
+}
+
+// runClients drives url from parallel keep-alive clients. Allocations
+// reported cover the whole process: client, sidecar and agent.
+func runClients(b *testing.B, target string) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+	b.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Get(target)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkProxy is the full path: client → sidecar (breaker, stats,
+// metrics, ReverseProxy) → agent, over loopback.
+func BenchmarkProxy(b *testing.B) {
+	for _, bc := range []struct {
+		name        string
+		concurrency int
+	}{{"unlimited", 0}, {"cap1000", 1000}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := testConfig(hostOf(benchAgent(b)))
+			cfg.Concurrency = bc.concurrency
+			s := startSidecar(b, cfg, true)
+			runClients(b, "http://"+s.ServingAddr()+"/invoke")
+		})
+	}
+}
+
+// BenchmarkDirect is the baseline without a proxy.
+func BenchmarkDirect(b *testing.B) {
+	runClients(b, benchAgent(b).URL+"/invoke")
+}
+
+// BenchmarkPlainReverseProxy is the baseline proxy the design compares
+// against: httputil.ReverseProxy with default settings.
+func BenchmarkPlainReverseProxy(b *testing.B) {
+	u, _ := url.Parse(benchAgent(b).URL)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	b.Cleanup(tr.CloseIdleConnections)
+	rp.Transport = tr
+	front := upstream(b, rp)
+	runClients(b, front.URL+"/invoke")
+}

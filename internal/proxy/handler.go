@@ -1,0 +1,303 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HeaderRejected marks a response the agent never saw, so the gateway knows
+// another replica may safely take the request. Its value is the reason.
+const HeaderRejected = "X-Flint-Rejected"
+
+// Values of HeaderRejected (also the "reason" of the JSON body).
+const (
+	// RejectCapacity: every slot and queue place was taken, or no slot
+	// freed within QueueTimeout. 503 + Retry-After.
+	RejectCapacity = "capacity"
+	// RejectNotReady: the agent did not answer its probe within ReadyWait. 503 + Retry-After.
+	RejectNotReady = "not-ready"
+	// RejectShutdown: still queued when the drain deadline cut everything. 503 + Retry-After.
+	RejectShutdown = "shutdown"
+	// RejectUpstreamUnavailable: connecting to the agent failed. 502.
+	RejectUpstreamUnavailable = "upstream-unavailable"
+)
+
+// clientGone is not a header value: the client left while waiting, so
+// nothing is written.
+const clientGone = "client-gone"
+
+// statusClientClosed labels requests whose client left before an answer
+// (nginx's convention); nothing is written for them.
+const statusClientClosed = 499
+
+var jsonContentType = []string{"application/json"}
+
+// ServeHTTP is the serving port's handler: admission, then the agent.
+func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.acc.now()
+	if s.draining.Load() && r.ProtoMajor == 1 && !isUpgrade(r) {
+		// The gateway's pooled connection closes after this response rather
+		// than being cut at shutdown while it may be sending on it.
+		w.Header()["Connection"] = []string{"close"}
+	}
+	if s.br != nil && !s.br.enter() {
+		s.reject(w, start, RejectCapacity)
+		return
+	}
+	if !s.gate.isReady() || (s.br != nil && !s.br.tryAcquire()) {
+		if reason := s.wait(r.Context(), start); reason != "" {
+			s.leave()
+			s.reject(w, start, reason)
+			return
+		}
+	} else {
+		s.acc.change(start, 1, 0)
+	}
+	if s.aborted() {
+		// The drain deadline cancels every request at once, but a waiter can
+		// take a slot freed by a cancelled stream before its own
+		// cancellation lands; the agent must not see it.
+		s.finishAdmitted()
+		s.reject(w, start, RejectShutdown)
+		return
+	}
+	s.requests.Add(1)
+
+	rec := recorders.Get().(*recorder)
+	rec.ResponseWriter = w
+	// Deferred so it runs on panics too: ReverseProxy aborts a broken
+	// stream with http.ErrAbortHandler, and the slot must come back.
+	defer s.finish(rec, start)
+	if d := s.cfg.RequestTimeout; d > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	s.proxy.ServeHTTP(rec, r)
+}
+
+func (s *Sidecar) finish(rec *recorder, start time.Duration) {
+	end := s.finishAdmitted()
+	code := rec.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	s.metrics.observe(code, end-start)
+	*rec = recorder{}
+	recorders.Put(rec)
+}
+
+// finishAdmitted gives back the slot and place before the in-flight count
+// drops, so anyone who sees the count fall can immediately get a slot.
+func (s *Sidecar) finishAdmitted() (end time.Duration) {
+	if s.br != nil {
+		s.br.release()
+		s.br.leave()
+	}
+	end = s.acc.now()
+	s.acc.change(end, -1, 0)
+	return end
+}
+
+func (s *Sidecar) leave() {
+	if s.br != nil {
+		s.br.leave()
+	}
+}
+
+// wait holds a request, counted as queued, until the agent is ready and a
+// slot is free. It returns the rejection reason, or "" with a slot taken.
+func (s *Sidecar) wait(ctx context.Context, start time.Duration) string {
+	s.acc.change(start, 0, 1)
+	reason := s.waitTurn(ctx)
+	if reason != "" {
+		s.acc.change(s.acc.now(), 0, -1)
+		return reason
+	}
+	s.acc.change(s.acc.now(), 1, -1)
+	return ""
+}
+
+func (s *Sidecar) waitTurn(ctx context.Context) string {
+	if !s.gate.isReady() {
+		if s.cfg.ReadyWait <= 0 {
+			return RejectNotReady
+		}
+		t := time.NewTimer(s.cfg.ReadyWait)
+		select {
+		case <-s.gate.wait():
+			t.Stop()
+		case <-t.C:
+			return RejectNotReady
+		case <-ctx.Done():
+			t.Stop()
+			return s.canceledReason()
+		}
+	}
+	if s.br == nil {
+		return ""
+	}
+	t := time.NewTimer(s.cfg.QueueTimeout)
+	defer t.Stop()
+	if s.br.acquire(ctx.Done(), t.C) {
+		return ""
+	}
+	if ctx.Err() != nil {
+		return s.canceledReason()
+	}
+	return RejectCapacity
+}
+
+// canceledReason tells a drain-deadline cut (worth retrying elsewhere) from
+// a client that left (nothing to answer).
+func (s *Sidecar) canceledReason() string {
+	if s.aborted() {
+		return RejectShutdown
+	}
+	return clientGone
+}
+
+// reject answers 503 for a request the agent never saw. Overload is when
+// this runs most, so everything but the header map entries is precomputed.
+func (s *Sidecar) reject(w http.ResponseWriter, start time.Duration, reason string) {
+	code := http.StatusServiceUnavailable
+	if reason == clientGone {
+		code = statusClientClosed
+	} else {
+		h := w.Header()
+		h["Content-Type"] = jsonContentType
+		h["Retry-After"] = s.retryAfterHdr
+		h[HeaderRejected] = s.rejectedHdr[reason]
+		w.WriteHeader(code)
+		_, _ = w.Write(s.rejectBody[reason])
+		if reason == RejectCapacity {
+			// stats.Stats.RejectedTotal is capacity refusals only: demand the
+			// autoscaler should add replicas for. The rest are in metrics.
+			s.rejected.Add(1)
+		}
+		s.metrics.rejected(reason)
+	}
+	s.metrics.observe(code, s.acc.now()-start)
+}
+
+// rejectBodies precomputes the 503 JSON bodies.
+func rejectBodies(cfg Config, retryAfter int) map[string][]byte {
+	capacity := fmt.Sprintf("all %d concurrency slots are busy and the queue of %d is full", cfg.Concurrency, cfg.QueueDepth)
+	if cfg.QueueDepth > 0 {
+		capacity = fmt.Sprintf("all %d concurrency slots are busy; queued requests wait at most %s", cfg.Concurrency, cfg.QueueTimeout)
+	}
+	msgs := map[string]string{
+		RejectCapacity: capacity,
+		RejectNotReady: "the agent is not ready (it did not answer within " + cfg.ReadyWait.String() + ")",
+		RejectShutdown: "the replica shut down before a slot freed",
+	}
+	out := make(map[string][]byte, len(msgs))
+	for reason, msg := range msgs {
+		out[reason] = errorBody(msg, reason, &retryAfter)
+	}
+	return out
+}
+
+type errorJSON struct {
+	Error             string `json:"error"`
+	Reason            string `json:"reason"`
+	RetryAfterSeconds *int   `json:"retryAfterSeconds,omitempty"`
+}
+
+func errorBody(msg, reason string, retryAfter *int) []byte {
+	b, _ := json.Marshal(errorJSON{Error: msg, Reason: reason, RetryAfterSeconds: retryAfter})
+	return append(b, '\n')
+}
+
+// writeError writes a JSON error; rejected, when set, marks the request as
+// one the agent never saw.
+func writeError(w http.ResponseWriter, code int, reason, msg string, rejected []string) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h.Del("Content-Length")
+	if rejected != nil {
+		h[HeaderRejected] = rejected
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write(errorBody(msg, reason, nil))
+}
+
+func isUpgrade(r *http.Request) bool {
+	_, ok := r.Header["Upgrade"]
+	return ok
+}
+
+// recorder notes the status for metrics and whether the connection was
+// hijacked. Unwrap lets http.ResponseController (which ReverseProxy uses to
+// flush and hijack) reach the server's writer.
+type recorder struct {
+	http.ResponseWriter
+	code     int
+	hijacked bool
+}
+
+var recorders = sync.Pool{New: func() any { return new(recorder) }}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 && code >= 200 { // 1xx (e.g. 103 Early Hints) are not the final status
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) FlushError() error {
+	return http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	if err == nil {
+		r.hijacked = true
+		if r.code == 0 {
+			r.code = http.StatusSwitchingProtocols
+		}
+	}
+	return conn, brw, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// rateLimitedLog keeps a failing agent (hundreds of refused requests a
+// second) from flooding the log: one line per second, with a count of what
+// was skipped.
+type rateLimitedLog struct {
+	next    atomic.Int64 // unix nanos before which lines are skipped
+	skipped atomic.Int64
+}
+
+func (l *rateLimitedLog) warn(log *slog.Logger, msg string, args ...any) {
+	now := time.Now().UnixNano()
+	next := l.next.Load()
+	if now < next || !l.next.CompareAndSwap(next, now+int64(time.Second)) {
+		l.skipped.Add(1)
+		return
+	}
+	if n := l.skipped.Swap(0); n > 0 {
+		args = append(args, "similar_skipped", n)
+	}
+	log.Warn(msg, args...)
+}
+
+// retryAfterHeader renders Retry-After once.
+func retryAfterHeader(seconds int) []string { return []string{strconv.Itoa(seconds)} }
