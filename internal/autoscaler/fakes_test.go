@@ -1,0 +1,200 @@
+package autoscaler
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/stats"
+)
+
+// fakeSidecar serves a replica's Stats on a real loopback listener. Its
+// clock advances one tick per scrape, so averages between two scrapes equal
+// the in-flight count set by the test.
+type fakeSidecar struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	inFlight int64
+	status   int           // non-200 answers with this status
+	hang     chan struct{} // non-nil: requests block until it is closed
+	snap     stats.Stats
+}
+
+func newFakeSidecar(t *testing.T, inFlight int64) *fakeSidecar {
+	t.Helper()
+	s := &fakeSidecar{inFlight: inFlight, status: http.StatusOK}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *fakeSidecar) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != stats.Path {
+		http.NotFound(w, r)
+		return
+	}
+	s.mu.Lock()
+	hang, status := s.hang, s.status
+	s.mu.Unlock()
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+		return
+	}
+	if status != http.StatusOK {
+		http.Error(w, "broken", status)
+		return
+	}
+	s.mu.Lock()
+	const dt = 2 // seconds per scrape, one tick
+	s.snap.UptimeSeconds += dt
+	s.snap.InFlight = s.inFlight
+	s.snap.InFlightSeconds += float64(s.inFlight) * dt
+	s.snap.RequestsTotal += uint64(s.inFlight) * dt // requests take 1s
+	s.snap.Ready = true
+	snap := s.snap
+	s.mu.Unlock()
+	_ = json.NewEncoder(w).Encode(snap)
+}
+
+func (s *fakeSidecar) set(inFlight int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight = inFlight
+}
+
+func (s *fakeSidecar) fail(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status = status
+}
+
+func (s *fakeSidecar) endpoint(name string) platform.Endpoint {
+	addr := strings.TrimPrefix(s.srv.URL, "http://")
+	return platform.Endpoint{Addr: addr, AdminAddr: addr, Replica: name}
+}
+
+// fakePlatform is an in-memory Platform. SetScale records each call; ready
+// endpoints are whatever the test sets.
+type fakePlatform struct {
+	mu       sync.Mutex
+	agents   []*v1alpha1.Agent
+	eps      map[platform.AgentKey][]platform.Endpoint
+	replicas map[platform.AgentKey]int32
+	calls    []scaleCall
+	scaleErr error
+}
+
+type scaleCall struct {
+	key platform.AgentKey
+	n   int32
+	at  time.Time
+}
+
+func newFakePlatform(agents ...*v1alpha1.Agent) *fakePlatform {
+	return &fakePlatform{
+		agents:   agents,
+		eps:      map[platform.AgentKey][]platform.Endpoint{},
+		replicas: map[platform.AgentKey]int32{},
+	}
+}
+
+func (p *fakePlatform) Agents() []*v1alpha1.Agent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*v1alpha1.Agent(nil), p.agents...)
+}
+
+func (p *fakePlatform) ReadyEndpoints(key platform.AgentKey) ([]platform.Endpoint, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.eps[key], nil
+}
+
+func (p *fakePlatform) Replicas(key platform.AgentKey) int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.replicas[key]
+}
+
+func (p *fakePlatform) SetScale(_ context.Context, key platform.AgentKey, n int32) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.scaleErr != nil {
+		return p.scaleErr
+	}
+	p.calls = append(p.calls, scaleCall{key, n, time.Now()})
+	p.replicas[key] = n
+	return nil
+}
+
+func (p *fakePlatform) setReady(key platform.AgentKey, eps ...platform.Endpoint) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.eps[key] = eps
+	p.replicas[key] = max(p.replicas[key], int32(len(eps)))
+}
+
+func (p *fakePlatform) scaleCalls() []scaleCall {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]scaleCall(nil), p.calls...)
+}
+
+func (p *fakePlatform) removeAgents() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.agents = nil
+}
+
+// fakeGateway is a DemandSource with settable demand.
+type fakeGateway struct {
+	mu     sync.Mutex
+	demand map[platform.AgentKey]Demand
+}
+
+func (g *fakeGateway) Demand(key platform.AgentKey) Demand {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.demand[key]
+}
+
+func (g *fakeGateway) set(key platform.AgentKey, d Demand) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.demand == nil {
+		g.demand = map[platform.AgentKey]Demand{}
+	}
+	g.demand[key] = d
+}
+
+func testAgent(name string, concurrency, minR, maxR int32) *v1alpha1.Agent {
+	a := &v1alpha1.Agent{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "agents", Name: name},
+		Spec: v1alpha1.AgentSpec{
+			Concurrency: concurrency,
+			Scaling:     v1alpha1.Scaling{MinReplicas: &minR, MaxReplicas: &maxR},
+		},
+	}
+	a.Default()
+	return a
+}
+
+// noKeepAlive is the scrape client of synctest tests: an idle keep-alive
+// connection parks a goroutine in a network read, which is not durably
+// blocked, and would stop the bubble's clock from advancing.
+func noKeepAlive() *http.Client {
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+}

@@ -1,0 +1,168 @@
+package autoscaler
+
+import (
+	"time"
+
+	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/stats"
+)
+
+// Demand is what the gateway knows about an agent that replicas' sidecars
+// cannot: requests it is holding (cold start, or every replica full),
+// requests it refused, and when the last request arrived.
+type Demand struct {
+	// Held is the number of requests the gateway is holding now, waiting for
+	// a replica to turn ready or a slot to free (cold holds + capacity holds).
+	Held int64
+	// RejectedTotal counts requests the gateway refused (hold queue full or
+	// hold timed out) since it started.
+	RejectedTotal uint64
+	// RequestsTotal counts every request the gateway received for the agent
+	// since it started, including held and refused ones.
+	RequestsTotal uint64
+	// LastRequest is when the latest request arrived (zero if none).
+	LastRequest time.Time
+}
+
+// DemandSource reports the gateway's Demand per agent. The gateway implements
+// it; the Loop works without one (sidecar stats only).
+type DemandSource interface {
+	Demand(key platform.AgentKey) Demand
+}
+
+// ReplicaSample is one ready replica's load since the previous scrape.
+type ReplicaSample struct {
+	// InFlight and Queued are time-weighted averages since the previous
+	// scrape (or instantaneous values on a replica's first scrape).
+	InFlight float64
+	Queued   float64
+	// Requests is how many requests the replica admitted during Span.
+	Requests uint64
+	// Span is the time the averages cover: zero on a first scrape, whose
+	// counts are instantaneous and whose Requests are unknown.
+	Span time.Duration
+	// Known is false when the scrape failed. An unknown replica is never
+	// read as idle: the Decider extrapolates from the replicas that
+	// answered, or carries the last known total.
+	Known bool
+}
+
+// SampleFromStats turns two snapshots of a sidecar's Stats into a sample. prev
+// is nil on the first scrape of a replica; then, or when the sidecar
+// restarted in between, the instantaneous counts stand in for the averages.
+func SampleFromStats(prev *stats.Stats, cur stats.Stats) ReplicaSample {
+	s := ReplicaSample{InFlight: float64(cur.InFlight), Queued: float64(cur.Queued), Known: true}
+	if prev == nil {
+		return s
+	}
+	if inFlight, queued, ok := stats.Average(*prev, cur); ok && inFlight >= 0 && queued >= 0 && cur.RequestsTotal >= prev.RequestsTotal {
+		s.InFlight, s.Queued = inFlight, queued
+		s.Requests = cur.RequestsTotal - prev.RequestsTotal
+		s.Span = time.Duration((cur.UptimeSeconds - prev.UptimeSeconds) * float64(time.Second))
+	}
+	return s
+}
+
+// Observation is everything the Decider learns in one tick.
+type Observation struct {
+	// Replicas has one sample per ready replica; its length is the ready
+	// count.
+	Replicas []ReplicaSample
+	// Gateway is the gateway's view (zero when there is no gateway).
+	Gateway Demand
+	// Current is the number of replicas asked for, ready or not.
+	Current int32
+}
+
+// assumedServiceTime stands in for the measured service time while no
+// replica has served anything to measure it from (a cold start).
+const assumedServiceTime = time.Second
+
+// counterDelta is cur-prev for a monotonic counter, treating a decrease as a
+// restart of the counter from zero.
+func counterDelta(cur, prev uint64) uint64 {
+	if cur < prev {
+		return cur
+	}
+	return cur - prev
+}
+
+// tickLoad is one tick's raw numbers, before any averaging.
+type tickLoad struct {
+	// inFlight and queued total the ready replicas, with unknown replicas
+	// extrapolated from those that answered.
+	inFlight, queued float64
+	// service is the mean time a request holds a slot, measured over the
+	// replicas with averaged samples (Little's law: in-flight ÷ admitted
+	// rate); zero when nothing was admitted to measure it from.
+	service time.Duration
+	// arrived and refused count gateway requests since the previous tick;
+	// held is the gateway's hold queue now.
+	arrived, refused uint64
+	held             int64
+	dt               time.Duration
+}
+
+// replicaLoad totals the ready replicas' samples. Replicas whose stats are
+// unknown are assumed to carry the mean load of those that answered. known
+// is false when no replica answered.
+func replicaLoad(samples []ReplicaSample) (l tickLoad, unknown int, known bool) {
+	if len(samples) == 0 {
+		return l, 0, true
+	}
+	answered := 0
+	var measuredInFlight, admittedRate float64
+	for _, s := range samples {
+		if !s.Known {
+			continue
+		}
+		answered++
+		l.inFlight += s.InFlight
+		l.queued += s.Queued
+		if s.Span > 0 {
+			measuredInFlight += s.InFlight
+			admittedRate += float64(s.Requests) / s.Span.Seconds()
+		}
+	}
+	if answered == 0 {
+		return tickLoad{}, len(samples), false
+	}
+	scale := float64(len(samples)) / float64(answered)
+	l.inFlight, l.queued = l.inFlight*scale, l.queued*scale
+	if admittedRate > 0 && measuredInFlight > 0 {
+		l.service = time.Duration(measuredInFlight / admittedRate * float64(time.Second))
+	}
+	return l, len(samples) - answered, true
+}
+
+// concurrency is the demand the tick shows, in concurrent requests.
+//
+// While every request that arrived was admitted, that is simply what the
+// replicas hold (in flight plus queued). Once the gateway holds or refuses
+// requests, replicas are full and their count says nothing about how much
+// more was wanted, so demand becomes the offered load, arrival rate ×
+// service time (Little's law; service time measured as in-flight ÷ admitted
+// rate), plus what clearing the held backlog within backlogWindow takes. The
+// held count is a backlog, not a rate: added one-for-one it would grow with
+// every tick of under-capacity and overshoot.
+func (l tickLoad) concurrency(backlogWindow time.Duration) float64 {
+	replicas := l.inFlight + l.queued
+	held := float64(max(l.held, 0))
+	if held == 0 && l.refused == 0 {
+		return replicas
+	}
+	// Before anything was admitted to measure it (a cold start), assume
+	// a service time.
+	service := assumedServiceTime.Seconds()
+	if l.service > 0 {
+		service = l.service.Seconds()
+	}
+	offered := 0.0
+	if dt := l.dt.Seconds(); dt > 0 {
+		offered = float64(l.arrived) / dt * service
+	}
+	// Each held request needs a slot for its service time, at most the
+	// whole window.
+	backlog := held * min(1, service/backlogWindow.Seconds())
+	return max(replicas, offered) + backlog
+}

@@ -1,0 +1,109 @@
+package autoscaler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/stats"
+)
+
+// maxStatsBody bounds what a sidecar may send; Stats is a few hundred bytes.
+const maxStatsBody = 64 << 10
+
+// scraper reads sidecars' Stats. It bounds concurrent requests across all
+// agents and gives each one ScrapeTimeout: a replica that is slow to answer
+// is unknown for this tick, not waited for.
+type scraper struct {
+	client  *http.Client
+	timeout time.Duration
+	slots   chan struct{}
+}
+
+func newScraper(client *http.Client, timeout time.Duration, parallelism int) *scraper {
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		}}
+	}
+	return &scraper{client: client, timeout: timeout, slots: make(chan struct{}, parallelism)}
+}
+
+// replicaID names one lifetime of a replica: the same name at a new address
+// is a new sidecar whose counters started from zero.
+func replicaID(ep platform.Endpoint) string { return ep.Replica + "@" + ep.AdminAddr }
+
+// scrapeAll scrapes every endpoint in parallel and returns one sample per
+// endpoint plus the errors. prev holds each replica's previous snapshot and is
+// replaced by the returned map, which drops replicas that are gone and keeps
+// the old snapshot of a replica whose scrape failed, so its next average spans
+// the gap exactly.
+func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev map[string]stats.Stats) ([]ReplicaSample, map[string]stats.Stats, []error) {
+	samples := make([]ReplicaSample, len(eps))
+	snaps := make([]stats.Stats, len(eps))
+	errs := make([]error, len(eps))
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		wg.Go(func() { snaps[i], errs[i] = s.scrape(ctx, ep) })
+	}
+	wg.Wait()
+
+	next := make(map[string]stats.Stats, len(eps))
+	var failed []error
+	for i, ep := range eps {
+		id := replicaID(ep)
+		old, had := prev[id]
+		if errs[i] != nil {
+			failed = append(failed, errs[i])
+			if had {
+				next[id] = old
+			}
+			continue // samples[i] stays unknown
+		}
+		if had {
+			samples[i] = SampleFromStats(&old, snaps[i])
+		} else {
+			samples[i] = SampleFromStats(nil, snaps[i])
+		}
+		next[id] = snaps[i]
+	}
+	return samples, next, failed
+}
+
+// scrape fetches one sidecar's Stats.
+func (s *scraper) scrape(ctx context.Context, ep platform.Endpoint) (stats.Stats, error) {
+	var st stats.Stats
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-ctx.Done():
+		return st, fmt.Errorf("scrape %s at %s: %w", ep.Replica, ep.AdminAddr, ctx.Err())
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.AdminAddr+stats.Path, nil)
+	if err != nil {
+		return st, fmt.Errorf("scrape %s at %s: %w", ep.Replica, ep.AdminAddr, err)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("scrape %s: %w", ep.Replica, err)
+	}
+	defer resp.Body.Close()
+	body := io.LimitReader(resp.Body, maxStatsBody)
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, body) // keep the connection reusable
+		return st, fmt.Errorf("scrape %s at %s: status %s", ep.Replica, ep.AdminAddr, resp.Status)
+	}
+	if err := json.NewDecoder(body).Decode(&st); err != nil {
+		return st, fmt.Errorf("scrape %s at %s: decode stats: %w", ep.Replica, ep.AdminAddr, err)
+	}
+	return st, nil
+}
