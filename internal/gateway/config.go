@@ -1,0 +1,110 @@
+package gateway
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Config is the gateway's configuration; every default is documented in
+// docs/configuration.md.
+type Config struct {
+	// Addr is where the gateway listens for invocations.
+	Addr string
+	// PublicURL is the gateway's URL as clients reach it; it appears in
+	// agent URLs and rewritten A2A agent cards. Defaults to http://Addr.
+	PublicURL string
+	// MaxHeld bounds the requests held per agent (cold start or every
+	// replica full); beyond it the gateway answers 503 at once, so a burst
+	// cannot exhaust memory.
+	MaxHeld int
+	// CapacityHold is how long a request waits for a free slot when every
+	// ready replica is full, before 503 + Retry-After.
+	CapacityHold time.Duration
+	// RetryAfter is the Retry-After the gateway sends with its own 503s.
+	RetryAfter time.Duration
+	// FullBackoff keeps a replica that refused a request for capacity out of
+	// picks for this long (another gateway may be filling it).
+	FullBackoff time.Duration
+	// DialTimeout bounds connecting to a replica's sidecar.
+	DialTimeout time.Duration
+	// ReadHeaderTimeout bounds reading a client's request headers (slowloris).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes idle client keep-alive connections.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a client's request headers.
+	MaxHeaderBytes int
+	// ReplayBodyLimit is how much of a request body is kept so the request
+	// can be retried on another replica; larger bodies are streamed and not
+	// retried once sent.
+	ReplayBodyLimit int
+}
+
+// DefaultConfig returns the gateway's defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:              "127.0.0.1:8080",
+		MaxHeld:           1000,
+		CapacityHold:      5 * time.Second,
+		RetryAfter:        time.Second,
+		FullBackoff:       100 * time.Millisecond,
+		DialTimeout:       2 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ReplayBodyLimit:   64 << 10,
+	}
+}
+
+// RegisterFlags binds the configuration to command-line flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "address the gateway listens on for invocations")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the gateway's URL as clients reach it (default http://ADDR)")
+	fs.IntVar(&c.MaxHeld, "max-held", c.MaxHeld, "requests held per agent while it starts or every replica is full; beyond this the gateway answers 503")
+	fs.DurationVar(&c.CapacityHold, "capacity-hold", c.CapacityHold, "how long a request waits for a free slot when every replica is full, before 503 + Retry-After")
+	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with the gateway's 503 answers (rounded up to whole seconds)")
+	fs.DurationVar(&c.FullBackoff, "full-backoff", c.FullBackoff, "how long a replica that refused a request for capacity is skipped")
+	fs.DurationVar(&c.DialTimeout, "dial-timeout", c.DialTimeout, "timeout for connecting to a replica")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read a request's headers")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "idle keep-alive connections from clients are closed after this long")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block accepted")
+	fs.IntVar(&c.ReplayBodyLimit, "replay-body-limit", c.ReplayBodyLimit, "bytes of a request body kept so it can be retried on another replica")
+}
+
+// Validate reports the first configuration problem, saying what to fix.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("-addr is empty: give an address such as 127.0.0.1:8080"))
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme == "" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("-public-url %q is not an absolute URL such as https://flint.example.com", c.PublicURL))
+		}
+	}
+	if c.MaxHeld < 1 {
+		errs = append(errs, fmt.Errorf("-max-held is %d: it must be at least 1", c.MaxHeld))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-capacity-hold", c.CapacityHold}, {"-retry-after", c.RetryAfter}, {"-dial-timeout", c.DialTimeout}, {"-read-header-timeout", c.ReadHeaderTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s is %s: it must be positive", d.name, d.v))
+		}
+	}
+	if c.FullBackoff < 0 || c.IdleTimeout < 0 || c.MaxHeaderBytes < 0 || c.ReplayBodyLimit < 0 {
+		errs = append(errs, errors.New("-full-backoff, -idle-timeout, -max-header-bytes and -replay-body-limit must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// publicURL is the configured public URL or one derived from the address.
+func (c *Config) publicURL() string {
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	return "http://" + c.Addr
+}

@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/flint-dev/flint/internal/platform"
+)
+
+// gatewayError is an answer the gateway gives on its own, as JSON that says
+// what happened and what the client can do.
+type gatewayError struct {
+	status     int
+	reason     string
+	message    string
+	agent      platform.AgentKey
+	waited     time.Duration
+	retryAfter time.Duration
+}
+
+func (e *gatewayError) Error() string { return e.message }
+
+// errorBody is the JSON shape of every error the gateway answers itself.
+type errorBody struct {
+	Error             string  `json:"error"`
+	Reason            string  `json:"reason"`
+	Agent             string  `json:"agent,omitempty"`
+	WaitedSeconds     float64 `json:"waitedSeconds,omitempty"`
+	RetryAfterSeconds int     `json:"retryAfterSeconds,omitempty"`
+}
+
+func (e *gatewayError) write(w http.ResponseWriter) {
+	body := errorBody{Error: e.message, Reason: e.reason, WaitedSeconds: e.waited.Seconds()}
+	if e.agent != (platform.AgentKey{}) {
+		body.Agent = e.agent.String()
+	}
+	if e.retryAfter > 0 {
+		secs := int(math.Ceil(e.retryAfter.Seconds()))
+		body.RetryAfterSeconds = secs
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func errBadRoute(err error) *gatewayError {
+	return &gatewayError{status: http.StatusBadRequest, reason: "BadRoute", message: err.Error()}
+}
+
+func errUnknownAgent(key platform.AgentKey) *gatewayError {
+	return &gatewayError{status: http.StatusNotFound, reason: "AgentNotFound", agent: key,
+		message: fmt.Sprintf("no agent %s: check the namespace and name (flint agents lists them)", key)}
+}
+
+func errColdStartTimeout(key platform.AgentKey, waited time.Duration) *gatewayError {
+	return &gatewayError{status: http.StatusGatewayTimeout, reason: "ColdStartTimeout", agent: key, waited: waited,
+		message: fmt.Sprintf("agent %s did not become ready within %s; check its logs, or raise timeouts.coldStart", key, waited.Round(time.Millisecond))}
+}
+
+func errHoldFull(key platform.AgentKey, retryAfter time.Duration) *gatewayError {
+	return &gatewayError{status: http.StatusServiceUnavailable, reason: "HoldQueueFull", agent: key, retryAfter: retryAfter,
+		message: fmt.Sprintf("agent %s has too many requests waiting; retry after the Retry-After delay", key)}
+}
+
+func errNoCapacity(key platform.AgentKey, waited, retryAfter time.Duration) *gatewayError {
+	return &gatewayError{status: http.StatusServiceUnavailable, reason: "NoCapacity", agent: key, waited: waited, retryAfter: retryAfter,
+		message: fmt.Sprintf("every replica of agent %s is busy; retry after the Retry-After delay", key)}
+}
+
+func errRequestTimeout(key platform.AgentKey, limit time.Duration) *gatewayError {
+	return &gatewayError{status: http.StatusGatewayTimeout, reason: "RequestTimeout", agent: key,
+		message: fmt.Sprintf("agent %s did not answer within timeouts.request (%s)", key, limit)}
+}
+
+func errUpstream(key platform.AgentKey, err error) *gatewayError {
+	return &gatewayError{status: http.StatusBadGateway, reason: "UpstreamError", agent: key,
+		message: fmt.Sprintf("agent %s could not be reached: %v", key, err)}
+}
+
+// errorHandler turns a failed proxy attempt into the client's answer.
+func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	c := callFrom(r.Context())
+	var ge *gatewayError
+	switch {
+	case errors.As(err, &ge):
+	case errors.Is(err, context.DeadlineExceeded) && c != nil:
+		ge = errRequestTimeout(c.key, c.agentTimeout)
+	case errors.Is(err, context.Canceled):
+		// The client left; there is nobody to answer.
+		g.log.Debug("client went away", "path", r.URL.Path)
+		w.WriteHeader(499)
+		return
+	default:
+		ge = errUpstream(c.key, err)
+		g.log.Warn("upstream error", "agent", c.key, "error", err)
+	}
+	ge.write(w)
+}

@@ -1,0 +1,175 @@
+// Package gateway routes invocations /v1/agents/{namespace}/{name}/… to an
+// agent's ready replicas: it balances across them, holds requests while an
+// agent starts from zero or every replica is full (the activator), retries
+// what no replica has seen, and reports held and refused requests as demand.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flint-dev/flint/internal/platform"
+)
+
+// Scaler is told the instant a request is held for an agent with no ready
+// replica, so scale-from-zero does not wait for the next autoscaler tick.
+type Scaler interface {
+	Poke(key platform.AgentKey)
+}
+
+// Gateway is the invocation router. It is an http.Handler.
+type Gateway struct {
+	cfg      Config
+	platform platform.Platform
+	scaler   Scaler
+	log      *slog.Logger
+	metrics  *metrics
+	proxy    *httputil.ReverseProxy
+	base     *http.Transport
+	admin    *http.ServeMux
+	agents   sync.Map // platform.AgentKey -> *agentState
+}
+
+// New builds a gateway over p. scaler may be nil; reg may be nil to skip
+// metrics registration.
+func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, platform: p, scaler: scaler, log: log, metrics: newMetrics(reg)}
+	g.base = &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          10000,
+		MaxIdleConnsPerHost:   1000,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ExpectContinueTimeout: time.Second,
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:      g.rewrite,
+		Transport:    &balancingTransport{g: g, base: g.base},
+		BufferPool:   newBufferPool(),
+		ErrorHandler: g.errorHandler,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	g.admin = g.adminMux(reg)
+	return g, nil
+}
+
+// ServeHTTP routes one invocation.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	route, err := ParseRoute(r.URL.EscapedPath())
+	if errors.Is(err, errNotAgentRoute) {
+		g.admin.ServeHTTP(w, r)
+		return
+	}
+	if err != nil {
+		errBadRoute(err).write(w)
+		return
+	}
+	agent, ok := g.platform.Agent(route.Agent)
+	if !ok {
+		errUnknownAgent(route.Agent).write(w)
+		return
+	}
+	st := g.state(route.Agent)
+	start := time.Now()
+	st.requests.Add(1)
+	st.lastRequest.Store(start.UnixNano())
+	g.platform.RecordInvocation(route.Agent, start)
+
+	timeout := agent.Spec.RequestTimeout()
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	c := &call{key: route.Agent, agent: agent, st: st, route: route, agentTimeout: timeout}
+	rec := &statusRecorder{ResponseWriter: w}
+	g.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, callKey{}, c)))
+	st.metrics.countCode(rec.status())
+	st.metrics.duration.Observe(time.Since(start).Seconds())
+}
+
+// rewrite turns the client's request into the agent's: the prefix is
+// stripped, Host and trace headers are kept, X-Forwarded-* are set. The
+// replica's address is filled in per attempt by the transport.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	c := callFrom(pr.In.Context())
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = c.key.Name + "." + c.key.Namespace
+	pr.Out.URL.Path = c.route.Path
+	pr.Out.URL.RawPath = c.route.RawPath
+	pr.Out.Host = pr.In.Host
+	pr.SetXForwarded()
+	pr.Out.Header.Set("X-Forwarded-Prefix", RoutePrefix+c.key.Namespace+"/"+c.key.Name)
+}
+
+func (g *Gateway) state(key platform.AgentKey) *agentState {
+	if st, ok := g.agents.Load(key); ok {
+		return st.(*agentState)
+	}
+	st, _ := g.agents.LoadOrStore(key, newAgentState(key, g.metrics.forAgent(key)))
+	return st.(*agentState)
+}
+
+// Server returns an http.Server for the gateway with limits that protect
+// it from slow or oversized clients but never cut a long stream.
+func (g *Gateway) Server() *http.Server {
+	return &http.Server{
+		Addr:              g.cfg.Addr,
+		Handler:           g,
+		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
+		IdleTimeout:       g.cfg.IdleTimeout,
+		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Close releases idle connections to replicas.
+func (g *Gateway) Close() { g.base.CloseIdleConnections() }
+
+// statusRecorder remembers the response code for metrics; Unwrap lets
+// ReverseProxy flush streams and hijack upgraded connections through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) status() int {
+	if s.code == 0 {
+		return http.StatusOK
+	}
+	return s.code
+}
+
+// bufferPool recycles the proxy's copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }

@@ -1,0 +1,98 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// holdCold is the activator: it holds a request while the agent has no
+// ready replica, tells the autoscaler at once, and returns as soon as the
+// platform reports a change to the ready set (no polling). It fails with
+// 504 after the agent's cold-start timeout and 503 when the hold queue is full.
+func (g *Gateway) holdCold(ctx context.Context, c *call, set *backendSet) error {
+	leave, ok := c.st.hold(g.cfg.MaxHeld)
+	if !ok {
+		c.st.rejected.Add(1)
+		c.st.metrics.rejected.WithLabelValues("hold_full").Inc()
+		return errHoldFull(c.key, g.cfg.RetryAfter)
+	}
+	defer leave()
+	if c.coldWait == 0 {
+		c.st.metrics.coldStarts.Inc()
+	}
+	if g.scaler != nil {
+		g.scaler.Poke(c.key)
+	}
+	limit := c.agent.Spec.ColdStartTimeout()
+	remaining := limit - c.coldWait
+	if remaining <= 0 {
+		return g.coldTimeout(c)
+	}
+	start := time.Now()
+	timer := time.NewTimer(remaining)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-set.changed:
+	case <-timer.C:
+		err = errColdStartTimeoutMarker
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	c.coldWait += time.Since(start)
+	if err == errColdStartTimeoutMarker {
+		return g.coldTimeout(c)
+	}
+	return err
+}
+
+// errColdStartTimeoutMarker distinguishes the hold's own timer from the
+// request's context inside holdCold.
+var errColdStartTimeoutMarker = errors.New("cold start timeout")
+
+func (g *Gateway) coldTimeout(c *call) error {
+	c.st.rejected.Add(1)
+	c.st.metrics.rejected.WithLabelValues("cold_start_timeout").Inc()
+	c.st.metrics.coldStartWait.Observe(c.coldWait.Seconds())
+	g.log.Warn("cold start timed out", "agent", c.key, "waited", c.coldWait)
+	return errColdStartTimeout(c.key, c.coldWait)
+}
+
+// holdForCapacity holds a request while every ready replica is full, for at
+// most the capacity-hold time in total, waking when a slot frees or a new
+// replica turns ready. Held requests are demand the autoscaler sees.
+func (g *Gateway) holdForCapacity(ctx context.Context, c *call, set *backendSet, tried []*backend) error {
+	remaining := g.cfg.CapacityHold - c.capacityWait
+	if remaining <= 0 {
+		return g.noCapacity(c)
+	}
+	leave, ok := c.st.hold(g.cfg.MaxHeld)
+	if !ok {
+		c.st.rejected.Add(1)
+		c.st.metrics.rejected.WithLabelValues("hold_full").Inc()
+		return errHoldFull(c.key, g.cfg.RetryAfter)
+	}
+	defer leave()
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, remaining)
+	defer cancel()
+	err := c.st.waitForCapacity(wctx, set, int64(c.agent.Spec.Concurrency), tried)
+	c.capacityWait += time.Since(start)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		return g.noCapacity(c)
+	default:
+		return err
+	}
+}
+
+func (g *Gateway) noCapacity(c *call) error {
+	c.st.rejected.Add(1)
+	c.st.metrics.rejected.WithLabelValues("no_capacity").Inc()
+	return errNoCapacity(c.key, c.capacityWait, g.cfg.RetryAfter)
+}

@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flint-dev/flint/internal/platform"
+)
+
+// metrics are the gateway's Prometheus series.
+type metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	coldStarts    *prometheus.CounterVec
+	coldStartWait *prometheus.HistogramVec
+	held          *prometheus.GaugeVec
+	rejected      *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	agent := []string{"namespace", "agent"}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flint_gateway_requests_total", Help: "Requests routed to agents, by response code.",
+		}, append(agent, "code")),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "flint_gateway_request_duration_seconds", Help: "Time from receiving a request to the end of its response.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+		}, agent),
+		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flint_gateway_cold_starts_total", Help: "Requests that arrived while an agent had no ready replica.",
+		}, agent),
+		coldStartWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "flint_gateway_cold_start_duration_seconds", Help: "Time requests were held waiting for a first ready replica.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}, agent),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "flint_gateway_held_requests", Help: "Requests held because an agent is starting or every replica is full.",
+		}, agent),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flint_gateway_rejected_total", Help: "Requests the gateway refused (hold queue full, no capacity, cold-start timeout).",
+		}, append(agent, "reason")),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flint_gateway_retries_total", Help: "Attempts re-sent to another replica, by cause.",
+		}, append(agent, "reason")),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration, m.coldStarts, m.coldStartWait, m.held, m.rejected, m.retries)
+	}
+	return m
+}
+
+// agentMetrics caches one agent's series so the hot path does no label
+// lookups except for the response code.
+type agentMetrics struct {
+	requests      *prometheus.CounterVec
+	duration      prometheus.Observer
+	coldStarts    prometheus.Counter
+	coldStartWait prometheus.Observer
+	held          prometheus.Gauge
+	rejected      *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+	codes         sync.Map // int -> prometheus.Counter
+}
+
+func (m *metrics) forAgent(key platform.AgentKey) *agentMetrics {
+	l := prometheus.Labels{"namespace": key.Namespace, "agent": key.Name}
+	am := &agentMetrics{
+		requests:      m.requests.MustCurryWith(l),
+		duration:      m.duration.With(l),
+		coldStarts:    m.coldStarts.With(l),
+		coldStartWait: m.coldStartWait.With(l),
+		held:          m.held.With(l),
+		rejected:      m.rejected.MustCurryWith(l),
+		retries:       m.retries.MustCurryWith(l),
+	}
+	return am
+}
+
+// countCode counts a response code, creating its series once.
+func (am *agentMetrics) countCode(code int) {
+	c, ok := am.codes.Load(code)
+	if !ok {
+		// Racing initialisations resolve to the same series.
+		c, _ = am.codes.LoadOrStore(code, am.requests.WithLabelValues(strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
+}

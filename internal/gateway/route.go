@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/flint-dev/flint/internal/platform"
+)
+
+// RoutePrefix is the path under which every agent is invoked:
+// /v1/agents/{namespace}/{name}/{rest}.
+const RoutePrefix = "/v1/agents/"
+
+// Route is a parsed invocation path.
+type Route struct {
+	Agent platform.AgentKey
+	// Path and RawPath are what the agent sees: the rest of the path after
+	// the agent's prefix, always starting with "/". RawPath keeps the
+	// client's escaping (e.g. %2F) so the agent receives the same bytes.
+	Path    string
+	RawPath string
+}
+
+// errNotAgentRoute means the path is outside RoutePrefix; other errors mean
+// the path is under it but malformed.
+var errNotAgentRoute = errors.New("not an agent route")
+
+// ParseRoute splits an escaped request path into the agent it names and the
+// path to forward. It refuses what could reach a different agent or escape
+// the agent's prefix after decoding: encoded or empty name segments, names
+// that are not DNS labels, and dot segments anywhere in the rest.
+func ParseRoute(escapedPath string) (Route, error) {
+	rest, ok := strings.CutPrefix(escapedPath, RoutePrefix)
+	if !ok {
+		return Route{}, errNotAgentRoute
+	}
+	ns, rest, _ := strings.Cut(rest, "/")
+	name, rest, hasRest := strings.Cut(rest, "/")
+	if err := checkLabel("namespace", ns); err != nil {
+		return Route{}, err
+	}
+	if err := checkLabel("agent name", name); err != nil {
+		return Route{}, err
+	}
+	raw := "/"
+	if hasRest {
+		raw = "/" + rest
+	}
+	path, err := url.PathUnescape(raw)
+	if err != nil {
+		return Route{}, fmt.Errorf("path %q is not validly escaped: %w", raw, err)
+	}
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return Route{}, fmt.Errorf("path %q has a dot segment; send the resolved path", raw)
+		}
+	}
+	r := Route{Agent: platform.AgentKey{Namespace: ns, Name: name}, Path: path}
+	if raw != path {
+		r.RawPath = raw
+	}
+	return r, nil
+}
+
+func checkLabel(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("the %s is missing: use %s{namespace}/{name}/", what, RoutePrefix)
+	}
+	if msgs := validation.IsDNS1123Label(s); len(msgs) > 0 {
+		return fmt.Errorf("%s %q is invalid: %s", what, truncate(s, 80), msgs[0])
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,176 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/platform"
+)
+
+// rejectedHeader marks a sidecar's capacity refusal: the agent never saw
+// the request, so it is safe to send it to another replica.
+const rejectedHeader = "X-Flint-Rejected"
+
+// Headers on responses that had to wait, so clients and operators can see
+// where latency came from.
+const (
+	coldStartWaitHeader = "X-Flint-Cold-Start-Wait"
+	capacityWaitHeader  = "X-Flint-Queue-Wait"
+)
+
+// call is one client request's routing state, carried in its context from
+// the handler to the transport and the error handler.
+type call struct {
+	key          platform.AgentKey
+	agent        *v1alpha1.Agent
+	st           *agentState
+	route        Route
+	agentTimeout time.Duration
+	coldWait     time.Duration
+	capacityWait time.Duration
+}
+
+type callKey struct{}
+
+func callFrom(ctx context.Context) *call {
+	c, _ := ctx.Value(callKey{}).(*call)
+	return c
+}
+
+// balancingTransport sends each request to one of its agent's ready
+// replicas, and owns everything that may happen before the first byte
+// reaches the client: holding while the agent is cold, choosing a replica,
+// and retrying elsewhere when a replica refuses or cannot be reached.
+type balancingTransport struct {
+	g    *Gateway
+	base *http.Transport
+}
+
+func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := callFrom(req.Context())
+	if c == nil {
+		return nil, errors.New("request did not pass through the gateway handler")
+	}
+	var body *replayBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = newReplayBody(req.Body, t.g.cfg.ReplayBodyLimit)
+	}
+	concurrency := int64(c.agent.Spec.Concurrency)
+	var tried []*backend
+	for {
+		set := c.st.backends(t.g.platform)
+		if len(set.backends) == 0 {
+			if err := t.g.holdCold(req.Context(), c, set); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		b := set.pick(concurrency, tried)
+		if b == nil {
+			if err := t.g.holdForCapacity(req.Context(), c, set, tried); err != nil {
+				return nil, err
+			}
+			tried = tried[:0]
+			continue
+		}
+		res, retry, err := t.attempt(req, c, b, body)
+		if retry != "" && (body == nil || body.replayable()) && req.Context().Err() == nil {
+			c.st.metrics.retries.WithLabelValues(retry).Inc()
+			tried = append(tried, b)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		t.annotate(res, c)
+		return res, nil
+	}
+}
+
+// attempt sends req to b. A non-empty retry names why another replica
+// should be tried; res and err are then meaningless.
+func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, body *replayBody) (res *http.Response, retry string, err error) {
+	out := *req
+	u := *req.URL
+	u.Host = b.Addr
+	out.URL = &u
+	if body != nil {
+		out.Body = body.next()
+		out.GetBody = nil
+	}
+	b.inFlight.Add(1)
+	res, err = t.base.RoundTrip(&out)
+	if err != nil {
+		c.st.release(b)
+		if isConnectFailure(err) {
+			// The replica is going away or not listening; the request never left.
+			b.fullUntil.Store(time.Now().Add(t.g.cfg.FullBackoff).UnixNano())
+			return nil, "connect", err
+		}
+		return nil, "", err
+	}
+	if res.StatusCode == http.StatusServiceUnavailable && res.Header.Get(rejectedHeader) != "" {
+		b.fullUntil.Store(time.Now().Add(t.g.cfg.FullBackoff).UnixNano())
+		if body == nil || body.replayable() {
+			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
+			res.Body.Close()
+			c.st.release(b)
+			return nil, "capacity", nil
+		}
+	}
+	res.Body = &releasingBody{ReadCloser: res.Body, st: c.st, b: b}
+	return res, "", nil
+}
+
+// annotate adds the wait headers to a response that was held.
+func (t *balancingTransport) annotate(res *http.Response, c *call) {
+	if c.coldWait > 0 {
+		c.st.metrics.coldStartWait.Observe(c.coldWait.Seconds())
+		res.Header.Set(coldStartWaitHeader, c.coldWait.Round(time.Microsecond).String())
+	}
+	if c.capacityWait > 0 {
+		res.Header.Set(capacityWaitHeader, c.capacityWait.Round(time.Microsecond).String())
+	}
+}
+
+// isConnectFailure reports errors that happen before any byte of the
+// request reached the replica.
+func isConnectFailure(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// releasingBody gives the replica's slot back when the response ends: at
+// the end of a stream, or when a hijacked (WebSocket) connection closes.
+type releasingBody struct {
+	io.ReadCloser
+	st   *agentState
+	b    *backend
+	done atomic.Bool
+}
+
+func (r *releasingBody) Close() error {
+	err := r.ReadCloser.Close()
+	if r.done.CompareAndSwap(false, true) {
+		r.st.release(r.b)
+	}
+	return err
+}
+
+// Write lets ReverseProxy use a switched-protocol body as a connection.
+func (r *releasingBody) Write(p []byte) (int, error) {
+	if w, ok := r.ReadCloser.(io.Writer); ok {
+		return w.Write(p)
+	}
+	return 0, errors.New("response body is not writable")
+}

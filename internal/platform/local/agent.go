@@ -1,0 +1,88 @@
+package local
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/platform"
+)
+
+// agentRunner keeps an agent's replicas at the scale asked for.
+type agentRunner struct {
+	rt    *Runtime
+	agent *v1alpha1.Agent
+	dir   string
+	env   []string
+
+	desired        atomic.Int32
+	lastInvocation atomic.Int64
+	crashes        atomic.Int64
+
+	mu       sync.Mutex
+	replicas []*replica
+	next     int
+	stops    sync.WaitGroup
+}
+
+// setScale starts or stops replicas until n are running. Stopping ones are
+// taken out of rotation at once and drain in the background.
+func (a *agentRunner) setScale(n int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.desired.Store(n)
+	for int32(len(a.replicas)) < n {
+		a.next++
+		r, err := startReplica(a, a.next)
+		if err != nil {
+			a.rt.log.Error("cannot start replica", "agent", platform.KeyOf(a.agent).String(), "error", err)
+			break
+		}
+		a.replicas = append(a.replicas, r)
+	}
+	for int32(len(a.replicas)) > n {
+		victim := a.victim()
+		a.replicas = removeReplica(a.replicas, victim)
+		a.stops.Add(1)
+		go func() {
+			defer a.stops.Done()
+			victim.stop()
+		}()
+	}
+	a.publishLocked()
+}
+
+// victim picks the replica to stop: one that is not serving if any, else
+// the newest (it has the fewest warm connections and caches).
+func (a *agentRunner) victim() *replica {
+	for _, r := range a.replicas {
+		if !r.ready() {
+			return r
+		}
+	}
+	return a.replicas[len(a.replicas)-1]
+}
+
+func removeReplica(rs []*replica, victim *replica) []*replica {
+	out := rs[:0]
+	for _, r := range rs {
+		if r != victim {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// publish updates the ready-endpoint cache after a readiness change.
+func (a *agentRunner) publish() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.publishLocked()
+}
+
+func (a *agentRunner) publishLocked() {
+	a.rt.endpoints.Set(platform.KeyOf(a.agent), readyEndpoints(a.replicas))
+}
+
+// wait returns when every stopping replica has exited.
+func (a *agentRunner) wait() { a.stops.Wait() }
