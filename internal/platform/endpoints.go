@@ -22,14 +22,15 @@ type endpointEntry struct {
 // it) and a channel closed at the next change.
 func (s *EndpointSet) Get(key AgentKey) ([]Endpoint, <-chan struct{}) {
 	s.mu.RLock()
-	e, ok := s.agents[key]
-	s.mu.RUnlock()
-	if ok {
+	if e, ok := s.agents[key]; ok {
+		defer s.mu.RUnlock()
 		return e.eps, e.changed
 	}
+	s.mu.RUnlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.entry(key).eps, s.entry(key).changed
+	e := s.entry(key)
+	return e.eps, e.changed
 }
 
 // Set replaces key's ready endpoints and wakes waiters if they differ.
