@@ -113,6 +113,18 @@ func (p *prober) probe(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
+// startupProbeOffset is when, after waiting started, start-up probe number
+// attempt runs: at 1/16, 1/8, 1/4 and 1/2 of the probe interval, then at
+// every multiple of it. A fast agent is seen within milliseconds of
+// listening (cold start is agent start + one probe gap), and a slow one
+// costs no more probes than a fixed period after the first interval.
+func startupProbeOffset(attempt int, interval time.Duration) time.Duration {
+	if attempt <= 4 {
+		return interval >> (5 - attempt)
+	}
+	return time.Duration(attempt-4) * interval
+}
+
 // probeLoop probes aggressively until the agent answers, then at the
 // recheck period, marking it unready after ProbeFailureThreshold failures in
 // a row and going back to aggressive probing so recovery is seen quickly.
@@ -120,7 +132,7 @@ func (s *Sidecar) probeLoop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	timeout := s.cfg.ProbeTimeout
-	var failures int
+	var failures, attempt int
 	var waitingSince, lastLog time.Time
 	for {
 		select {
@@ -140,7 +152,7 @@ func (s *Sidecar) probeLoop(ctx context.Context) {
 				s.gate.set(true)
 				s.notifyReady()
 				s.log.Info("agent is ready", "upstream", s.cfg.UpstreamAddr, "waited", time.Since(waitingSince).Round(time.Millisecond))
-				waitingSince, lastLog, failures, timeout = time.Time{}, time.Time{}, 0, s.cfg.ProbeTimeout
+				waitingSince, lastLog, failures, attempt, timeout = time.Time{}, time.Time{}, 0, 0, s.cfg.ProbeTimeout
 				timer.Reset(s.cfg.ProbeRecheckInterval)
 				continue
 			}
@@ -152,7 +164,8 @@ func (s *Sidecar) probeLoop(ctx context.Context) {
 				s.log.Info("waiting for the agent to answer", "upstream", s.cfg.UpstreamAddr,
 					"waited", time.Since(waitingSince).Round(time.Millisecond), "err", err)
 			}
-			timer.Reset(s.cfg.ProbeInterval)
+			attempt++
+			timer.Reset(time.Until(waitingSince.Add(startupProbeOffset(attempt, s.cfg.ProbeInterval))))
 			continue
 		}
 		err := s.prober.probe(ctx, max(recheckTimeout, s.cfg.ProbeTimeout))

@@ -124,3 +124,13 @@ func TestHTTPProbeRedirectCountsAsReady(t *testing.T) {
 	cfg.ProbePath = "/ready"
 	startSidecar(t, cfg, true)
 }
+
+func TestStartupProbeScheduleRampsThenSettles(t *testing.T) {
+	interval := 48 * time.Millisecond
+	want := []time.Duration{3, 6, 12, 24, 48, 96, 144}
+	for i, w := range want {
+		if got := startupProbeOffset(i+1, interval); got != w*time.Millisecond {
+			t.Errorf("attempt %d at %s, want %s", i+1, got, w*time.Millisecond)
+		}
+	}
+}
