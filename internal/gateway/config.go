@@ -36,6 +36,8 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a client's request headers.
 	MaxHeaderBytes int
+	// MaxBodyBytes bounds a request body; larger ones get 413. 0 = no limit.
+	MaxBodyBytes int64
 	// ReplayBodyLimit is how much of a request body is kept so the request
 	// can be retried on another replica; larger bodies are streamed and not
 	// retried once sent.
@@ -54,6 +56,7 @@ func DefaultConfig() Config {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    1 << 20,
+		MaxBodyBytes:      32 << 20,
 		ReplayBodyLimit:   64 << 10,
 	}
 }
@@ -70,6 +73,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read a request's headers")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "idle keep-alive connections from clients are closed after this long")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block accepted")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond it); 0 = no limit")
 	fs.IntVar(&c.ReplayBodyLimit, "replay-body-limit", c.ReplayBodyLimit, "bytes of a request body kept so it can be retried on another replica")
 }
 
@@ -95,8 +99,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s is %s: it must be positive", d.name, d.v))
 		}
 	}
-	if c.FullBackoff < 0 || c.IdleTimeout < 0 || c.MaxHeaderBytes < 0 || c.ReplayBodyLimit < 0 {
-		errs = append(errs, errors.New("-full-backoff, -idle-timeout, -max-header-bytes and -replay-body-limit must not be negative"))
+	if c.FullBackoff < 0 || c.IdleTimeout < 0 || c.MaxHeaderBytes < 0 || c.ReplayBodyLimit < 0 || c.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("-full-backoff, -idle-timeout, -max-header-bytes, -max-body-bytes and -replay-body-limit must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -80,6 +80,11 @@ func errRequestTimeout(key platform.AgentKey, limit time.Duration) *gatewayError
 		message: fmt.Sprintf("agent %s did not answer within timeouts.request (%s)", key, limit)}
 }
 
+func errBodyTooLarge(limit int64) *gatewayError {
+	return &gatewayError{status: http.StatusRequestEntityTooLarge, reason: "BodyTooLarge",
+		message: fmt.Sprintf("request body exceeds the gateway's limit of %d bytes", limit)}
+}
+
 func errUpstream(key platform.AgentKey, err error) *gatewayError {
 	return &gatewayError{status: http.StatusBadGateway, reason: "UpstreamError", agent: key,
 		message: fmt.Sprintf("agent %s could not be reached: %v", key, err)}
@@ -91,6 +96,8 @@ func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	var ge *gatewayError
 	switch {
 	case errors.As(err, &ge):
+	case errors.As(err, new(*http.MaxBytesError)):
+		ge = errBodyTooLarge(g.cfg.MaxBodyBytes)
 	case errors.Is(err, context.DeadlineExceeded) && c != nil:
 		ge = errRequestTimeout(c.key, c.agentTimeout)
 	case errors.Is(err, context.Canceled):
@@ -98,6 +105,8 @@ func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		g.log.Debug("client went away", "path", r.URL.Path)
 		w.WriteHeader(499)
 		return
+	case c == nil:
+		ge = &gatewayError{status: http.StatusBadGateway, reason: "UpstreamError", message: err.Error()}
 	default:
 		ge = errUpstream(c.key, err)
 		g.log.Warn("upstream error", "agent", c.key, "error", err)

@@ -80,6 +80,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errUnknownAgent(route.Agent).write(w)
 		return
 	}
+	if limit := g.cfg.MaxBodyBytes; limit > 0 && r.Body != nil {
+		if r.ContentLength > limit {
+			errBodyTooLarge(limit).write(w)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
 	st := g.state(route.Agent)
 	start := time.Now()
 	st.requests.Add(1)

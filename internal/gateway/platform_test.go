@@ -125,7 +125,11 @@ func startGateway(t *testing.T, p platform.Platform, scaler Scaler, mutate func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gw)
+	// Serve with the gateway's own server settings (header limits and
+	// timeouts), not httptest's defaults.
+	srv := httptest.NewUnstartedServer(gw)
+	srv.Config = gw.Server()
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		gw.Close()

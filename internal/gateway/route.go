@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -53,6 +54,12 @@ func ParseRoute(escapedPath string) (Route, error) {
 	path, err := url.PathUnescape(raw)
 	if err != nil {
 		return Route{}, fmt.Errorf("path %q is not validly escaped: %w", raw, err)
+	}
+	if !utf8.ValidString(path) {
+		return Route{}, fmt.Errorf("path %q is not valid UTF-8 once decoded", raw)
+	}
+	if strings.ContainsAny(path, "\x00\r\n") {
+		return Route{}, fmt.Errorf("path %q has a NUL or line break once decoded", raw)
 	}
 	for seg := range strings.SplitSeq(path, "/") {
 		if seg == "." || seg == ".." {
