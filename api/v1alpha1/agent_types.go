@@ -21,7 +21,11 @@ const (
 // Agent is a workload that Flint runs on demand: it scales to zero when idle,
 // wakes on the first request and scales out under load.
 //
+// The name becomes the name of the agent's Service, hence the DNS-1035 rule.
+//
 // +kubebuilder:object:root=true
+// +kubebuilder:resource:categories=flint
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="name must be a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit"
 // +kubebuilder:subresource:status
 // +kubebuilder:subresource:scale:specpath=.spec.scaling.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
@@ -37,6 +41,17 @@ type Agent struct {
 	Status AgentStatus `json:"status,omitempty"`
 }
 
+// The CEL rules on these types mirror validation.go, message for message, so
+// a cluster refuses exactly what local mode refuses. Rules that compare two
+// fields live on their closest common parent and point fieldPath at the field
+// to change. Integer ranges are CEL rules rather than minimum/maximum: the API
+// server would report both, and only the rule's message says what to do.
+// (Developer notes sit in a block of their own, apart from the doc comment,
+// so they stay out of the CRD's descriptions; controller-gen reads markers
+// from both blocks.)
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.scaling) || !has(self.scaling.target) || !has(self.concurrency) || self.concurrency == 0 || self.scaling.target <= self.concurrency",message="target must not exceed concurrency: replicas can never hold more",messageExpression="'target (' + string(self.scaling.target) + ') must not exceed concurrency (' + string(self.concurrency) + '): replicas can never hold more'",fieldPath=".scaling.target"
+
 // AgentSpec describes how to run an agent and how far to scale it.
 type AgentSpec struct {
 	// Protocol the agent speaks: http (default), mcp or a2a. It turns on
@@ -51,19 +66,28 @@ type AgentSpec struct {
 
 	// Concurrency is the hard cap of in-flight requests per replica; 0 means unlimited.
 	// +optional
-	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:XValidation:rule="self >= 0",message="concurrency must be 0 (unlimited) or a positive cap"
 	Concurrency int32 `json:"concurrency,omitempty"`
 
 	// Scaling bounds and tuning of the autoscaler.
 	// +optional
+	// +kubebuilder:default={}
 	Scaling Scaling `json:"scaling,omitempty"`
 
 	// Timeouts for requests and cold starts.
 	// +optional
+	// +kubebuilder:default={}
 	Timeouts Timeouts `json:"timeouts,omitempty"`
+
+	// Public lets anyone invoke the agent when the gateway requires
+	// authentication (API keys or JWTs); other agents need credentials.
+	// +optional
+	Public bool `json:"public,omitempty"`
 }
 
 // AgentContainer is the subset of a core/v1 Container that an agent needs.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.image) && size(self.image) > 0) || (has(self.command) && size(self.command) > 0)",message="set image (or command) so there is something to run",fieldPath=".image"
 type AgentContainer struct {
 	// Image is the container image used on Kubernetes.
 	// +optional
@@ -74,9 +98,8 @@ type AgentContainer struct {
 	// Args are passed to the command.
 	// +optional
 	Args []string `json:"args,omitempty"`
-	// Port is the port the agent listens on; the environment variable PORT is set to it.
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=65535
+	// Port is the port the agent listens on (1-65535); the environment variable PORT is set to it.
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 65535",message="set port to the TCP port the agent listens on (1-65535)"
 	Port int32 `json:"port"`
 	// Env sets environment variables for the agent.
 	// +optional
@@ -90,27 +113,50 @@ type AgentContainer struct {
 	ReadinessProbe *corev1.Probe `json:"readinessProbe,omitempty"`
 }
 
-// Scaling holds the autoscaler's bounds and windows.
+// Each duration has a format rule and a value rule; the value rule passes on
+// a malformed string so that only the format message is shown rather than a
+// CEL evaluation error. The schema has no duration format of its own, and
+// MaxLength bounds the regular expression's estimated cost.
+//
+// maxReplicas and target have no CRD default: theirs depend on other fields
+// (max(10, minReplicas); 70% of concurrency) and are applied by Default().
+// Without a maxReplicas default, minReplicas: 20 alone stays valid, as locally.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas",messageExpression="'minReplicas (' + string(self.minReplicas) + ') must not exceed maxReplicas (' + string(self.maxReplicas) + ')'",fieldPath=".minReplicas"
+
+// Scaling holds the autoscaler's bounds and windows. Durations are written
+// like 30s, 5m or 1h30m.
 type Scaling struct {
 	// MinReplicas is the floor; 0 lets the agent scale to zero.
 	// +optional
-	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:XValidation:rule="self >= 0",message="minReplicas must not be negative"
 	MinReplicas *int32 `json:"minReplicas,omitempty"`
-	// MaxReplicas is the ceiling.
+	// MaxReplicas is the ceiling. Defaults to 10, or minReplicas when that is larger.
 	// +optional
-	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:XValidation:rule="self >= 1",message="maxReplicas must be at least 1"
 	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
 	// Target is the number of in-flight requests per replica the autoscaler aims for.
 	// Defaults to 70% of concurrency, or 100 when concurrency is unlimited.
 	// +optional
-	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:XValidation:rule="self >= 1",message="target must be at least 1"
 	Target *int32 `json:"target,omitempty"`
 	// ScaleToZeroAfter is how long an agent must be idle before its last replica goes.
 	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$')",message="scaleToZeroAfter must be a duration such as 30s, 5m or 1h30m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$') || duration(self) > duration('0s')",message="scaleToZeroAfter must be positive"
 	ScaleToZeroAfter *metav1.Duration `json:"scaleToZeroAfter,omitempty"`
-	// StableWindow is the autoscaler's averaging window; there is no scale-down
-	// within this long of a scale-up.
+	// StableWindow is the autoscaler's averaging window (6s to 1h); there is no
+	// scale-down within this long of a scale-up.
 	// +optional
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$')",message="stableWindow must be a duration such as 60s, 5m or 1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$') || (duration(self) >= duration('6s') && duration(self) <= duration('1h'))",message="stableWindow must be between 6s and 1h0m0s",messageExpression="'stableWindow must be between 6s and 1h0m0s, not ' + self"
 	StableWindow *metav1.Duration `json:"stableWindow,omitempty"`
 	// Replicas is the autoscaler's current decision, written through the scale
 	// subresource. Users do not set it.
@@ -122,9 +168,19 @@ type Scaling struct {
 type Timeouts struct {
 	// Request is the longest a request (including a stream) may run.
 	// +optional
+	// +kubebuilder:default="300s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$')",message="request timeout must be a duration such as 300s or 10m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$') || duration(self) > duration('0s')",message="request timeout must be positive"
 	Request *metav1.Duration `json:"request,omitempty"`
 	// ColdStart is the longest a request is held while the agent scales from zero.
 	// +optional
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$')",message="coldStart timeout must be a duration such as 60s or 2m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$') || duration(self) > duration('0s')",message="coldStart timeout must be positive"
 	ColdStart *metav1.Duration `json:"coldStart,omitempty"`
 }
 

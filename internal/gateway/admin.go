@@ -39,7 +39,10 @@ func (g *Gateway) adminMux(reg prometheus.Registerer) *http.ServeMux {
 	return mux
 }
 
-func (g *Gateway) listAgents(w http.ResponseWriter, _ *http.Request) {
+func (g *Gateway) listAgents(w http.ResponseWriter, r *http.Request) {
+	if !g.authenticated(w, r) {
+		return
+	}
 	agents := g.platform.Agents()
 	out := make([]AgentSummary, 0, len(agents))
 	for _, a := range agents {

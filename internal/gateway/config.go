@@ -38,6 +38,8 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds a request body; larger ones get 413. 0 = no limit.
 	MaxBodyBytes int64
+	// Auth turns on authentication of invocations.
+	Auth AuthConfig
 	// ReplayBodyLimit is how much of a request body is kept so the request
 	// can be retried on another replica; larger bodies are streamed and not
 	// retried once sent.
@@ -74,6 +76,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "idle keep-alive connections from clients are closed after this long")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block accepted")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond it); 0 = no limit")
+	c.Auth.RegisterFlags(fs)
 	fs.IntVar(&c.ReplayBodyLimit, "replay-body-limit", c.ReplayBodyLimit, "bytes of a request body kept so it can be retried on another replica")
 }
 

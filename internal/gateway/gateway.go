@@ -35,7 +35,9 @@ type Gateway struct {
 	proxy    *httputil.ReverseProxy
 	base     *http.Transport
 	admin    *http.ServeMux
-	agents   sync.Map // platform.AgentKey -> *agentState
+	auth     *authenticator // nil when authentication is off
+	agents   sync.Map       // platform.AgentKey -> *agentState
+	stop     context.CancelFunc
 }
 
 // New builds a gateway over p. scaler may be nil; reg may be nil to skip
@@ -45,6 +47,13 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, platform: p, scaler: scaler, log: log, metrics: newMetrics(reg)}
+	ctx, stop := context.WithCancel(context.Background())
+	auth, err := newAuthenticator(ctx, cfg.Auth)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	g.auth, g.stop = auth, stop
 	g.base = &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          10000,
@@ -76,6 +85,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	agent, ok := g.platform.Agent(route.Agent)
+	// Authenticate before answering 404, so callers without credentials
+	// cannot probe which agents exist.
+	if !(ok && agent.Spec.Public) && !g.authenticated(w, r) {
+		return
+	}
 	if !ok {
 		errUnknownAgent(route.Agent).write(w)
 		return
@@ -138,8 +152,11 @@ func (g *Gateway) Server() *http.Server {
 	}
 }
 
-// Close releases idle connections to replicas.
-func (g *Gateway) Close() { g.base.CloseIdleConnections() }
+// Close releases idle connections to replicas and stops background work.
+func (g *Gateway) Close() {
+	g.stop()
+	g.base.CloseIdleConnections()
+}
 
 // statusRecorder remembers the response code for metrics; Unwrap lets
 // ReverseProxy flush streams and hijack upgraded connections through it.

@@ -143,3 +143,5 @@ type counter struct{ n atomic.Int64 }
 func (c *counter) handler(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { c.n.Add(1); h(w, r) }
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
