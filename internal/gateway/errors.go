@@ -80,6 +80,11 @@ func errRequestTimeout(key platform.AgentKey, limit time.Duration) *gatewayError
 		message: fmt.Sprintf("agent %s did not answer within timeouts.request (%s)", key, limit)}
 }
 
+func errAgentFailing(key platform.AgentKey, reason, message string, retryAfter time.Duration) *gatewayError {
+	return &gatewayError{status: http.StatusServiceUnavailable, reason: reason, agent: key, retryAfter: retryAfter,
+		message: fmt.Sprintf("agent %s is failing: %s; check its logs and spec", key, message)}
+}
+
 func errBodyTooLarge(limit int64) *gatewayError {
 	return &gatewayError{status: http.StatusRequestEntityTooLarge, reason: "BodyTooLarge",
 		message: fmt.Sprintf("request body exceeds the gateway's limit of %d bytes", limit)}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/flint-dev/flint/internal/platform"
 )
 
 // holdCold is the activator: it holds a request while the agent has no
@@ -29,22 +31,58 @@ func (g *Gateway) holdCold(ctx context.Context, c *call, set *backendSet) error 
 	if remaining <= 0 {
 		return g.coldTimeout(c)
 	}
+	if err := g.failing(c); err != nil {
+		return err
+	}
 	start := time.Now()
 	timer := time.NewTimer(remaining)
 	defer timer.Stop()
+	// A crash loop does not change the ready set; look at the platform's
+	// health now and then so held requests learn of it.
+	recheck := time.NewTicker(failureRecheck)
+	defer recheck.Stop()
 	var err error
-	select {
-	case <-set.changed:
-	case <-timer.C:
-		err = errColdStartTimeoutMarker
-	case <-ctx.Done():
-		err = ctx.Err()
+wait:
+	for {
+		select {
+		case <-set.changed:
+			break wait
+		case <-timer.C:
+			err = errColdStartTimeoutMarker
+			break wait
+		case <-recheck.C:
+			if err = g.failing(c); err != nil {
+				break wait
+			}
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		}
 	}
 	c.coldWait += time.Since(start)
 	if err == errColdStartTimeoutMarker {
 		return g.coldTimeout(c)
 	}
 	return err
+}
+
+// failureRecheck is how often a held request asks the platform whether the
+// agent is failing.
+const failureRecheck = time.Second
+
+// failing returns the error for an agent the platform reports as failing.
+func (g *Gateway) failing(c *call) error {
+	fr, ok := g.platform.(platform.FailureReporter)
+	if !ok {
+		return nil
+	}
+	reason, message, failing := fr.Failure(c.key)
+	if !failing {
+		return nil
+	}
+	c.st.rejected.Add(1)
+	c.st.metrics.rejected.WithLabelValues("agent_failing").Inc()
+	return errAgentFailing(c.key, reason, message, g.cfg.RetryAfter)
 }
 
 // errColdStartTimeoutMarker distinguishes the hold's own timer from the

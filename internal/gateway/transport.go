@@ -14,7 +14,8 @@ import (
 	"github.com/flint-dev/flint/internal/platform"
 )
 
-// rejectedHeader marks a sidecar's capacity refusal: the agent never saw
+// rejectedHeader marks a sidecar answer the agent never saw (capacity,
+// not ready, shutting down, agent unreachable):
 // the request, so it is safe to send it to another replica.
 const rejectedHeader = "X-Flint-Rejected"
 
@@ -116,13 +117,15 @@ func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, bod
 		}
 		return nil, "", err
 	}
-	if res.StatusCode == http.StatusServiceUnavailable && res.Header.Get(rejectedHeader) != "" {
+	// The sidecar marks every answer the agent never saw (full, not ready,
+	// shutting down, agent unreachable); those are safe to send elsewhere.
+	if res.Header.Get(rejectedHeader) != "" {
 		b.fullUntil.Store(time.Now().Add(t.g.cfg.FullBackoff).UnixNano())
 		if body == nil || body.replayable() {
 			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
 			res.Body.Close()
 			c.st.release(b)
-			return nil, "capacity", nil
+			return nil, "rejected_" + res.Header.Get(rejectedHeader), nil
 		}
 	}
 	res.Body = &releasingBody{ReadCloser: res.Body, st: c.st, b: b}

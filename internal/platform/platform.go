@@ -52,3 +52,13 @@ type Platform interface {
 	// be cheap: implementations coalesce and persist asynchronously.
 	RecordInvocation(key AgentKey, t time.Time)
 }
+
+// FailureReporter is implemented by platforms that can tell why an agent
+// cannot serve (its processes crash at start, its image cannot be pulled),
+// so the gateway answers at once with the reason instead of holding
+// requests until the cold-start timeout.
+type FailureReporter interface {
+	// Failure returns a short reason (e.g. CrashLoopBackOff) and a message
+	// for a person; failing is false while the agent is healthy or starting.
+	Failure(key AgentKey) (reason, message string, failing bool)
+}

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -17,7 +18,11 @@ type agentRunner struct {
 
 	desired        atomic.Int32
 	lastInvocation atomic.Int64
-	crashes        atomic.Int64
+	crashes        atomic.Int64 // consecutive failures to start or stay up, reset on readiness
+
+	failMu      sync.Mutex
+	failReason  string
+	failMessage string
 
 	mu       sync.Mutex
 	replicas []*replica
@@ -82,6 +87,34 @@ func (a *agentRunner) publish() {
 
 func (a *agentRunner) publishLocked() {
 	a.rt.endpoints.Set(platform.KeyOf(a.agent), readyEndpoints(a.replicas))
+}
+
+// crashLoopAfter is how many failures in a row, with no ready replica,
+// make an agent "failing": held requests are then refused with the reason
+// rather than held until the cold-start timeout.
+const crashLoopAfter = 3
+
+func (a *agentRunner) noteFailure(reason, message string) {
+	a.crashes.Add(1)
+	a.failMu.Lock()
+	a.failReason, a.failMessage = reason, message
+	a.failMu.Unlock()
+}
+
+func (a *agentRunner) noteHealthy() { a.crashes.Store(0) }
+
+// failure reports a crash loop.
+func (a *agentRunner) failure() (reason, message string, failing bool) {
+	n := a.crashes.Load()
+	if n < crashLoopAfter {
+		return "", "", false
+	}
+	if eps, _ := a.rt.endpoints.Get(platform.KeyOf(a.agent)); len(eps) > 0 {
+		return "", "", false
+	}
+	a.failMu.Lock()
+	defer a.failMu.Unlock()
+	return a.failReason, fmt.Sprintf("%s (%d failures in a row)", a.failMessage, n), true
 }
 
 // wait returns when every stopping replica has exited.

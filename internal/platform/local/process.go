@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -91,6 +92,7 @@ type prefixWriter struct {
 	out    io.Writer
 	prefix []byte
 	buf    []byte
+	last   string // the last line, for failure messages
 }
 
 func (w *prefixWriter) Write(p []byte) (int, error) {
@@ -113,7 +115,17 @@ func (w *prefixWriter) Write(p []byte) (int, error) {
 func (w *prefixWriter) emit(line []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if l := strings.TrimSpace(string(line)); l != "" {
+		w.last = l
+	}
 	_, _ = w.out.Write(append(append([]byte(nil), w.prefix...), line...))
+}
+
+// lastLine returns the last non-empty line written.
+func (w *prefixWriter) lastLine() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
 }
 
 // environ builds a replica's environment: Flint's own, then the agent's,

@@ -62,6 +62,9 @@ func startReplica(a *agentRunner, index int) (*replica, error) {
 	cfg := a.rt.sidecarConfig(a.agent, port)
 	cfg.OnReadyChange = func(ready bool) {
 		r.sidecarReady.Store(ready)
+		if ready {
+			a.noteHealthy()
+		}
 		r.onChange()
 	}
 	sc, err := proxy.New(cfg, r.log)
@@ -94,6 +97,7 @@ func (r *replica) supervise() {
 		p, err := startProcess(argv, r.agent.dir, environ(r.agent.env, r.port, r.agent.agent.Name, r.name), out)
 		if err != nil {
 			r.log.Error("agent process failed to start", "error", err)
+			r.agent.noteFailure("StartError", err.Error())
 		} else {
 			r.mu.Lock()
 			r.proc = p
@@ -113,12 +117,16 @@ func (r *replica) supervise() {
 				return
 			}
 			r.log.Warn("agent process exited", "code", p.exitCode(), "after", time.Since(started).Round(time.Millisecond))
+			msg := "the agent process exited with " + p.exitCode()
+			if last := out.lastLine(); last != "" {
+				msg += "; its last output: " + last
+			}
+			r.agent.noteFailure("CrashLoopBackOff", msg)
 		}
 		if time.Since(started) > cfg.StableRun {
 			backoff = cfg.RestartBackoff
 		}
 		r.log.Info("restarting agent process", "in", backoff)
-		r.agent.crashes.Add(1)
 		select {
 		case <-time.After(backoff):
 		case <-r.stopped():

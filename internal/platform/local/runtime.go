@@ -30,7 +30,10 @@ type Runtime struct {
 	stopping  sync.WaitGroup
 }
 
-var _ platform.Platform = (*Runtime)(nil)
+var (
+	_ platform.Platform        = (*Runtime)(nil)
+	_ platform.FailureReporter = (*Runtime)(nil)
+)
 
 // New prepares a runtime for the loaded agents; nothing runs until the
 // autoscaler (or a caller) sets a scale.
@@ -136,6 +139,15 @@ func (rt *Runtime) RecordInvocation(key platform.AgentKey, t time.Time) {
 	if a, ok := rt.agents[key]; ok {
 		a.lastInvocation.Store(t.UnixNano())
 	}
+}
+
+// Failure implements platform.FailureReporter: an agent whose processes
+// keep failing to start or stay up, with no ready replica, is failing.
+func (rt *Runtime) Failure(key platform.AgentKey) (reason, message string, failing bool) {
+	if a, ok := rt.agents[key]; ok {
+		return a.failure()
+	}
+	return "", "", false
 }
 
 // LastInvocation is when a request last reached the agent (zero if never).
