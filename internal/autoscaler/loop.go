@@ -67,6 +67,11 @@ type agentState struct {
 	// per agent and a poke during it asks for one more round.
 	activating atomic.Bool
 	repoke     atomic.Bool
+	// tickMu serialises ticks of this agent: the regular tick and the
+	// early ones a poke under pressure asks for (snapshots is theirs).
+	tickMu sync.Mutex
+	// lastEarly (unix nanos) rate-limits early ticks.
+	lastEarly atomic.Int64
 }
 
 // NewLoop returns a Loop. d may be nil (no gateway demand); reg may be nil (no
@@ -175,6 +180,8 @@ func (l *Loop) state(key platform.AgentKey, spec Spec) *agentState {
 
 // tickAgent scrapes one agent's replicas, decides and applies.
 func (l *Loop) tickAgent(ctx context.Context, st *agentState, spec Spec) {
+	st.tickMu.Lock()
+	defer st.tickMu.Unlock()
 	start := time.Now()
 	eps, _ := l.platform.ReadyEndpoints(st.key)
 	samples, snapshots, errs := l.scraper.scrapeAll(ctx, eps, st.snapshots)

@@ -387,3 +387,35 @@ func TestHistoryKeepsDistinctDecisionsInOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestLoopPokeUnderPressureDecidesEarly(t *testing.T) {
+	sidecar := newFakeSidecar(t, 10) // full: concurrency 10
+	synctest.Test(t, func(t *testing.T) {
+		agent := testAgent("busy", 10, 1, 20)
+		key := platform.KeyOf(agent)
+		p := newFakePlatform(agent)
+		p.SetScale(context.Background(), key, 1)
+		p.setReady(key, sidecar.endpoint("busy-0"))
+		gw := &fakeGateway{}
+		gw.set(key, Demand{RequestsTotal: 100, LastRequest: time.Now()})
+		l := startLoop(t, p, gw, nil)
+		synctest.Wait() // the first tick
+		before := len(p.scaleCalls())
+
+		time.Sleep(time.Second) // mid-tick, every replica full and requests held
+		gw.set(key, Demand{Held: 40, RequestsTotal: 200, LastRequest: time.Now()})
+		poked := time.Now()
+		l.Poke(key)
+		synctest.Wait()
+		calls := p.scaleCalls()
+		if len(calls) != before+1 || !calls[len(calls)-1].at.Equal(poked) || calls[len(calls)-1].n <= 1 {
+			t.Fatalf("scale calls %+v, want a scale-up at the poke (%v), before the next tick", calls, poked)
+		}
+		// Pokes within a quarter tick of an early decision are coalesced.
+		l.Poke(key)
+		synctest.Wait()
+		if n := len(l.Decisions(key)); n > len(calls)+1 {
+			t.Errorf("%d decisions after a second poke at once, want no new early tick", n)
+		}
+	})
+}

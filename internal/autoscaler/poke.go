@@ -9,7 +9,9 @@ import (
 
 // Poke tells the Loop that the gateway is holding a request for key. If the
 // agent has no replicas asked for, the Loop asks for one at once instead of
-// at the next tick. Poke never blocks: pokes are coalesced per agent and
+// at the next tick. If it has replicas (every one is full), the Loop decides
+// early, at most every quarter tick, so a step of load is met within the
+// tick rather than at its end. Poke never blocks: pokes are coalesced per agent and
 // served by Run; pokes before Run starts are served when it does.
 func (l *Loop) Poke(key platform.AgentKey) {
 	l.pokeMu.Lock()
@@ -73,19 +75,36 @@ func (l *Loop) startActivation(ctx context.Context, key platform.AgentKey) {
 	})
 }
 
-// activate asks for the first replica if the agent has none.
+// activate asks for the first replica if the agent has none, and otherwise
+// runs an early tick (rate-limited) because requests are waiting.
 func (l *Loop) activate(ctx context.Context, st *agentState) {
 	if ctx.Err() != nil {
 		return
 	}
+	if l.activateFromZero(ctx, st) {
+		return
+	}
+	now := l.cfg.Now().UnixNano()
+	last := st.lastEarly.Load()
+	if now-last < int64(l.cfg.Tick/4) || !st.lastEarly.CompareAndSwap(last, now) {
+		return
+	}
+	if a := l.platformAgent(st.key); a != nil {
+		l.tickAgent(ctx, st, SpecOf(a))
+	}
+}
+
+// activateFromZero asks for one replica when none is asked for.
+func (l *Loop) activateFromZero(ctx context.Context, st *agentState) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	dec, ok := st.decider.Poke(l.cfg.Now(), l.platform.Replicas(st.key))
 	if !ok {
-		return
+		return false // replicas exist: the caller decides early instead
 	}
 	l.metrics.pokes.WithLabelValues(st.key.Namespace, st.key.Name).Inc()
 	l.apply(ctx, st, dec)
+	return true
 }
 
 // platformAgent finds an agent by key.

@@ -112,6 +112,10 @@ func (g *Gateway) holdForCapacity(ctx context.Context, c *call, set *backendSet,
 		return errHoldFull(c.key, g.cfg.RetryAfter)
 	}
 	defer leave()
+	if g.scaler != nil {
+		// Every replica is full: let the autoscaler decide now, not at its next tick.
+		g.scaler.Poke(c.key)
+	}
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, remaining)
 	defer cancel()
