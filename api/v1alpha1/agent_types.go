@@ -25,7 +25,7 @@ const (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:categories=flint
-// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="name must be a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit"
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit"
 // +kubebuilder:subresource:status
 // +kubebuilder:subresource:scale:specpath=.spec.scaling.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
@@ -50,7 +50,7 @@ type Agent struct {
 // so they stay out of the CRD's descriptions; controller-gen reads markers
 // from both blocks.)
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.scaling) || !has(self.scaling.target) || !has(self.concurrency) || self.concurrency == 0 || self.scaling.target <= self.concurrency",message="target must not exceed concurrency: replicas can never hold more",messageExpression="'target (' + string(self.scaling.target) + ') must not exceed concurrency (' + string(self.concurrency) + '): replicas can never hold more'",fieldPath=".scaling.target"
+// +kubebuilder:validation:XValidation:rule="!has(self.scaling) || !has(self.scaling.target) || !has(self.concurrency) || self.concurrency == 0 || self.scaling.target <= self.concurrency",message="target must not exceed concurrency: replicas can never hold more",messageExpression="'target (%d) must not exceed concurrency (%d): replicas can never hold more'.format([self.scaling.target, self.concurrency])",fieldPath=".scaling.target"
 
 // AgentSpec describes how to run an agent and how far to scale it.
 type AgentSpec struct {
@@ -87,7 +87,7 @@ type AgentSpec struct {
 
 // AgentContainer is the subset of a core/v1 Container that an agent needs.
 //
-// +kubebuilder:validation:XValidation:rule="(has(self.image) && size(self.image) > 0) || (has(self.command) && size(self.command) > 0)",message="set image (or command) so there is something to run",fieldPath=".image"
+// +kubebuilder:validation:XValidation:rule="(has(self.image) && size(self.image) > 0) || (has(self.command) && size(self.command) > 0)",message="set image (or command) so there is something to run",fieldPath=".image",reason="FieldValueRequired"
 type AgentContainer struct {
 	// Image is the container image used on Kubernetes.
 	// +optional
@@ -121,8 +121,11 @@ type AgentContainer struct {
 // maxReplicas and target have no CRD default: theirs depend on other fields
 // (max(10, minReplicas); 70% of concurrency) and are applied by Default().
 // Without a maxReplicas default, minReplicas: 20 alone stays valid, as locally.
+// replicas defaults to 0 because the API server answers GET agents/scale
+// with an internal error when the spec replicas path is missing; 0 and
+// unset mean the same (clamped up to minReplicas).
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas",messageExpression="'minReplicas (' + string(self.minReplicas) + ') must not exceed maxReplicas (' + string(self.maxReplicas) + ')'",fieldPath=".minReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas",messageExpression="'minReplicas (%d) must not exceed maxReplicas (%d)'.format([self.minReplicas, self.maxReplicas])",fieldPath=".minReplicas"
 
 // Scaling holds the autoscaler's bounds and windows. Durations are written
 // like 30s, 5m or 1h30m.
@@ -156,11 +159,13 @@ type Scaling struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$')",message="stableWindow must be a duration such as 60s, 5m or 1h"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$') || (duration(self) >= duration('6s') && duration(self) <= duration('1h'))",message="stableWindow must be between 6s and 1h0m0s",messageExpression="'stableWindow must be between 6s and 1h0m0s, not ' + self"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?(0|([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+)$') || (duration(self) >= duration('6s') && duration(self) <= duration('1h'))",message="stableWindow must be between 6s and 1h0m0s"
 	StableWindow *metav1.Duration `json:"stableWindow,omitempty"`
 	// Replicas is the autoscaler's current decision, written through the scale
-	// subresource. Users do not set it.
+	// subresource. Users do not set it. It is 0 until the autoscaler first
+	// decides; the replicas that run are always clamped to [minReplicas, maxReplicas].
 	// +optional
+	// +kubebuilder:default=0
 	Replicas *int32 `json:"replicas,omitempty"`
 }
 

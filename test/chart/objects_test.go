@@ -1,0 +1,207 @@
+package chart
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/flint-dev/flint/internal/cli"
+	"github.com/flint-dev/flint/internal/controller"
+)
+
+func convert[T any](t *testing.T, u *unstructured.Unstructured) *T {
+	t.Helper()
+	out := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, out, true); err != nil {
+		t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+	return out
+}
+
+// rule is one RBAC rule flattened to a comparable string.
+func rules(rs []rbacv1.PolicyRule) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, fmt.Sprintf("%s %s %s", strings.Join(r.APIGroups, ","),
+			strings.Join(r.Resources, ","), strings.Join(r.Verbs, ",")))
+	}
+	return out
+}
+
+// TestRBACIsLeastPrivilege pins every rule the chart grants. A change here
+// is a change of what Flint may do in users' clusters: review it as such.
+func TestRBACIsLeastPrivilege(t *testing.T) {
+	objs := render(t, nil)
+	want := map[string][]string{
+		"ClusterRole/rel-flint-manager": {
+			"flint.dev agents get,list,watch,update,patch",
+			"flint.dev agents/status get,update,patch",
+			"flint.dev agents/scale get,update,patch",
+			"flint.dev agents/finalizers update",
+			"apps deployments get,list,watch,create,update,patch,delete",
+			" services get,list,watch,create,update,patch,delete",
+			" pods get,list,watch",
+			"discovery.k8s.io endpointslices get,list,watch",
+			" events create,patch",
+			"events.k8s.io events create,patch",
+		},
+		"Role/rel-flint-manager-leader-election": {
+			"coordination.k8s.io leases get,create,update",
+			" events create,patch",
+		},
+		"ClusterRole/rel-flint-gateway": {
+			"flint.dev agents get,list,watch",
+			"flint.dev agents/status patch",
+			"discovery.k8s.io endpointslices get,list,watch",
+		},
+	}
+	for _, kind := range []string{"ClusterRole", "Role"} {
+		for _, u := range find(objs, kind) {
+			key := kind + "/" + u.GetName()
+			role := convert[rbacv1.ClusterRole](t, u) // Role has the same shape
+			for _, r := range role.Rules {
+				all := slices.Concat(r.APIGroups, r.Resources, r.Verbs, r.ResourceNames)
+				if slices.Contains(all, "*") || len(r.NonResourceURLs) > 0 {
+					t.Errorf("%s has a wildcard or non-resource rule: %+v", key, r)
+				}
+				if slices.Contains(r.Resources, "secrets") || slices.ContainsFunc(r.Verbs, func(v string) bool {
+					return v == "escalate" || v == "bind" || v == "impersonate"
+				}) {
+					t.Errorf("%s grants secrets or privilege escalation: %+v", key, r)
+				}
+			}
+			got := rules(role.Rules)
+			if !slices.Equal(got, want[key]) {
+				t.Errorf("%s rules:\n  %s\nwant\n  %s", key, strings.Join(got, "\n  "), strings.Join(want[key], "\n  "))
+			}
+			delete(want, key)
+		}
+	}
+	for key := range want {
+		t.Errorf("%s not rendered", key)
+	}
+
+	// Bindings give each role to its own ServiceAccount only.
+	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+		for _, u := range find(objs, kind) {
+			b := convert[rbacv1.RoleBinding](t, u)
+			component := u.GetLabels()["app.kubernetes.io/component"]
+			if len(b.Subjects) != 1 || b.Subjects[0].Kind != "ServiceAccount" ||
+				b.Subjects[0].Name != "rel-flint-"+component || b.Subjects[0].Namespace != releaseNamespace {
+				t.Errorf("%s %s binds %+v", kind, u.GetName(), b.Subjects)
+			}
+		}
+	}
+
+	if n := len(find(render(t, map[string]any{"rbac": map[string]any{"create": false}}), "ClusterRole")); n != 0 {
+		t.Errorf("rbac.create=false still renders %d ClusterRoles", n)
+	}
+}
+
+// TestNetworkPolicy checks the policy selects agent pods by the labels the
+// manager sets and opens only the ports it uses, to the gateway and manager.
+func TestNetworkPolicy(t *testing.T) {
+	if n := len(find(render(t, map[string]any{"networkPolicy": map[string]any{"enabled": false}}), "NetworkPolicy")); n != 0 {
+		t.Errorf("networkPolicy.enabled=false renders %d NetworkPolicies", n)
+	}
+	objs := render(t, map[string]any{"networkPolicy": map[string]any{"agentNamespaces": []any{"team-a", "team-b"}}})
+	nps := find(objs, "NetworkPolicy")
+	var namespaces []string
+	for _, u := range nps {
+		namespaces = append(namespaces, u.GetNamespace())
+		np := convert[networkingv1.NetworkPolicy](t, u)
+		sel := np.Spec.PodSelector
+		if sel.MatchLabels[controller.LabelManagedBy] != controller.ManagedByValue ||
+			len(sel.MatchExpressions) != 1 || sel.MatchExpressions[0].Key != controller.LabelAgent {
+			t.Errorf("policy in %s selects %+v, not the manager's agent pod labels", u.GetNamespace(), sel)
+		}
+		if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+			t.Errorf("policy types %v", np.Spec.PolicyTypes)
+		}
+		if len(np.Spec.Ingress) != 2 {
+			t.Fatalf("want 2 ingress rules (gateway, manager), got %+v", np.Spec.Ingress)
+		}
+		for i, want := range []struct {
+			component string
+			port      int
+		}{{"gateway", controller.ServingPort}, {"manager", controller.AdminPort}} {
+			in := np.Spec.Ingress[i]
+			if len(in.From) != 1 || len(in.Ports) != 1 {
+				t.Fatalf("rule %d: %+v", i, in)
+			}
+			from := in.From[0]
+			if from.PodSelector.MatchLabels["app.kubernetes.io/component"] != want.component ||
+				from.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != releaseNamespace {
+				t.Errorf("rule %d admits %+v, want the %s pods of %s", i, from, want.component, releaseNamespace)
+			}
+			if in.Ports[0].Port.IntValue() != want.port {
+				t.Errorf("rule %d opens port %v, want %d", i, in.Ports[0].Port, want.port)
+			}
+		}
+	}
+	if !slices.Equal(namespaces, []string{"team-a", "team-b"}) {
+		t.Errorf("policies in %v, want one in each agent namespace", namespaces)
+	}
+}
+
+// TestArgsParse feeds the rendered container args to the real `flint`
+// command line (with -h appended, so it stops after parsing): an unknown
+// flag or a malformed value fails here rather than in a crash-looping pod.
+func TestArgsParse(t *testing.T) {
+	objs := render(t, map[string]any{
+		"gateway": map[string]any{"publicURL": "https://agents.example.com/"},
+		"manager": map[string]any{"extraArgs": []any{"--namespaces=team-a"}},
+	})
+	for _, name := range []string{"rel-flint-manager", "rel-flint-gateway"} {
+		d := convert[appsv1.Deployment](t, one(t, objs, "Deployment", name))
+		c := d.Spec.Template.Spec.Containers[0]
+		var stderr bytes.Buffer
+		if code := cli.Main(append(slices.Clone(c.Args), "-h"), &bytes.Buffer{}, &stderr); code != 0 {
+			t.Errorf("%s args %q: flint exits %d:\n%s", name, c.Args, code, firstLine(stderr.String()))
+		}
+		sc := c.SecurityContext
+		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s container security context %+v", name, sc)
+		}
+		if psc := d.Spec.Template.Spec.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+			t.Errorf("%s does not run as non-root", name)
+		}
+	}
+	mgr := convert[appsv1.Deployment](t, one(t, objs, "Deployment", "rel-flint-manager"))
+	args := mgr.Spec.Template.Spec.Containers[0].Args
+	for _, want := range []string{
+		"manager", "--leader-elect=true", "--sidecar-image=ghcr.io/flint-dev/flint:0.1.0",
+		"--gateway-url=https://agents.example.com", "--namespaces=team-a",
+	} {
+		if !slices.Contains(args, want) {
+			t.Errorf("manager args %q lack %q", args, want)
+		}
+	}
+	gw := convert[appsv1.Deployment](t, one(t, objs, "Deployment", "rel-flint-gateway"))
+	if args := gw.Spec.Template.Spec.Containers[0].Args; args[0] != "gateway" ||
+		!slices.Contains(args, "--public-url=https://agents.example.com") {
+		t.Errorf("gateway args %q", args)
+	}
+
+	// Without a public URL, agents' status.url points at the in-cluster Service.
+	objs = render(t, nil)
+	mgr = convert[appsv1.Deployment](t, one(t, objs, "Deployment", "rel-flint-manager"))
+	if args := mgr.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--gateway-url=http://rel-flint-gateway.flint-system.svc") {
+		t.Errorf("default manager args %q lack the in-cluster gateway URL", args)
+	}
+}
+
+// firstLine is where the flag package says what is wrong, before the usage.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
