@@ -1,0 +1,48 @@
+package controller
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// CacheOptions restricts the manager's caches to what Flint manages:
+// Deployments, Services, Pods and EndpointSlices carrying the managed-by
+// label (EndpointSlices inherit it from their Service). In a shared cluster
+// this keeps every other workload out of the manager's memory. namespaces,
+// when not empty, limits every cache to those namespaces.
+func CacheOptions(namespaces []string) cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})
+	opts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}:         {Label: managed},
+			&corev1.Service{}:            {Label: managed},
+			&discoveryv1.EndpointSlice{}: {Label: managed},
+			&corev1.Pod{}:                {Label: managed, Transform: trimPod},
+		},
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}
+
+// trimPod keeps only what the manager reads from a pod (labels, deletion,
+// status). The spec goes: it is most of a pod's size, and its env may hold
+// literal secrets the manager has no reason to keep in memory.
+func trimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil // a tombstone: passed on as it is
+	}
+	pod.Spec = corev1.PodSpec{NodeName: pod.Spec.NodeName}
+	pod.ManagedFields = nil
+	pod.Annotations = nil
+	return pod, nil
+}

@@ -1,0 +1,133 @@
+package controller
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/flint-dev/flint/internal/proxy"
+)
+
+// Defaults of Config.
+const (
+	DefaultSidecarRepository = "ghcr.io/flint-dev/flint"
+	// DefaultShutdownMargin is the grace period's room beyond the drain: the
+	// sidecar's own close-down (about 1s) plus the agent's exit after its
+	// preStop hook returns.
+	DefaultShutdownMargin = 5 * time.Second
+	// MinShutdownMargin leaves the sidecar its close-down time and the agent
+	// at least a second to exit cleanly.
+	MinShutdownMargin              = 2 * time.Second
+	DefaultMaxConcurrentReconciles = 4
+	defaultSidecarImageTag         = "latest"
+	gatewayAgentsPathPrefix        = "/v1/agents/"
+)
+
+// Config is what the manager puts into every agent's pods and status.
+type Config struct {
+	// SidecarImage is the image of the `flint proxy` sidecar; its
+	// entrypoint must be the flint binary (the manager passes `proxy ...`
+	// as arguments).
+	SidecarImage string
+	// GatewayURL is the gateway's public base URL; status.url is
+	// GatewayURL/v1/agents/{namespace}/{name}/. Empty leaves status.url unset.
+	GatewayURL string
+	// DrainDelay is how long a stopping replica keeps serving after it
+	// fails readiness, while endpoint removal reaches every gateway.
+	DrainDelay time.Duration
+	// DrainTimeout is how long in-flight requests then get to finish.
+	DrainTimeout time.Duration
+	// ShutdownMargin is added to DrainDelay+DrainTimeout to make the pods'
+	// terminationGracePeriodSeconds.
+	ShutdownMargin time.Duration
+	// SidecarQueueDepth is how many requests each sidecar queues when all
+	// its slots are busy (only for agents with a concurrency cap).
+	SidecarQueueDepth int
+	// MaxConcurrentReconciles is how many Agents are reconciled in parallel.
+	MaxConcurrentReconciles int
+}
+
+// DefaultConfig returns the defaults; version tags the sidecar image so a
+// manager runs sidecars of its own release ("dev" builds use :latest).
+func DefaultConfig(version string) Config {
+	tag := version
+	if tag == "" || tag == "dev" {
+		tag = defaultSidecarImageTag
+	}
+	return Config{
+		SidecarImage:            DefaultSidecarRepository + ":" + tag,
+		DrainDelay:              proxy.DefaultDrainDelay,
+		DrainTimeout:            proxy.DefaultDrainTimeout,
+		ShutdownMargin:          DefaultShutdownMargin,
+		MaxConcurrentReconciles: DefaultMaxConcurrentReconciles,
+	}
+}
+
+// RegisterFlags binds c to flags on fs; c's current values are the defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.SidecarImage, "sidecar-image", c.SidecarImage,
+		"`image` of the flint proxy sidecar in every agent pod (its entrypoint must be the flint binary)")
+	fs.StringVar(&c.GatewayURL, "gateway-url", c.GatewayURL,
+		"public base `URL` of the gateway, for agents' status.url (empty: status.url is not set)")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay,
+		"how long a stopping replica keeps serving after failing readiness, so endpoint removal reaches every gateway")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout,
+		"after -drain-delay, how long a stopping replica's in-flight requests and streams get to finish")
+	fs.DurationVar(&c.ShutdownMargin, "shutdown-margin", c.ShutdownMargin,
+		"added to -drain-delay + -drain-timeout to make pods' terminationGracePeriodSeconds: the sidecar's close-down and the agent's exit")
+	fs.IntVar(&c.SidecarQueueDepth, "sidecar-queue-depth", c.SidecarQueueDepth,
+		"requests each sidecar queues when all its slots are busy (agents with a concurrency cap only)")
+	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", c.MaxConcurrentReconciles,
+		"Agents reconciled in parallel")
+}
+
+// Validate reports every problem, naming the flag to change.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if strings.TrimSpace(c.SidecarImage) == "" {
+		bad("-sidecar-image is empty: set the image of the flint proxy sidecar (e.g. %s:v1.0.0)", DefaultSidecarRepository)
+	}
+	if c.GatewayURL != "" {
+		if u, err := url.Parse(c.GatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("-gateway-url=%q is not an absolute http(s) URL (e.g. https://agents.example.com)", c.GatewayURL)
+		}
+	}
+	if c.DrainDelay < 0 {
+		bad("-drain-delay=%s must not be negative", c.DrainDelay)
+	}
+	if c.DrainTimeout <= 0 {
+		bad("-drain-timeout=%s must be positive", c.DrainTimeout)
+	}
+	if c.ShutdownMargin < MinShutdownMargin {
+		bad("-shutdown-margin=%s must be at least %s: the sidecar needs about 1s to close down after the drain, and the agent time to exit",
+			c.ShutdownMargin, MinShutdownMargin)
+	}
+	if c.SidecarQueueDepth < 0 {
+		bad("-sidecar-queue-depth=%d must not be negative", c.SidecarQueueDepth)
+	}
+	if c.MaxConcurrentReconciles < 1 {
+		bad("-max-concurrent-reconciles=%d must be at least 1", c.MaxConcurrentReconciles)
+	}
+	return errors.Join(errs...)
+}
+
+// TerminationGracePeriod is the pods' terminationGracePeriodSeconds:
+// the whole drain plus the margin, rounded up to whole seconds (the field's
+// unit) so rounding never eats into the drain.
+func (c Config) TerminationGracePeriod() time.Duration {
+	total := c.DrainDelay + c.DrainTimeout + c.ShutdownMargin
+	return (total + time.Second - 1).Truncate(time.Second)
+}
+
+// agentURL is where the agent is invoked through the gateway, or "" when
+// the gateway's URL is not configured.
+func (c Config) agentURL(namespace, name string) string {
+	if c.GatewayURL == "" {
+		return ""
+	}
+	return strings.TrimSuffix(c.GatewayURL, "/") + gatewayAgentsPathPrefix + namespace + "/" + name + "/"
+}

@@ -1,0 +1,193 @@
+package controller
+
+import (
+	"flag"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/proxy"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// testAgent is a valid, defaulted agent.
+func testAgent(ns, name string) *v1alpha1.Agent {
+	a := &v1alpha1.Agent{}
+	a.Namespace, a.Name = ns, name
+	a.Spec.Container.Image = "example.com/echo:1"
+	a.Spec.Container.Port = 8080
+	a.Spec.Concurrency = 10
+	a.Default()
+	return a
+}
+
+func testConfig() Config {
+	c := DefaultConfig("v1.2.3")
+	c.GatewayURL = "https://agents.example.com/"
+	return c
+}
+
+// parseSidecarArgs runs the manager's sidecar arguments through `flint
+// proxy`'s own flag parsing and validation: the pod must start.
+func parseSidecarArgs(t *testing.T, args []string) proxy.Config {
+	t.Helper()
+	if len(args) == 0 || args[0] != "proxy" {
+		t.Fatalf("sidecar args %q do not start with the proxy subcommand", args)
+	}
+	cfg := proxy.DefaultConfig()
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		t.Fatalf("flint proxy refuses %q: %v", args, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("flint proxy refuses %q: %v", args, err)
+	}
+	return cfg
+}
+
+func TestSidecarArgsAreAcceptedByTheProxy(t *testing.T) {
+	cfg := testConfig()
+	cfg.SidecarQueueDepth = 4
+	a := testAgent("agents", "echo")
+	a.Spec.Container.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+		HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}}
+	a.Spec.Timeouts.Request.Duration = 90 * time.Second
+
+	got := parseSidecarArgs(t, cfg.sidecarArgs(a))
+	want := proxy.Config{
+		ServingAddr: ":8012", AdminAddr: ":8022", UpstreamAddr: "127.0.0.1:8080",
+		Concurrency: 10, QueueDepth: 4, RequestTimeout: 90 * time.Second, ProbePath: "/healthz",
+		DrainDelay: cfg.DrainDelay, DrainTimeout: cfg.DrainTimeout, TerminationGracePeriod: 40 * time.Second,
+	}
+	if got.ServingAddr != want.ServingAddr || got.AdminAddr != want.AdminAddr || got.UpstreamAddr != want.UpstreamAddr ||
+		got.Concurrency != want.Concurrency || got.QueueDepth != want.QueueDepth || got.RequestTimeout != want.RequestTimeout ||
+		got.ProbePath != want.ProbePath || got.DrainDelay != want.DrainDelay || got.DrainTimeout != want.DrainTimeout ||
+		got.TerminationGracePeriod != want.TerminationGracePeriod {
+		t.Errorf("sidecar config\n got %+v\nwant %+v", got, want)
+	}
+
+	// Unlimited concurrency: no queue (the proxy would refuse one), TCP probe.
+	a.Spec.Concurrency = 0
+	a.Spec.Container.ReadinessProbe = nil
+	got = parseSidecarArgs(t, cfg.sidecarArgs(a))
+	if got.QueueDepth != 0 || got.ProbePath != "" || got.Concurrency != 0 {
+		t.Errorf("unlimited agent: queue %d, probe %q, concurrency %d", got.QueueDepth, got.ProbePath, got.Concurrency)
+	}
+}
+
+func TestDrainBudgetFitsTheGracePeriod(t *testing.T) {
+	for _, tc := range []struct {
+		delay, timeout, margin time.Duration
+		want                   time.Duration
+	}{
+		{5 * time.Second, 30 * time.Second, 5 * time.Second, 40 * time.Second},
+		{0, 10 * time.Second, 2 * time.Second, 12 * time.Second},
+		// Rounded up, never down: the field has whole seconds.
+		{1500 * time.Millisecond, 10 * time.Second, 2 * time.Second, 14 * time.Second},
+	} {
+		cfg := testConfig()
+		cfg.DrainDelay, cfg.DrainTimeout, cfg.ShutdownMargin = tc.delay, tc.timeout, tc.margin
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.TerminationGracePeriod(); got != tc.want {
+			t.Errorf("grace for %s+%s+%s = %s, want %s", tc.delay, tc.timeout, tc.margin, got, tc.want)
+		}
+		// The sidecar checks the same budget itself.
+		parseSidecarArgs(t, cfg.sidecarArgs(testAgent("ns", "a")))
+	}
+}
+
+func TestConfigValidateNamesTheFlag(t *testing.T) {
+	cfg := Config{GatewayURL: "agents.example.com", DrainDelay: -time.Second, ShutdownMargin: time.Second, SidecarQueueDepth: -1}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, flag := range []string{"-sidecar-image", "-gateway-url", "-drain-delay", "-drain-timeout", "-shutdown-margin",
+		"-sidecar-queue-depth", "-max-concurrent-reconciles"} {
+		if !strings.Contains(err.Error(), flag+"=") && !strings.Contains(err.Error(), flag+" ") {
+			t.Errorf("error does not name %s: %v", flag, err)
+		}
+	}
+	if err := DefaultConfig("").Validate(); err != nil {
+		t.Errorf("defaults are invalid: %v", err)
+	}
+	if img := DefaultConfig("dev").SidecarImage; img != DefaultSidecarRepository+":latest" {
+		t.Errorf("dev build sidecar image %q", img)
+	}
+	if img := DefaultConfig("v1.2.3").SidecarImage; img != DefaultSidecarRepository+":v1.2.3" {
+		t.Errorf("release sidecar image %q", img)
+	}
+}
+
+func TestDesiredReplicasIsTheScaleWithinBounds(t *testing.T) {
+	for _, tc := range []struct {
+		min, max int32
+		scale    *int32
+		want     int32
+	}{
+		{0, 10, nil, 0},
+		{2, 10, nil, 2},
+		{0, 10, ptr[int32](4), 4},
+		{0, 3, ptr[int32](7), 3},
+		{2, 5, ptr[int32](0), 2},
+	} {
+		a := testAgent("ns", "a")
+		a.Spec.Scaling.MinReplicas, a.Spec.Scaling.MaxReplicas, a.Spec.Scaling.Replicas = &tc.min, &tc.max, tc.scale
+		if got := DesiredReplicas(a); got != tc.want {
+			t.Errorf("min %d max %d scale %v: got %d, want %d", tc.min, tc.max, tc.scale, got, tc.want)
+		}
+	}
+}
+
+func TestAgentEnvSetsPortAndDropsDuplicates(t *testing.T) {
+	env, err := agentEnv([]corev1.EnvVar{
+		{Name: "A", Value: "1"}, {Name: "PORT", Value: "9"}, {Name: "A", Value: "2"},
+		{Name: "SECRET", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "s"}, Key: "k"}}},
+	}, 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range env {
+		v := ""
+		if e.Value != nil {
+			v = *e.Value
+		}
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			v = "secret:" + *e.ValueFrom.SecretKeyRef.Name + "/" + *e.ValueFrom.SecretKeyRef.Key
+		}
+		got = append(got, *e.Name+"="+v)
+	}
+	want := []string{"A=2", "SECRET=secret:s/k", "PORT=8080"}
+	if !slices.Equal(got, want) {
+		t.Errorf("env %q, want %q", got, want)
+	}
+}
+
+func TestAgentContainerCarriesResources(t *testing.T) {
+	a := testAgent("ns", "a")
+	a.Spec.Container.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}
+	ctr, err := testConfig().agentContainer(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctr.Resources == nil || ctr.Resources.Requests == nil || (*ctr.Resources.Requests).Cpu().MilliValue() != 250 {
+		t.Errorf("resources not carried over: %+v", ctr.Resources)
+	}
+	if ctr.ReadinessProbe != nil {
+		t.Error("the agent container must not have a readiness probe: the sidecar probes it")
+	}
+}

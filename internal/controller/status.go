@@ -1,0 +1,120 @@
+package controller
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
+)
+
+// Reasons of the Ready condition besides the kubelet's and scheduler's own
+// (ImagePullBackOff, CrashLoopBackOff, Unschedulable, ...), which are
+// passed through as they are.
+const (
+	ReasonReady                    = "Ready"
+	ReasonScaledToZero             = "ScaledToZero"
+	ReasonProgressing              = "Progressing"
+	ReasonInvalidSpec              = "InvalidSpec"
+	ReasonReconcileFailed          = "ReconcileFailed"
+	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+	ReasonReplicaFailure           = "ReplicaFailure"
+)
+
+// ReasonRecovered is the reason of the Event recorded when an agent's
+// failure clears.
+const ReasonRecovered = "Recovered"
+
+// Reasons of the ScaledToZero condition.
+const (
+	ReasonIdle   = "Idle"
+	ReasonActive = "Active"
+)
+
+// observation is everything the status is computed from.
+type observation struct {
+	agent      *v1alpha1.Agent    // defaulted
+	deployment *appsv1.Deployment // nil until it exists in the cache
+	pods       []corev1.Pod       // the agent's pods
+	desired    int32              // what the Deployment was asked for
+	failure    *agentFailure      // set by the caller when reconciling itself failed
+}
+
+// computeStatus returns the agent's new status. Fields written by others
+// (lastInvocationAt, by the gateways) are kept as they are.
+func (c Config) computeStatus(old v1alpha1.AgentStatus, o observation) v1alpha1.AgentStatus {
+	a := o.agent
+	st := *old.DeepCopy()
+	st.DesiredReplicas = o.desired
+	st.Selector = Selector(a)
+	st.URL = c.agentURL(a.Namespace, a.Name)
+	st.ObservedGeneration = a.Generation
+	st.Replicas, st.ReadyReplicas = 0, 0
+	if d := o.deployment; d != nil {
+		st.Replicas, st.ReadyReplicas = d.Status.Replicas, d.Status.ReadyReplicas
+	}
+
+	ready := readyCondition(st, o)
+	ready.Type, ready.ObservedGeneration = v1alpha1.ConditionReady, a.Generation
+	meta.SetStatusCondition(&st.Conditions, ready)
+
+	zero := metav1.Condition{Type: v1alpha1.ConditionScaledToZero, ObservedGeneration: a.Generation,
+		Status: metav1.ConditionFalse, Reason: ReasonActive,
+		Message: fmt.Sprintf("%d replica(s) asked for", o.desired)}
+	if o.desired == 0 {
+		zero.Status, zero.Reason = metav1.ConditionTrue, ReasonIdle
+		zero.Message = "no replicas asked for: the next request starts one"
+		if st.Replicas > 0 {
+			zero.Message = fmt.Sprintf("no replicas asked for; %d still stopping", st.Replicas)
+		}
+	}
+	meta.SetStatusCondition(&st.Conditions, zero)
+	return st
+}
+
+// readyCondition says whether the agent can take a request now. An agent
+// scaled to zero is Ready: the gateway holds its first request and wakes it.
+// A failing agent is not, with the kubelet's reason so `kubectl get` shows
+// ImagePullBackOff or CrashLoopBackOff rather than a generic "not ready".
+func readyCondition(st v1alpha1.AgentStatus, o observation) metav1.Condition {
+	cond := func(s metav1.ConditionStatus, reason, msg string) metav1.Condition {
+		return metav1.Condition{Status: s, Reason: reason, Message: msg}
+	}
+	if o.failure != nil {
+		return cond(metav1.ConditionFalse, o.failure.Reason, o.failure.Message)
+	}
+	podFail, failing := findPodFailure(o.pods)
+	switch {
+	case o.deployment == nil:
+		return cond(metav1.ConditionFalse, ReasonProgressing, "creating the Deployment")
+	case st.ReadyReplicas > 0:
+		msg := fmt.Sprintf("%d of %d replica(s) ready", st.ReadyReplicas, o.desired)
+		if failing {
+			msg += fmt.Sprintf("; %s: %s", podFail.Reason, podFail.Message)
+		}
+		return cond(metav1.ConditionTrue, ReasonReady, msg)
+	case o.desired == 0:
+		return cond(metav1.ConditionTrue, ReasonScaledToZero, "scaled to zero: the next request starts a replica")
+	case failing:
+		return cond(metav1.ConditionFalse, podFail.Reason, podFail.Message)
+	}
+	for _, c := range o.deployment.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			return cond(metav1.ConditionFalse, ReasonProgressDeadlineExceeded, c.Message)
+		}
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
+			return cond(metav1.ConditionFalse, ReasonReplicaFailure, c.Message)
+		}
+	}
+	return cond(metav1.ConditionFalse, ReasonProgressing,
+		fmt.Sprintf("waiting for %d replica(s) to become ready (%d exist)", o.desired, st.Replicas))
+}
+
+// IsFailure tells a Ready condition that needs someone's attention from one
+// that only says the agent is on its way.
+func IsFailure(c *metav1.Condition) bool {
+	return c.Status == metav1.ConditionFalse && c.Reason != ReasonProgressing
+}

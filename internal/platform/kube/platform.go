@@ -1,0 +1,167 @@
+// Package kube is the Kubernetes implementation of platform.Platform: Agents
+// come from the API server through informers, ready replicas from the
+// EndpointSlices of each agent's Service, scale goes to the Agent's scale
+// subresource (package controller copies it to the Deployment) and
+// invocation times to its status, coalesced.
+//
+// Every read (Agent, Agents, ReadyEndpoints, Replicas) is served from
+// memory kept up to date by informer event handlers, with no API call and no
+// copy per call, so the gateway can use it on every request.
+package kube
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/platform"
+)
+
+// DefaultInvocationFlushInterval bounds status writes for lastInvocationAt:
+// at most one per agent per interval, never one per request.
+const DefaultInvocationFlushInterval = 5 * time.Second
+
+// Config tunes the platform.
+type Config struct {
+	// InvocationFlushInterval is how often recorded invocation times are
+	// written to agents' status.lastInvocationAt.
+	InvocationFlushInterval time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{InvocationFlushInterval: DefaultInvocationFlushInterval}
+}
+
+// RegisterFlags binds c to flags on fs; c's current values are the defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.InvocationFlushInterval, "invocation-flush-interval", c.InvocationFlushInterval,
+		"how often the last invocation time of each invoked agent is written to its status.lastInvocationAt")
+}
+
+// Validate reports configuration problems, naming the flag to change.
+func (c Config) Validate() error {
+	if c.InvocationFlushInterval < time.Second {
+		return fmt.Errorf("-invocation-flush-interval=%s must be at least 1s: status.lastInvocationAt has whole seconds", c.InvocationFlushInterval)
+	}
+	return nil
+}
+
+// Platform serves agents running on Kubernetes. It implements
+// platform.Platform, and manager.Runnable (Start) to write invocation times.
+type Platform struct {
+	client client.Client
+	cfg    Config
+	log    *slog.Logger
+
+	mu     sync.RWMutex
+	agents map[platform.AgentKey]*v1alpha1.Agent // defaulted, shared read-only with callers
+	// slices holds each agent's ready endpoints per EndpointSlice name, so
+	// a slice event recomputes one agent without listing anything.
+	slices    map[platform.AgentKey]map[string]sliceEndpoints
+	endpoints platform.EndpointSet
+	draining  platform.EndpointSet
+
+	invocations invocationLog
+	synced      []toolscache.InformerSynced
+}
+
+var (
+	_ platform.Platform        = (*Platform)(nil)
+	_ platform.Draining        = (*Platform)(nil)
+	_ platform.FailureReporter = (*Platform)(nil)
+)
+
+// New registers the platform's event handlers on informers (the manager's
+// cache, restricted by controller.CacheOptions). The handlers run once the
+// cache starts; WaitForSync tells when they have seen everything. c writes
+// scale and status; it is not read from.
+func New(ctx context.Context, informers cache.Informers, c client.Client, cfg Config, log *slog.Logger) (*Platform, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("kube platform: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Platform{
+		client: c, cfg: cfg, log: log,
+		agents: map[platform.AgentKey]*v1alpha1.Agent{},
+		slices: map[platform.AgentKey]map[string]sliceEndpoints{},
+	}
+	for _, h := range []struct {
+		obj     client.Object
+		handler toolscache.ResourceEventHandler
+	}{
+		{&v1alpha1.Agent{}, toolscache.ResourceEventHandlerFuncs{
+			AddFunc: p.upsertAgent, UpdateFunc: func(_, obj any) { p.upsertAgent(obj) }, DeleteFunc: p.deleteAgent}},
+		{&discoveryv1.EndpointSlice{}, toolscache.ResourceEventHandlerFuncs{
+			AddFunc: p.upsertSlice, UpdateFunc: func(_, obj any) { p.upsertSlice(obj) }, DeleteFunc: p.deleteSlice}},
+	} {
+		inf, err := informers.GetInformer(ctx, h.obj)
+		if err != nil {
+			return nil, fmt.Errorf("kube platform: informer for %T: %w", h.obj, err)
+		}
+		reg, err := inf.AddEventHandler(h.handler)
+		if err != nil {
+			return nil, fmt.Errorf("kube platform: watch %T: %w", h.obj, err)
+		}
+		p.synced = append(p.synced, reg.HasSynced)
+	}
+	return p, nil
+}
+
+// WaitForSync returns once every Agent and EndpointSlice in the cache has
+// reached the platform, or an error when ctx ends first. Decisions made
+// before that would read a partial cluster as zero load.
+func (p *Platform) WaitForSync(ctx context.Context) error {
+	if !toolscache.WaitForCacheSync(ctx.Done(), p.synced...) {
+		return errors.New("kube platform: cache did not sync before shutdown")
+	}
+	return nil
+}
+
+// HasSynced reports whether WaitForSync would return at once.
+func (p *Platform) HasSynced() bool {
+	for _, s := range p.synced {
+		if !s() {
+			return false
+		}
+	}
+	return true
+}
+
+// Agent implements platform.Platform. The agent is shared: do not modify it.
+func (p *Platform) Agent(key platform.AgentKey) (*v1alpha1.Agent, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	a, ok := p.agents[key]
+	return a, ok
+}
+
+// Agents implements platform.Platform, sorted by namespace/name.
+func (p *Platform) Agents() []*v1alpha1.Agent {
+	p.mu.RLock()
+	out := make([]*v1alpha1.Agent, 0, len(p.agents))
+	for _, a := range p.agents {
+		out = append(out, a)
+	}
+	p.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return platform.KeyOf(out[i]).String() < platform.KeyOf(out[j]).String() })
+	return out
+}
+
+// ReadyEndpoints implements platform.Platform.
+func (p *Platform) ReadyEndpoints(key platform.AgentKey) ([]platform.Endpoint, <-chan struct{}) {
+	return p.endpoints.Get(key)
+}
