@@ -1,0 +1,122 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// child is one run of the stdio server: its process and the SDK connection
+// over its stdin and stdout.
+type child struct {
+	cmd  *exec.Cmd
+	conn mcp.Connection
+}
+
+// startChild starts the command with the SDK's CommandTransport, which
+// speaks newline-delimited JSON-RPC over the pipes and, on Close, stops the
+// process the way the MCP spec asks: close stdin, wait, SIGTERM, wait,
+// SIGKILL. Each child has its own process group, so a signal meant for the
+// bridge (a terminal's Ctrl-C, the local runtime's SIGTERM to the bridge's
+// group) does not reach it behind the bridge's back and break that order.
+func (b *Bridge) startChild(ctx context.Context, name string) (*child, error) {
+	cmd := exec.Command(b.argv[0], b.argv[1:]...)
+	cmd.Stderr = &lineWriter{mu: &b.outMu, out: b.out, prefix: []byte(name + " | ")}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid: true,
+		// If the bridge itself is killed, its children must not linger.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	// A grandchild that keeps stderr open must not hold Wait forever.
+	cmd.WaitDelay = time.Second
+	t := &mcp.CommandTransport{Command: cmd, TerminateDuration: b.cfg.ChildStopWait}
+	conn, err := t.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start %q: %w", b.argv[0], err)
+	}
+	return &child{cmd: cmd, conn: conn}, nil
+}
+
+// stop shuts the child down in the spec's order (see startChild), then
+// sweeps its process group for anything it started, and reports how it
+// ended, for logs.
+func (c *child) stop() (status string, took time.Duration) {
+	start := time.Now()
+	err := c.conn.Close()
+	took = time.Since(start)
+	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	if c.cmd.ProcessState != nil {
+		// Wait has returned, so stderr is fully copied: flush its last,
+		// unterminated line.
+		c.cmd.Stderr.(*lineWriter).flush()
+	}
+	return exitStatus(c.cmd, err), took
+}
+
+// exitStatus describes how a stopped child ended.
+func exitStatus(cmd *exec.Cmd, closeErr error) string {
+	ps := cmd.ProcessState
+	if ps == nil {
+		if closeErr != nil {
+			return closeErr.Error()
+		}
+		return "unknown"
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "signal " + ws.Signal().String() // "signal killed", "signal terminated"
+	}
+	var ee *exec.ExitError
+	if closeErr != nil && !errors.As(closeErr, &ee) {
+		return "exit " + strconv.Itoa(ps.ExitCode()) + " (" + closeErr.Error() + ")"
+	}
+	return "exit " + strconv.Itoa(ps.ExitCode())
+}
+
+// lineWriter copies a child's stderr to the bridge's, whole lines at a
+// time with a prefix naming the session, so logs of concurrent children
+// never interleave mid-line.
+type lineWriter struct {
+	mu     *sync.Mutex
+	out    io.Writer
+	prefix []byte
+	buf    []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.emit(w.buf[:i+1])
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > 64<<10 { // a runaway line without a newline
+		w.emit(append(w.buf, '\n'))
+		w.buf = w.buf[:0]
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) flush() {
+	if len(w.buf) > 0 {
+		w.emit(append(w.buf, '\n'))
+		w.buf = nil
+	}
+}
+
+func (w *lineWriter) emit(line []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, _ = w.out.Write(append(append([]byte(nil), w.prefix...), line...))
+}
