@@ -29,6 +29,12 @@ func commands() []command {
 		{"up", "run agents locally: gateway, autoscaler and replicas in one process", runUp},
 		{"gateway", "route invocations to agents' replicas (the activator included)", runGateway},
 		{"proxy", "the per-replica sidecar: concurrency cap, stats, readiness, drain", runProxy},
+		{"stdio-bridge", "serve a stdio MCP server over streamable HTTP, one child per session", runStdioBridge},
+		{"manager", "the Kubernetes control plane: reconciles Agents, runs the autoscaler", runManager},
+		// People-facing commands (agents.go, invoke.go, describe.go).
+		{"agents", "list agents with their replicas and load", runAgents},
+		{"invoke", "invoke an agent and stream its answer", runInvoke},
+		{"describe", "show an agent's spec, status and recent scale decisions", runDescribe},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -77,6 +77,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	stopTracing, err := setupTracing(ctx, "flint-gateway", log, stderr) // OTEL_* env; off by default
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gw, err := gateway.New(cfg, p, nil, log, reg)
@@ -91,6 +96,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	pctx, stopChecks := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopChecks()
 	go func() { _ = p.Run(pctx) }()
+	go gw.Run(pctx) // the dashboard's history
 	srv := gw.Server()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

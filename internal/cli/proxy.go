@@ -32,6 +32,11 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	stopTracing, err := setupTracing(ctx, "flint-proxy", log, stderr) // OTEL_* env; off by default
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	sc, err := proxy.New(cfg, log)
 	if err != nil {
 		return err

@@ -73,6 +73,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Local.Output == nil {
 		cfg.Local.Output = stderr
 	}
+	stopTracing, err := setupTracing(ctx, "flint", log, stderr) // OTEL_* env; off by default
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	return serveLocal(ctx, cfg, loaded, log, stdout)
 }
 
@@ -99,6 +104,7 @@ func serveLocal(ctx context.Context, cfg upConfig, loaded []agentfile.Loaded, lo
 		return err
 	}
 	scaler.loop = loop
+	gw.SetDecisionSource(loop) // describe and the dashboard show the decisions
 
 	ln, err := net.Listen("tcp", cfg.Gateway.Addr)
 	if err != nil {
@@ -111,6 +117,9 @@ func serveLocal(ctx context.Context, cfg upConfig, loaded []agentfile.Loaded, lo
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
 	loopDone := make(chan struct{})
 	go func() { defer close(loopDone); _ = loop.Run(loopCtx) }()
+	gwDone := make(chan struct{})
+	go func() { defer close(gwDone); gw.Run(loopCtx) }() // the dashboard's history
+	defer func() { stopLoop(); <-gwDone }()
 
 	printBanner(stdout, "http://"+ln.Addr().String(), rt.Agents())
 	log.Info("flint is up", "gateway", ln.Addr().String(), "agents", len(loaded))

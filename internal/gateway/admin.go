@@ -7,8 +7,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/flint-dev/flint/internal/platform"
 )
 
 // AgentSummary is one agent in the gateway's listing, for the CLI and UI.
@@ -20,6 +18,9 @@ type AgentSummary struct {
 	Replicas         int32      `json:"replicas"`
 	ReadyReplicas    int        `json:"readyReplicas"`
 	Held             int64      `json:"held"`
+	InFlight         int64      `json:"inFlight"`                  // at replicas, sent by this gateway
+	DesiredReplicas  *int32     `json:"desiredReplicas,omitempty"` // the autoscaler's latest decision, when known
+	Failure          *Failure   `json:"failure,omitempty"`         // why it cannot serve, when the platform knows (describe.go)
 	RequestsTotal    uint64     `json:"requestsTotal"`
 	LastInvocationAt *time.Time `json:"lastInvocationAt,omitempty"`
 }
@@ -32,6 +33,10 @@ func (g *Gateway) adminMux(reg prometheus.Registerer) *http.ServeMux {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("GET /v1/agents", g.listAgents)
+	// The CLI's and dashboard's views (describe.go, dashboard.go).
+	mux.HandleFunc("GET /api/v1/agents", g.listAgents)
+	mux.HandleFunc("GET "+DescribePath+"{namespace}/{name}", g.describeAgent)
+	g.mountDashboard(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		(&gatewayError{status: http.StatusNotFound, reason: "NotFound",
 			message: "no such path: invoke agents at " + RoutePrefix + "{namespace}/{name}/"}).write(w)
@@ -46,22 +51,7 @@ func (g *Gateway) listAgents(w http.ResponseWriter, r *http.Request) {
 	agents := g.platform.Agents()
 	out := make([]AgentSummary, 0, len(agents))
 	for _, a := range agents {
-		key := platform.KeyOf(a)
-		eps, _ := g.platform.ReadyEndpoints(key)
-		s := AgentSummary{
-			Namespace: a.Namespace, Name: a.Name, Protocol: string(a.Spec.Protocol),
-			URL:      g.cfg.publicURL() + RoutePrefix + key.Namespace + "/" + key.Name + "/",
-			Replicas: g.platform.Replicas(key), ReadyReplicas: len(eps),
-		}
-		if v, ok := g.agents.Load(key); ok {
-			st := v.(*agentState)
-			s.Held, s.RequestsTotal = st.held.Load(), st.requests.Load()
-			if ns := st.lastRequest.Load(); ns > 0 {
-				t := time.Unix(0, ns).UTC()
-				s.LastInvocationAt = &t
-			}
-		}
-		out = append(out, s)
+		out = append(out, g.summarize(a)) // describe.go
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)

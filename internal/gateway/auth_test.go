@@ -139,4 +139,3 @@ func mustEndpoints(p *testPlatform, key platform.AgentKey) []platform.Endpoint {
 	eps, _ := p.eps.Get(key)
 	return eps
 }
-

@@ -40,6 +40,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// Auth turns on authentication of invocations.
 	Auth AuthConfig
+	// MCP tunes MCP session routing and event streams (mcp_config.go).
+	MCP MCPConfig
 	// ReplayBodyLimit is how much of a request body is kept so the request
 	// can be retried on another replica; larger bodies are streamed and not
 	// retried once sent.
@@ -60,6 +62,7 @@ func DefaultConfig() Config {
 		MaxHeaderBytes:    1 << 20,
 		MaxBodyBytes:      32 << 20,
 		ReplayBodyLimit:   64 << 10,
+		MCP:               defaultMCPConfig(),
 	}
 }
 
@@ -77,6 +80,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block accepted")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond it); 0 = no limit")
 	c.Auth.RegisterFlags(fs)
+	c.MCP.RegisterFlags(fs)
 	fs.IntVar(&c.ReplayBodyLimit, "replay-body-limit", c.ReplayBodyLimit, "bytes of a request body kept so it can be retried on another replica")
 }
 
@@ -105,6 +109,7 @@ func (c *Config) Validate() error {
 	if c.FullBackoff < 0 || c.IdleTimeout < 0 || c.MaxHeaderBytes < 0 || c.ReplayBodyLimit < 0 || c.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("-full-backoff, -idle-timeout, -max-header-bytes, -max-body-bytes and -replay-body-limit must not be negative"))
 	}
+	errs = append(errs, c.MCP.validate())
 	return errors.Join(errs...)
 }
 

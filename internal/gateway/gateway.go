@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/telemetry"
 )
 
 // Scaler is told the instant a request is held for an agent with no ready
@@ -37,6 +38,8 @@ type Gateway struct {
 	admin    *http.ServeMux
 	auth     *authenticator // nil when authentication is off
 	agents   sync.Map       // platform.AgentKey -> *agentState
+	obs      observability  // tracing, dashboard, scale decisions (observe.go)
+	mcp      *mcpState      // MCP session keys and open session streams (mcp_protocol.go)
 	stop     context.CancelFunc
 }
 
@@ -54,6 +57,10 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		return nil, err
 	}
 	g.auth, g.stop = auth, stop
+	if g.mcp, err = newMCPState(cfg.MCP, log); err != nil {
+		stop()
+		return nil, err
+	}
 	g.base = &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          10000,
@@ -62,12 +69,16 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		DisableCompression:    true,
 		ExpectContinueTimeout: time.Second,
 	}
+	g.initObservability(reg) // before the proxy: attempts get spans when tracing is on
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:      g.rewrite,
-		Transport:    &balancingTransport{g: g, base: g.base},
+		Transport:    &balancingTransport{g: g, base: g.obs.tracing.Transport(g.base, telemetry.SpanGatewayAttempt)},
 		BufferPool:   newBufferPool(),
-		ErrorHandler: g.errorHandler,
+		ErrorHandler: g.proxyErrorHandler, // MCP errors in JSON-RPC shape, the rest via errorHandler
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+
+		// Protocol-aware responses: MCP session ids, A2A cards, event streams (mcp_protocol.go).
+		ModifyResponse: g.modifyResponse,
 	}
 	g.admin = g.adminMux(reg)
 	return g, nil
@@ -108,9 +119,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.platform.RecordInvocation(route.Agent, start)
 
 	timeout := agent.Spec.RequestTimeout()
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	ctx, cancel := requestContext(r, agent, timeout) // MCP session streams are exempt (mcp_protocol.go)
 	defer cancel()
 	c := &call{key: route.Agent, agent: agent, st: st, route: route, agentTimeout: timeout}
+	if err := g.prepareProtocol(r, c); err != nil { // MCP session pinning, A2A cards
+		g.proxyErrorHandler(w, r, err)
+		return
+	}
 	rec := &statusRecorder{ResponseWriter: w}
 	g.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, callKey{}, c)))
 	st.metrics.countCode(rec.status())
@@ -142,14 +157,18 @@ func (g *Gateway) state(key platform.AgentKey) *agentState {
 // Server returns an http.Server for the gateway with limits that protect
 // it from slow or oversized clients but never cut a long stream.
 func (g *Gateway) Server() *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Addr:              g.cfg.Addr,
-		Handler:           g,
+		Handler:           g.Handler(), // g itself unless tracing is on
 		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
 		IdleTimeout:       g.cfg.IdleTimeout,
 		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	// MCP session streams would hold Shutdown until its deadline; ended
+	// cleanly, their clients reconnect and keep their sessions.
+	srv.RegisterOnShutdown(g.mcp.streams.endAll)
+	return srv
 }
 
 // Close releases idle connections to replicas and stops background work.

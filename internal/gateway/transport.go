@@ -36,6 +36,7 @@ type call struct {
 	agentTimeout time.Duration
 	coldWait     time.Duration
 	capacityWait time.Duration
+	proto        protocolCall // MCP session pinning, A2A card rewriting (mcp_protocol.go)
 }
 
 type callKey struct{}
@@ -51,7 +52,7 @@ func callFrom(ctx context.Context) *call {
 // and retrying elsewhere when a replica refuses or cannot be reached.
 type balancingTransport struct {
 	g    *Gateway
-	base *http.Transport
+	base http.RoundTripper // the gateway's transport; with tracing on, wrapped in attempt spans
 }
 
 func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -63,19 +64,28 @@ func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	if req.Body != nil && req.Body != http.NoBody {
 		body = newReplayBody(req.Body, t.g.cfg.ReplayBodyLimit)
 	}
+	if c.proto.pin != nil {
+		return t.roundTripPinned(req, c, body) // an MCP session lives on one replica (mcp_pinned.go)
+	}
 	concurrency := int64(c.agent.Spec.Concurrency)
 	var tried []*backend
 	for {
 		set := c.st.backends(t.g.platform)
 		if len(set.backends) == 0 {
-			if err := t.g.holdCold(req.Context(), c, set); err != nil {
+			hctx, endSpan := t.g.traceHold(req.Context(), c, "cold-start")
+			err := t.g.holdCold(hctx, c, set)
+			endSpan(err)
+			if err != nil {
 				return nil, err
 			}
 			continue
 		}
 		b := set.pick(concurrency, tried)
 		if b == nil {
-			if err := t.g.holdForCapacity(req.Context(), c, set, tried); err != nil {
+			hctx, endSpan := t.g.traceHold(req.Context(), c, "capacity")
+			err := t.g.holdForCapacity(hctx, c, set, tried)
+			endSpan(err)
+			if err != nil {
 				return nil, err
 			}
 			tried = tried[:0]

@@ -63,11 +63,11 @@ func newMetrics(s *Sidecar) *metrics {
 	}
 	m.reg.MustRegister(
 		m.requests, m.duration, rejected,
-		gauge("flint_sidecar_in_flight", "Requests being served by the agent now.", func() float64 {
+		gauge("flint_sidecar_in_flight_requests", "Requests being served by the agent now.", func() float64 {
 			n, _ := s.acc.counts()
 			return float64(n)
 		}),
-		gauge("flint_sidecar_queued", "Requests waiting for a slot or for the agent to be ready.", func() float64 {
+		gauge("flint_sidecar_queued_requests", "Requests waiting for a slot or for the agent to be ready.", func() float64 {
 			_, n := s.acc.counts()
 			return float64(n)
 		}),

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/telemetry"
 )
 
 const (
@@ -101,6 +102,10 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 	}
 	s.prober = newProber(cfg, s.transport)
 	s.proxy = s.newReverseProxy()
+	// Tracing is on only when the process installed it; otherwise nothing
+	// is wrapped and the serving path is unchanged.
+	tracing := telemetry.Current()
+	s.proxy.Transport = tracing.Transport(s.transport, telemetry.SpanSidecarUpstream)
 	s.metrics = newMetrics(s)
 	s.reqCtx, s.abort = context.WithCancel(context.Background())
 
@@ -116,7 +121,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // prior-knowledge h2c from the gateway
 	s.servingSrv = &http.Server{
-		Handler:           s,
+		Handler:           tracing.Handler(s, telemetry.SpanSidecarServe, nil),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       servingIdleTimeout,
 		Protocols:         protocols,

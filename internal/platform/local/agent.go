@@ -15,6 +15,7 @@ type agentRunner struct {
 	agent *v1alpha1.Agent
 	dir   string
 	env   []string
+	stdio bool // a stdio MCP server, run behind the bridge (mcp.go)
 
 	desired        atomic.Int32
 	lastInvocation atomic.Int64
@@ -26,6 +27,7 @@ type agentRunner struct {
 
 	mu       sync.Mutex
 	replicas []*replica
+	draining []*replica // stopping MCP replicas serving their sessions (mcp.go)
 	next     int
 	stops    sync.WaitGroup
 }
@@ -48,6 +50,7 @@ func (a *agentRunner) setScale(n int32) {
 	for int32(len(a.replicas)) > n {
 		victim := a.victim()
 		a.replicas = removeReplica(a.replicas, victim)
+		a.keepDrainingLocked(victim)
 		a.stops.Add(1)
 		go func() {
 			defer a.stops.Done()
@@ -87,6 +90,7 @@ func (a *agentRunner) publish() {
 
 func (a *agentRunner) publishLocked() {
 	a.rt.endpoints.Set(platform.KeyOf(a.agent), readyEndpoints(a.replicas))
+	a.rt.draining.Set(platform.KeyOf(a.agent), a.drainingEndpointsLocked())
 }
 
 // crashLoopAfter is how many failures in a row, with no ready replica,

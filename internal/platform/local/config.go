@@ -19,6 +19,13 @@ type Config struct {
 	DrainTimeout time.Duration
 	// QueueDepth is each sidecar's bounded queue of requests waiting for a slot.
 	QueueDepth int
+	// SessionDrain is how long a stopping replica of an MCP agent keeps
+	// serving the sessions it holds (it gets no new ones) before it stops
+	// accepting and their clients move to other replicas (mcp.go).
+	SessionDrain time.Duration
+	// BridgeCommand runs `flint stdio-bridge`, in front of MCP agents whose
+	// command is a stdio server. Defaults to this executable.
+	BridgeCommand []string
 	// RestartBackoff is the first delay before restarting a crashed
 	// process; it doubles up to MaxRestartBackoff.
 	RestartBackoff    time.Duration
@@ -37,6 +44,8 @@ func DefaultConfig() Config {
 		RestartBackoff:    500 * time.Millisecond,
 		MaxRestartBackoff: 30 * time.Second,
 		StableRun:         10 * time.Second,
+		SessionDrain:      5 * time.Second,
+		BridgeCommand:     defaultBridgeCommand(),
 		Output:            os.Stderr,
 	}
 }
@@ -46,6 +55,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GracePeriod, "grace-period", c.GracePeriod, "time a stopping agent process gets between SIGTERM and SIGKILL")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "time a stopping replica gets to finish its in-flight requests")
 	fs.IntVar(&c.QueueDepth, "queue-depth", c.QueueDepth, "requests each replica's sidecar queues when all its slots are busy")
+	fs.DurationVar(&c.SessionDrain, "session-drain", c.SessionDrain, "time a stopping replica of an MCP agent keeps serving the sessions it holds before their clients move elsewhere")
 	fs.DurationVar(&c.RestartBackoff, "restart-backoff", c.RestartBackoff, "first delay before restarting a crashed agent process (doubles each crash)")
 	fs.DurationVar(&c.MaxRestartBackoff, "max-restart-backoff", c.MaxRestartBackoff, "longest delay between restarts of a crashing agent process")
 }
@@ -58,6 +68,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("-drain-timeout is %s: it must be positive", c.DrainTimeout))
+	}
+	if c.SessionDrain < 0 {
+		errs = append(errs, fmt.Errorf("-session-drain is %s: it must not be negative", c.SessionDrain))
 	}
 	if c.QueueDepth < 0 {
 		errs = append(errs, fmt.Errorf("-queue-depth is %d: it must not be negative", c.QueueDepth))

@@ -26,6 +26,7 @@ type replica struct {
 	sidecarReady atomic.Bool
 	processUp    atomic.Bool
 	stopping     atomic.Bool
+	sessionsOver atomic.Bool // an MCP replica's session drain has ended (mcp.go)
 
 	cancel      context.CancelFunc
 	sidecarDone chan error
@@ -89,8 +90,7 @@ func (r *replica) supervise() {
 	defer close(r.superDone)
 	cfg := r.agent.rt.cfg
 	backoff := cfg.RestartBackoff
-	spec := r.agent.agent.Spec.Container
-	argv := append(append([]string{}, spec.Command...), spec.Args...)
+	argv := r.agent.argv() // behind the stdio bridge for stdio MCP servers (mcp.go)
 	out := &prefixWriter{mu: &r.agent.rt.outMu, out: r.agent.rt.cfg.Output, prefix: []byte(r.name + " | ")}
 	for !r.stopping.Load() {
 		started := time.Now()
@@ -160,6 +160,7 @@ func (r *replica) stop() {
 	close(r.stopCh)
 	r.mu.Unlock()
 	r.onChange()
+	r.keepSessions() // MCP: serve the replica's sessions a while longer (mcp.go)
 
 	r.sidecar.Drain()
 	if err := <-r.sidecarDone; err != nil {

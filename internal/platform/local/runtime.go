@@ -16,6 +16,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/agentfile"
+	"github.com/flint-dev/flint/internal/mcp"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/proxy"
 )
@@ -28,11 +29,18 @@ type Runtime struct {
 	endpoints platform.EndpointSet
 	outMu     sync.Mutex
 	stopping  sync.WaitGroup
+
+	// draining lists stopping MCP replicas still serving their sessions
+	// (mcp.go); shutdown is closed when the whole runtime stops.
+	draining     platform.EndpointSet
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
 }
 
 var (
 	_ platform.Platform        = (*Runtime)(nil)
 	_ platform.FailureReporter = (*Runtime)(nil)
+	_ platform.Draining        = (*Runtime)(nil)
 )
 
 // New prepares a runtime for the loaded agents; nothing runs until the
@@ -41,7 +49,7 @@ func New(cfg Config, loaded []agentfile.Loaded, log *slog.Logger) (*Runtime, err
 	if cfg.Output == nil {
 		cfg.Output = os.Stderr
 	}
-	rt := &Runtime{cfg: cfg, log: log, agents: map[platform.AgentKey]*agentRunner{}}
+	rt := &Runtime{cfg: cfg, log: log, agents: map[platform.AgentKey]*agentRunner{}, shutdown: make(chan struct{})}
 	for _, l := range loaded {
 		a := l.Agent.DeepCopy()
 		a.Default()
@@ -53,7 +61,11 @@ func New(cfg Config, loaded []agentfile.Loaded, log *slog.Logger) (*Runtime, err
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", l.File, err)
 		}
-		rt.agents[key] = &agentRunner{rt: rt, agent: a, dir: l.Dir, env: env}
+		stdio, err := mcp.UsesStdio(a)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.File, err)
+		}
+		rt.agents[key] = &agentRunner{rt: rt, agent: a, dir: l.Dir, env: env, stdio: stdio}
 	}
 	return rt, nil
 }
@@ -86,6 +98,7 @@ func (rt *Runtime) sidecarConfig(a *v1alpha1.Agent, port int) proxy.Config {
 	if p := a.Spec.Container.ReadinessProbe; p != nil && p.HTTPGet != nil {
 		cfg.ProbePath = p.HTTPGet.Path
 	}
+	mcpSidecarConfig(&cfg, a)
 	return cfg
 }
 
@@ -163,6 +176,7 @@ func (rt *Runtime) LastInvocation(key platform.AgentKey) time.Time {
 // Shutdown stops every replica of every agent in parallel, draining their
 // in-flight requests, and waits for all processes to exit or ctx to end.
 func (rt *Runtime) Shutdown(ctx context.Context) error {
+	rt.beginShutdown()
 	for _, a := range rt.agents {
 		a.setScale(0)
 	}

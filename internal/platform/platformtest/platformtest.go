@@ -1,0 +1,144 @@
+// Package platformtest provides a platform.Platform whose agents and ready
+// replicas a test sets by hand, and a helper that runs a real sidecar in
+// front of a test upstream, so gateway-level tests (tracing, the dashboard,
+// the CLI) need neither processes nor a cluster.
+package platformtest
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/proxy"
+)
+
+// Platform is an in-memory platform.Platform.
+type Platform struct {
+	mu     sync.Mutex
+	agents map[platform.AgentKey]*v1alpha1.Agent
+	scale  map[platform.AgentKey]int32
+	eps    platform.EndpointSet
+	// OnSetScale, when set, is called after each SetScale (e.g. to start
+	// sidecars and mark them ready).
+	OnSetScale func(key platform.AgentKey, n int32)
+}
+
+var _ platform.Platform = (*Platform)(nil)
+
+// New returns a platform with agents, defaulted.
+func New(agents ...*v1alpha1.Agent) *Platform {
+	p := &Platform{agents: map[platform.AgentKey]*v1alpha1.Agent{}, scale: map[platform.AgentKey]int32{}}
+	for _, a := range agents {
+		a = a.DeepCopy()
+		a.Default()
+		p.agents[platform.KeyOf(a)] = a
+	}
+	return p
+}
+
+// Agent returns a minimal valid agent.
+func Agent(namespace, name string, concurrency int32) *v1alpha1.Agent {
+	a := &v1alpha1.Agent{}
+	a.Namespace, a.Name = namespace, name
+	a.Spec.Container.Port = 8080
+	a.Spec.Container.Command = []string{name}
+	a.Spec.Concurrency = concurrency
+	return a
+}
+
+// SetReady replaces the agent's ready replicas (waking held requests) and,
+// when the scale is below their number, raises it to match.
+func (p *Platform) SetReady(key platform.AgentKey, eps ...platform.Endpoint) {
+	p.mu.Lock()
+	if p.scale[key] < int32(len(eps)) {
+		p.scale[key] = int32(len(eps))
+	}
+	p.mu.Unlock()
+	p.eps.Set(key, eps)
+}
+
+// Agent implements platform.Platform.
+func (p *Platform) Agent(key platform.AgentKey) (*v1alpha1.Agent, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.agents[key]
+	return a, ok
+}
+
+// Agents implements platform.Platform, sorted by key.
+func (p *Platform) Agents() []*v1alpha1.Agent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*v1alpha1.Agent, 0, len(p.agents))
+	for _, a := range p.agents {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return platform.KeyOf(out[i]).String() < platform.KeyOf(out[j]).String() })
+	return out
+}
+
+// ReadyEndpoints implements platform.Platform.
+func (p *Platform) ReadyEndpoints(key platform.AgentKey) ([]platform.Endpoint, <-chan struct{}) {
+	return p.eps.Get(key)
+}
+
+// Replicas implements platform.Platform.
+func (p *Platform) Replicas(key platform.AgentKey) int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.scale[key]
+}
+
+// SetScale implements platform.Platform.
+func (p *Platform) SetScale(_ context.Context, key platform.AgentKey, n int32) error {
+	p.mu.Lock()
+	p.scale[key] = n
+	hook := p.OnSetScale
+	p.mu.Unlock()
+	if hook != nil {
+		hook(key, n)
+	}
+	return nil
+}
+
+// RecordInvocation implements platform.Platform.
+func (p *Platform) RecordInvocation(platform.AgentKey, time.Time) {}
+
+// StartSidecar runs a real sidecar (`flint proxy`) in front of the agent at
+// upstreamAddr until the test ends, waits until it is ready and returns its
+// endpoint.
+func StartSidecar(t testing.TB, upstreamAddr string, concurrency int, replica string) platform.Endpoint {
+	t.Helper()
+	cfg := proxy.DefaultConfig()
+	cfg.ServingAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.UpstreamAddr = upstreamAddr
+	cfg.Concurrency = concurrency
+	cfg.DrainDelay = 0
+	sc, err := proxy.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sc.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for !sc.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar %s in front of %s never became ready", replica, upstreamAddr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return platform.Endpoint{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: replica}
+}
