@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"net/url"
 	"time"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds a request body; larger ones get 413. 0 = no limit.
 	MaxBodyBytes int64
+	// SidecarToken is sent to every sidecar in gatewaytoken.Header, for
+	// sidecars that refuse traffic bypassing the gateway.
+	SidecarToken string
 	// Auth turns on authentication of invocations.
 	Auth AuthConfig
 	// MCP tunes MCP session routing and event streams (mcp_config.go).
@@ -80,6 +84,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block accepted")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond it); 0 = no limit")
 	c.Auth.RegisterFlags(fs)
+	fs.Func("sidecar-token-file", "file with a secret sent to every sidecar, whose -gateway-token-file holds the same; lets sidecars refuse traffic that bypasses the gateway", func(path string) error {
+		tok, err := gatewaytoken.Read(path)
+		c.SidecarToken = tok
+		return err
+	})
 	c.MCP.RegisterFlags(fs)
 	fs.IntVar(&c.ReplayBodyLimit, "replay-body-limit", c.ReplayBodyLimit, "bytes of a request body kept so it can be retried on another replica")
 }

@@ -7,6 +7,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"log/slog"
 	"net"
 	"net/http"
@@ -143,6 +144,11 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.RawPath = c.route.RawPath
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
+	if g.cfg.SidecarToken != "" {
+		pr.Out.Header.Set(gatewaytoken.Header, g.cfg.SidecarToken)
+	} else {
+		pr.Out.Header.Del(gatewaytoken.Header) // never pass on a client's guess
+	}
 	pr.Out.Header.Set("X-Forwarded-Prefix", RoutePrefix+c.key.Namespace+"/"+c.key.Name)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"net"
 	"strings"
 	"time"
@@ -93,6 +94,11 @@ type Config struct {
 	// endpoint. It must not block.
 	OnReadyChange func(ready bool)
 
+	// GatewayToken, when set, is required in the gatewaytoken.Header of
+	// every request on the serving port; others get 403 (they bypassed the
+	// gateway). Set by the -gateway-token-file flag.
+	GatewayToken string
+
 	// TerminationGracePeriod, when set, is the pod's
 	// terminationGracePeriodSeconds; Validate checks the drain fits inside it.
 	TerminationGracePeriod time.Duration
@@ -153,6 +159,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"after SIGTERM or POST /drain, keep serving this long (readiness already failing) so endpoint removal propagates")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", d.DrainTimeout,
 		"after -drain-delay, how long in-flight requests, streams and WebSockets get to finish before they are cut")
+	fs.Func("gateway-token-file", "file with the secret the gateway sends (its -sidecar-token-file); requests without it are refused with 403", func(path string) error {
+		tok, err := gatewaytoken.Read(path)
+		c.GatewayToken = tok
+		return err
+	})
 	fs.DurationVar(&c.TerminationGracePeriod, "termination-grace-period", d.TerminationGracePeriod,
 		"the pod's terminationGracePeriodSeconds; when set, the drain must fit inside it (0 = unchecked)")
 }

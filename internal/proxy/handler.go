@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"log/slog"
 	"net"
 	"net/http"
@@ -43,6 +44,13 @@ var jsonContentType = []string{"application/json"}
 
 // ServeHTTP is the serving port's handler: admission, then the agent.
 func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.GatewayToken != "" {
+		if !gatewaytoken.Equal(r.Header.Get(gatewaytoken.Header), s.cfg.GatewayToken) {
+			writeError(w, http.StatusForbidden, "bypass", "requests must come through the Flint gateway", nil)
+			return
+		}
+		r.Header.Del(gatewaytoken.Header)
+	}
 	start := s.acc.now()
 	if s.draining.Load() && r.ProtoMajor == 1 && !isUpgrade(r) {
 		// The gateway's pooled connection closes after this response rather

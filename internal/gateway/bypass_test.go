@@ -1,0 +1,73 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/flint-dev/flint/internal/gatewaytoken"
+	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/proxy"
+)
+
+// TestSidecarRefusesTrafficThatBypassesTheGateway: with a shared token, the
+// sidecar answers 403 to callers that go around the gateway, serves the
+// gateway, and the agent never sees the token.
+func TestSidecarRefusesTrafficThatBypassesTheGateway(t *testing.T) {
+	const token = "0123456789abcdef-secret"
+	var seen http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.Header.Clone()
+		io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	cfg := proxy.DefaultConfig()
+	cfg.ServingAddr, cfg.AdminAddr, cfg.UpstreamAddr = "127.0.0.1:0", "127.0.0.1:0", up.Listener.Addr().String()
+	cfg.DrainDelay, cfg.GatewayToken = 0, token
+	sc, err := proxy.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sc.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, sc.Ready)
+
+	p := newTestPlatform(testAgent(0))
+	p.eps.Set(echoKey, []platform.Endpoint{{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: "echo-1"}})
+	_, gw := startGateway(t, p, nil, func(c *Config) { c.SidecarToken = token })
+	c := client(t)
+
+	for _, h := range []string{"", "wrong-token-of-some-length"} {
+		req, _ := http.NewRequest("GET", "http://"+sc.ServingAddr()+"/", nil)
+		if h != "" {
+			req.Header.Set(gatewaytoken.Header, h)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("direct request with token %q: %d, want 403", h, res.StatusCode)
+		}
+	}
+	res, err := c.Get(gw.URL + "/v1/agents/default/echo/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("through the gateway: %d", res.StatusCode)
+	}
+	if seen.Get(gatewaytoken.Header) != "" {
+		t.Error("the agent saw the gateway token")
+	}
+}
