@@ -14,7 +14,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
-	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 )
 
 // testPlatform is a platform whose ready endpoints the test sets by hand.
@@ -85,33 +85,7 @@ func testAgent(concurrency int32) *v1alpha1.Agent {
 // startSidecar runs a real sidecar in front of upstream and returns its endpoint.
 func startSidecar(t *testing.T, upstream *httptest.Server, concurrency int, name string) platform.Endpoint {
 	t.Helper()
-	cfg := proxy.DefaultConfig()
-	cfg.ServingAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.UpstreamAddr = upstream.Listener.Addr().String()
-	cfg.Concurrency = concurrency
-	cfg.DrainDelay = 0
-	sc, err := proxy.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sc.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for !sc.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatalf("sidecar %s never became ready", name)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return platform.Endpoint{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: name}
+	return platformtest.StartSidecar(t, upstream.Listener.Addr().String(), concurrency, name)
 }
 
 // startGateway serves a gateway over p on a real loopback socket.
