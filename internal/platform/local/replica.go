@@ -34,7 +34,7 @@ type replica struct {
 
 	mu     sync.Mutex
 	proc   *process
-	stopCh chan struct{}
+	stopCh chan struct{} // closed when stop begins; ends a restart backoff early
 }
 
 // endpoint is how the data plane reaches the replica.
@@ -59,6 +59,7 @@ func startReplica(a *agentRunner, index int) (*replica, error) {
 		onChange:    a.publish,
 		sidecarDone: make(chan error, 1),
 		superDone:   make(chan struct{}),
+		stopCh:      make(chan struct{}),
 	}
 	cfg := a.rt.sidecarConfig(a.agent, port)
 	cfg.OnReadyChange = func(ready bool) {
@@ -129,20 +130,11 @@ func (r *replica) supervise() {
 		r.log.Info("restarting agent process", "in", backoff)
 		select {
 		case <-time.After(backoff):
-		case <-r.stopped():
+		case <-r.stopCh:
 			return
 		}
 		backoff = min(2*backoff, cfg.MaxRestartBackoff)
 	}
-}
-
-func (r *replica) stopped() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopCh == nil {
-		r.stopCh = make(chan struct{})
-	}
-	return r.stopCh
 }
 
 // stop takes the replica out of rotation, lets the sidecar drain its
@@ -153,12 +145,7 @@ func (r *replica) stop() {
 		<-r.superDone
 		return
 	}
-	r.mu.Lock()
-	if r.stopCh == nil {
-		r.stopCh = make(chan struct{})
-	}
-	close(r.stopCh)
-	r.mu.Unlock()
+	close(r.stopCh) // once: the CompareAndSwap above admits one caller
 	r.onChange()
 	r.keepSessions() // MCP: serve the replica's sessions a while longer (mcp.go)
 
