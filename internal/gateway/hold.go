@@ -42,13 +42,14 @@ func (g *Gateway) holdCold(ctx context.Context, c *call, set *backendSet) error 
 	recheck := time.NewTicker(failureRecheck)
 	defer recheck.Stop()
 	var err error
+	timedOut := false
 wait:
 	for {
 		select {
 		case <-set.changed:
 			break wait
 		case <-timer.C:
-			err = errColdStartTimeoutMarker
+			timedOut = true
 			break wait
 		case <-recheck.C:
 			if err = g.failing(c); err != nil {
@@ -60,7 +61,7 @@ wait:
 		}
 	}
 	c.coldWait += time.Since(start)
-	if err == errColdStartTimeoutMarker {
+	if timedOut {
 		return g.coldTimeout(c)
 	}
 	return err
@@ -84,10 +85,6 @@ func (g *Gateway) failing(c *call) error {
 	c.st.metrics.rejected.WithLabelValues("agent_failing").Inc()
 	return errAgentFailing(c.key, reason, message, g.cfg.RetryAfter)
 }
-
-// errColdStartTimeoutMarker distinguishes the hold's own timer from the
-// request's context inside holdCold.
-var errColdStartTimeoutMarker = errors.New("cold start timeout")
 
 func (g *Gateway) coldTimeout(c *call) error {
 	c.st.rejected.Add(1)
