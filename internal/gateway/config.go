@@ -31,6 +31,9 @@ type Config struct {
 	FullBackoff time.Duration
 	// DialTimeout bounds connecting to a replica's sidecar.
 	DialTimeout time.Duration
+	// UpstreamCAFile holds PEM certificates trusted, besides the system's
+	// roots, for sidecars that serve TLS.
+	UpstreamCAFile string
 	// ReadHeaderTimeout bounds reading a client's request headers (slowloris).
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes idle client keep-alive connections.
@@ -79,6 +82,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with the gateway's 503 answers (rounded up to whole seconds)")
 	fs.DurationVar(&c.FullBackoff, "full-backoff", c.FullBackoff, "how long a replica that refused a request for capacity is skipped")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", c.DialTimeout, "timeout for connecting to a replica")
+	fs.StringVar(&c.UpstreamCAFile, "upstream-ca-file", c.UpstreamCAFile, "PEM file of CA certificates trusted, besides the system's, for sidecars serving TLS")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read a request's headers")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "idle keep-alive connections from clients are closed after this long")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block accepted")

@@ -36,6 +36,7 @@ type Gateway struct {
 	metrics  *metrics
 	proxy    *httputil.ReverseProxy
 	base     *http.Transport
+	tls      *upstreamTLS // sidecars that serve TLS (upstream_tls.go)
 	admin    *http.ServeMux
 	auth     *authenticator // nil when authentication is off
 	agents   sync.Map       // platform.AgentKey -> *agentState
@@ -62,8 +63,14 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		stop()
 		return nil, err
 	}
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	if g.tls, err = newUpstreamTLS(dialer, cfg.UpstreamCAFile); err != nil {
+		stop()
+		return nil, err
+	}
 	g.base = &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialer.DialContext,
+		DialTLSContext:        g.tls.dialTLS,
 		MaxIdleConns:          10000,
 		MaxIdleConnsPerHost:   1000,
 		IdleConnTimeout:       90 * time.Second,

@@ -111,6 +111,9 @@ func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, bod
 	out := *req
 	u := *req.URL
 	u.Host = b.Addr
+	if b.TLSServerName != "" {
+		u.Scheme, u.Host = "https", tlsHost(b.Addr, b.TLSServerName) // upstream_tls.go
+	}
 	out.URL = &u
 	if body != nil {
 		out.Body = body.next()

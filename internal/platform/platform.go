@@ -32,6 +32,10 @@ type Endpoint struct {
 	AdminAddr string
 	// Replica names the replica in logs and metrics (a pod name, or name-N locally).
 	Replica string
+	// TLSServerName, when set, means the serving port speaks TLS: the
+	// gateway dials Addr but verifies (and sends as SNI) this name, the
+	// agent's Service DNS name, since certificates name Services, not pod IPs.
+	TLSServerName string
 }
 
 // Platform runs agents' replicas and reports which are ready.

@@ -16,9 +16,13 @@ func (p *Platform) upsertAgent(obj any) {
 	}
 	a = a.DeepCopy()
 	a.Default()
+	key := platform.KeyOf(a)
 	p.mu.Lock()
-	p.agents[platform.KeyOf(a)] = a
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	p.agents[key] = a
+	if !p.cfg.DirectToPod {
+		p.publishLocked(key) // whether it routes through its Service depends on its protocol
+	}
 }
 
 // deleteAgent forgets an Agent and wakes whoever waits for its endpoints,

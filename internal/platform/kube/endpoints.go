@@ -33,7 +33,7 @@ func (p *Platform) upsertSlice(obj any) {
 	if !ok {
 		return
 	}
-	eps := endpointsOf(s)
+	eps := endpointsOf(s, p.serviceDNSName(key))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.slices[key] == nil {
@@ -89,8 +89,13 @@ func (p *Platform) publishLocked(key platform.AgentKey) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	p.endpoints.Set(key, union(ids, func(id string) []platform.Endpoint { return bySlice[id].ready }))
-	p.draining.Set(key, union(ids, func(id string) []platform.Endpoint { return bySlice[id].draining }))
+	ready := union(ids, func(id string) []platform.Endpoint { return bySlice[id].ready })
+	draining := union(ids, func(id string) []platform.Endpoint { return bySlice[id].draining })
+	if svc, ok := p.serviceRouteLocked(key, ready); ok { // routing.go
+		ready, draining = svc, nil
+	}
+	p.endpoints.Set(key, ready)
+	p.draining.Set(key, draining)
 }
 
 // union merges the slices' endpoints in slice order, sorted by replica. A
@@ -116,13 +121,16 @@ func union(ids []string, of func(id string) []platform.Endpoint) []platform.Endp
 
 // endpointsOf sorts a slice's endpoints into ready ones and terminating
 // ones, each reached on its first address (the others are the same pod) at
-// the sidecar's serving and admin ports as the slice names them.
-func endpointsOf(s *discoveryv1.EndpointSlice) sliceEndpoints {
+// the sidecar's serving and admin ports as the slice names them. When the
+// serving port's appProtocol is https, endpoints carry tlsName (the
+// Service's DNS name) to verify the sidecar's certificate against.
+func endpointsOf(s *discoveryv1.EndpointSlice, tlsName string) sliceEndpoints {
 	var out sliceEndpoints
 	if s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
 		return out
 	}
 	var serving, admin int32
+	tls := false
 	for _, port := range s.Ports {
 		if port.Name == nil || port.Port == nil {
 			continue
@@ -130,9 +138,13 @@ func endpointsOf(s *discoveryv1.EndpointSlice) sliceEndpoints {
 		switch *port.Name {
 		case controller.ServingPortName:
 			serving = *port.Port
+			tls = port.AppProtocol != nil && *port.AppProtocol == appProtocolHTTPS
 		case controller.AdminPortName:
 			admin = *port.Port
 		}
+	}
+	if !tls {
+		tlsName = ""
 	}
 	if serving == 0 || admin == 0 {
 		return out
@@ -147,9 +159,10 @@ func endpointsOf(s *discoveryv1.EndpointSlice) sliceEndpoints {
 			replica = e.TargetRef.Name
 		}
 		ep := platform.Endpoint{
-			Addr:      net.JoinHostPort(addr, strconv.Itoa(int(serving))),
-			AdminAddr: net.JoinHostPort(addr, strconv.Itoa(int(admin))),
-			Replica:   replica,
+			Addr:          net.JoinHostPort(addr, strconv.Itoa(int(serving))),
+			AdminAddr:     net.JoinHostPort(addr, strconv.Itoa(int(admin))),
+			Replica:       replica,
+			TLSServerName: tlsName,
 		}
 		c := e.Conditions
 		switch {

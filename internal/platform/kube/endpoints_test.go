@@ -55,7 +55,7 @@ func TestEndpointsOfASlice(t *testing.T) {
 		endpoint("c", "fd00::3", no, nil),  // starting
 		endpoint("d", "fd00::4", no, yes),  // terminating
 	)
-	got := endpointsOf(s)
+	got := endpointsOf(s, "echo.ns.svc.cluster.local")
 	if want := []string{"a@[fd00::1]:8012/[fd00::1]:8022", "b@[fd00::2]:8012/[fd00::2]:8022"}; !slices.Equal(names(got.ready), want) {
 		t.Errorf("ready %v, want %v", names(got.ready), want)
 	}
@@ -64,11 +64,11 @@ func TestEndpointsOfASlice(t *testing.T) {
 	}
 
 	s.Ports = s.Ports[:1] // no admin port published yet
-	if got := endpointsOf(s); len(got.ready)+len(got.draining) != 0 {
+	if got := endpointsOf(s, ""); len(got.ready)+len(got.draining) != 0 {
 		t.Errorf("endpoints without an admin port: %v", got)
 	}
 	s = agentSlice("ns", "s", "echo", discoveryv1.AddressTypeFQDN, endpoint("a", "a.example.com", yes, nil))
-	if got := endpointsOf(s); len(got.ready) != 0 {
+	if got := endpointsOf(s, ""); len(got.ready) != 0 {
 		t.Errorf("FQDN endpoints are not pods: %v", got)
 	}
 }

@@ -16,9 +16,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -37,11 +39,18 @@ type Config struct {
 	// InvocationFlushInterval is how often recorded invocation times are
 	// written to agents' status.lastInvocationAt.
 	InvocationFlushInterval time.Duration
+	// DirectToPod routes to pod IPs from EndpointSlices. Off, requests go
+	// to each agent's Service ClusterIP and kube-proxy picks the pod
+	// (routing.go says which agents stay direct regardless).
+	DirectToPod bool
+	// ClusterDomain completes Service DNS names (NAME.NAMESPACE.svc.DOMAIN),
+	// the names sidecar TLS certificates are verified against.
+	ClusterDomain string
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{InvocationFlushInterval: DefaultInvocationFlushInterval}
+	return Config{InvocationFlushInterval: DefaultInvocationFlushInterval, DirectToPod: true, ClusterDomain: "cluster.local"}
 }
 
 // RegisterFlags binds c to flags on fs; c's current values are the defaults.
@@ -50,10 +59,21 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"how often the last invocation time of each invoked agent is written to its status.lastInvocationAt")
 }
 
+// RegisterRoutingFlags binds the settings only a gateway uses.
+func (c *Config) RegisterRoutingFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.DirectToPod, "direct-to-pod", c.DirectToPod,
+		"route to pod IPs from EndpointSlices; false sends requests to each agent's Service ClusterIP through kube-proxy (MCP agents stay direct)")
+	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain,
+		"the cluster's DNS domain, completing Service names that sidecar TLS certificates are verified against")
+}
+
 // Validate reports configuration problems, naming the flag to change.
 func (c Config) Validate() error {
 	if c.InvocationFlushInterval < time.Second {
 		return fmt.Errorf("-invocation-flush-interval=%s must be at least 1s: status.lastInvocationAt has whole seconds", c.InvocationFlushInterval)
+	}
+	if c.ClusterDomain == "" || strings.HasPrefix(c.ClusterDomain, ".") || strings.HasSuffix(c.ClusterDomain, ".") {
+		return fmt.Errorf("-cluster-domain=%q must be a DNS domain such as cluster.local", c.ClusterDomain)
 	}
 	return nil
 }
@@ -72,6 +92,7 @@ type Platform struct {
 	slices    map[platform.AgentKey]map[string]sliceEndpoints
 	endpoints platform.EndpointSet
 	draining  platform.EndpointSet
+	services  map[platform.AgentKey]serviceRoute // only with DirectToPod off
 
 	invocations invocationLog
 	synced      []toolscache.InformerSynced
@@ -97,17 +118,24 @@ func New(ctx context.Context, informers cache.Informers, c client.Client, cfg Co
 	p := &Platform{
 		client: c, cfg: cfg, log: log,
 		agents: map[platform.AgentKey]*v1alpha1.Agent{},
-		slices: map[platform.AgentKey]map[string]sliceEndpoints{},
+		slices:   map[platform.AgentKey]map[string]sliceEndpoints{},
+		services: map[platform.AgentKey]serviceRoute{},
 	}
-	for _, h := range []struct {
+	type watch struct {
 		obj     client.Object
 		handler toolscache.ResourceEventHandler
-	}{
+	}
+	watches := []watch{
 		{&v1alpha1.Agent{}, toolscache.ResourceEventHandlerFuncs{
 			AddFunc: p.upsertAgent, UpdateFunc: func(_, obj any) { p.upsertAgent(obj) }, DeleteFunc: p.deleteAgent}},
 		{&discoveryv1.EndpointSlice{}, toolscache.ResourceEventHandlerFuncs{
 			AddFunc: p.upsertSlice, UpdateFunc: func(_, obj any) { p.upsertSlice(obj) }, DeleteFunc: p.deleteSlice}},
-	} {
+	}
+	if !cfg.DirectToPod {
+		watches = append(watches, watch{&corev1.Service{}, toolscache.ResourceEventHandlerFuncs{
+			AddFunc: p.upsertService, UpdateFunc: func(_, obj any) { p.upsertService(obj) }, DeleteFunc: p.deleteService}})
+	}
+	for _, h := range watches {
 		inf, err := informers.GetInformer(ctx, h.obj)
 		if err != nil {
 			return nil, fmt.Errorf("kube platform: informer for %T: %w", h.obj, err)
