@@ -14,6 +14,10 @@ type Demand struct {
 	// Held is the number of requests the gateway is holding now, waiting for
 	// a replica to turn ready or a slot to free (cold holds + capacity holds).
 	Held int64
+	// InFlight is the number of requests the gateway has sent to replicas
+	// and not seen finish. The Decider reads the sidecars' own counts; this
+	// is for people and for checking one against the other.
+	InFlight int64
 	// RejectedTotal counts requests the gateway refused (hold queue full or
 	// hold timed out) since it started.
 	RejectedTotal uint64

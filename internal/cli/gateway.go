@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -14,16 +15,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/agentfile"
+	"github.com/flint-dev/flint/internal/demand"
 	"github.com/flint-dev/flint/internal/gateway"
-	"github.com/flint-dev/flint/internal/platform/static"
+	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/kube"
 )
 
 const gatewaySynopsis = `Route invocations /v1/agents/{namespace}/{name}/... to agents' replicas.
-With -f and -replica it serves agents from YAML in front of sidecars ('flint
-proxy') started elsewhere, checking their readiness on their admin ports.
-(On Kubernetes the gateway watches Agents and EndpointSlices instead.)`
+In a cluster (the default) it watches Agents and EndpointSlices and routes
+to pod IPs; -control-addr serves held requests to the manager's autoscaler.
+With -f and -replica it instead serves agents from YAML in front of
+sidecars ('flint proxy') started elsewhere, checking their readiness on
+their admin ports.`
 
 // stringList is a repeatable string flag.
 type stringList []string
@@ -33,50 +36,107 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 var _ flag.Value = (*stringList)(nil)
 
+// gatewayFlags is every flag of `flint gateway` besides the gateway's own
+// configuration.
+type gatewayFlags struct {
+	// Standalone mode.
+	Files         string
+	Replicas      stringList
+	CheckInterval time.Duration
+	// Kubernetes mode.
+	Kube             kubeConnection
+	Platform         kube.Config
+	ControlAddr      string
+	ControlTokenFile string
+
+	ShutdownTimeout time.Duration
+	Log             logConfig
+}
+
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := gateway.DefaultConfig()
-	var files string
-	var replicas stringList
-	checkInterval := time.Second
-	shutdownTimeout := 30 * time.Second
-	var logCfg logConfig
+	f := gatewayFlags{CheckInterval: time.Second, ShutdownTimeout: 30 * time.Second,
+		Kube: defaultKubeConnection(), Platform: kube.DefaultConfig()}
 	fs := newFlagSet("gateway", gatewaySynopsis, stderr)
-	fs.StringVar(&files, "f", "", "Agent YAML file or directory")
-	fs.Var(&replicas, "replica", "a replica as namespace/name=SERVING_ADDR@ADMIN_ADDR (repeatable)")
-	fs.DurationVar(&checkInterval, "check-interval", checkInterval, "how often each replica's readiness is checked")
-	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "on SIGTERM, how long in-flight requests get to finish")
+	fs.StringVar(&f.Files, "f", "", "Agent YAML file or directory (standalone mode: no cluster)")
+	fs.Var(&f.Replicas, "replica", "a replica as namespace/name=SERVING_ADDR@ADMIN_ADDR (repeatable; standalone mode)")
+	fs.DurationVar(&f.CheckInterval, "check-interval", f.CheckInterval, "how often each replica's readiness is checked (standalone mode)")
+	f.Kube.RegisterFlags(fs)
+	f.Platform.RegisterFlags(fs)
+	f.Platform.RegisterRoutingFlags(fs)
+	fs.StringVar(&f.ControlAddr, "control-addr", "", "`address` serving held and in-flight requests, and scale-from-zero pokes, to the manager's autoscaler (empty: off)")
+	fs.StringVar(&f.ControlTokenFile, "control-token-file", "", "`file` with the secret the manager presents on -control-addr (required with it)")
+	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", f.ShutdownTimeout, "on SIGTERM, how long in-flight requests get to finish")
 	cfg.RegisterFlags(fs)
-	logCfg.RegisterFlags(fs)
+	f.Log.RegisterFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	log, err := logCfg.logger(stderr)
+	log, err := f.Log.logger(stderr)
 	if err != nil {
 		return err
 	}
-	if files == "" {
-		fmt.Fprintln(stderr, "-f is required: point it at the Agent YAML the replicas run")
-		return errUsage
-	}
-	if checkInterval <= 0 {
-		return fmt.Errorf("-check-interval is %s: it must be positive", checkInterval)
-	}
-	loaded, err := agentfile.Load(files)
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	eps, err := static.ParseReplicas(replicas)
-	if err != nil {
-		return err
+	var control *demand.Server
+	if f.ControlAddr != "" {
+		if f.ControlTokenFile == "" {
+			return errors.New("-control-addr needs -control-token-file: the manager proves itself with that secret")
+		}
+		token, err := demand.ReadToken(f.ControlTokenFile)
+		if err != nil {
+			return err
+		}
+		control = demand.NewServer(token, log)
 	}
-	agents := make([]*v1alpha1.Agent, len(loaded))
-	for i, l := range loaded {
-		agents[i] = l.Agent
+
+	pctx, stopPlatform := context.WithCancel(context.WithoutCancel(ctx))
+	var platformDone []chan struct{}
+	defer func() {
+		stopPlatform()
+		for _, d := range platformDone { // the last invocation times are written
+			<-d
+		}
+	}()
+	goPlatform := func(run func(context.Context)) {
+		d := make(chan struct{})
+		platformDone = append(platformDone, d)
+		go func() { defer close(d); run(pctx) }()
 	}
-	p, err := static.New(agents, eps, checkInterval, log)
-	if err != nil {
-		return err
+	var p platform.Platform
+	if f.Files != "" {
+		if f.CheckInterval <= 0 {
+			return fmt.Errorf("-check-interval is %s: it must be positive", f.CheckInterval)
+		}
+		sp, err := newStaticPlatform(f.Files, f.Replicas, f.CheckInterval, log)
+		if err != nil {
+			return err
+		}
+		goPlatform(func(ctx context.Context) { _ = sp.Run(ctx) })
+		p = sp
+	} else {
+		if len(f.Replicas) > 0 {
+			return errors.New("-replica needs -f: in a cluster replicas come from EndpointSlices")
+		}
+		kp, start, err := newGatewayKubePlatform(ctx, f.Kube, f.Platform, log) // gateway_kube.go
+		if err != nil {
+			return err
+		}
+		goPlatform(start)
+		log.Info("waiting for Agents and EndpointSlices to sync")
+		if err := kp.WaitForSync(ctx); err != nil {
+			return err
+		}
+		p = kp
 	}
+	return serveGateway(ctx, cfg, f, p, control, log, stdout, stderr)
+}
+
+// serveGateway serves invocations (and the control endpoint) until ctx
+// ends, then lets in-flight requests finish.
+func serveGateway(ctx context.Context, cfg gateway.Config, f gatewayFlags, p platform.Platform, control *demand.Server,
+	log *slog.Logger, stdout, stderr io.Writer) error {
 	stopTracing, err := setupTracing(ctx, "flint-gateway", log, stderr) // OTEL_* env; off by default
 	if err != nil {
 		return err
@@ -84,31 +144,51 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer stopTracing()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	gw, err := gateway.New(cfg, p, nil, log, reg)
+	var scaler gateway.Scaler
+	if control != nil {
+		scaler = control
+	}
+	gw, err := gateway.New(cfg, p, scaler, log, reg)
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	servers := []*http.Server{gw.Server()}
+	listeners := []string{cfg.Addr}
+	if control != nil {
+		control.Attach(gw)
+		servers = append(servers, &http.Server{Handler: control, ReadHeaderTimeout: 10 * time.Second})
+		listeners = append(listeners, f.ControlAddr)
 	}
-	pctx, stopChecks := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopChecks()
-	go func() { _ = p.Run(pctx) }()
-	go gw.Run(pctx) // the dashboard's history
-	srv := gw.Server()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "flint gateway listening on http://%s\n", ln.Addr())
+	serveErr := make(chan error, len(servers))
+	for i, srv := range servers {
+		ln, err := net.Listen("tcp", listeners[i])
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", listeners[i], err)
+		}
+		defer srv.Close()
+		go func() { serveErr <- srv.Serve(ln) }()
+		if i == 0 {
+			fmt.Fprintf(stdout, "flint gateway listening on http://%s\n", ln.Addr())
+		} else {
+			fmt.Fprintf(stdout, "flint gateway control on http://%s\n", ln.Addr())
+		}
+	}
+	hctx, stopHistory := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHistory()
+	go gw.Run(hctx) // the dashboard's history
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("gateway: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), f.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// The control port has nothing to finish: its poke streams end at once.
+	for _, srv := range servers[1:] {
+		srv.Close()
+	}
+	if err := servers[0].Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateway shutdown: %w", err)
 	}
 	return nil

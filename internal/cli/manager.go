@@ -8,30 +8,24 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
-	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/controller"
+	"github.com/flint-dev/flint/internal/demand"
 	"github.com/flint-dev/flint/internal/platform/kube"
 )
 
 // managerConfig is every flag of `flint manager`.
 type managerConfig struct {
-	Kubeconfig              string
-	KubeAPIQPS              float64
-	KubeAPIBurst            int
-	Namespaces              string
+	Kube                    kubeConnection
 	MetricsAddr             string
 	HealthProbeAddr         string
 	LeaderElect             bool
@@ -40,6 +34,10 @@ type managerConfig struct {
 	Controller              controller.Config
 	Platform                kube.Config
 	Autoscaler              autoscaler.LoopConfig
+	Gateways                string
+	ControlTokenFile        string
+	GatewayScrapeInterval   time.Duration
+	GatewayScrapeTimeout    time.Duration
 	Log                     logConfig
 }
 
@@ -51,9 +49,10 @@ docs/manager.md describes the pods it makes and how they shut down.`
 
 func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg := managerConfig{
-		KubeAPIQPS:       50,
-		KubeAPIBurst:     100,
-		MetricsAddr:      ":8080",
+		Kube:                  defaultKubeConnection(),
+		GatewayScrapeInterval: time.Second,
+		GatewayScrapeTimeout:  time.Second,
+		MetricsAddr:           ":8080",
 		HealthProbeAddr:  ":8081",
 		LeaderElect:      true,
 		LeaderElectionID: "flint-manager.flint.dev",
@@ -61,10 +60,7 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Platform:         kube.DefaultConfig(),
 	}
 	fs := newFlagSet("manager", managerSynopsis, stderr)
-	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "`path` of a kubeconfig (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)")
-	fs.Float64Var(&cfg.KubeAPIQPS, "kube-api-qps", cfg.KubeAPIQPS, "sustained requests per second to the API server")
-	fs.IntVar(&cfg.KubeAPIBurst, "kube-api-burst", cfg.KubeAPIBurst, "burst of requests to the API server above -kube-api-qps")
-	fs.StringVar(&cfg.Namespaces, "namespaces", "", "comma-separated `namespaces` to watch for Agents (empty: all)")
+	cfg.Kube.RegisterFlags(fs)
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "`address` of the Prometheus /metrics endpoint (0 disables it)")
 	fs.StringVar(&cfg.HealthProbeAddr, "health-probe-addr", cfg.HealthProbeAddr, "`address` of /healthz and /readyz (0 disables them)")
 	fs.BoolVar(&cfg.LeaderElect, "leader-elect", cfg.LeaderElect, "elect a leader among manager replicas; only the leader reconciles and autoscales")
@@ -73,6 +69,11 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Controller.RegisterFlags(fs)
 	cfg.Platform.RegisterFlags(fs)
 	cfg.Autoscaler.RegisterFlags(fs)
+	fs.StringVar(&cfg.Gateways, "gateways", "", "comma-separated `URLs` of gateways' control ports (-control-addr); each name is resolved to every address it has, "+
+		"so a headless Service reaches every gateway pod. Their held requests count as demand and wake agents at zero at once (empty: sidecar load only)")
+	fs.StringVar(&cfg.ControlTokenFile, "control-token-file", "", "`file` with the secret the gateways' control ports expect (required with -gateways)")
+	fs.DurationVar(&cfg.GatewayScrapeInterval, "gateway-scrape-interval", cfg.GatewayScrapeInterval, "how often every gateway's demand is read")
+	fs.DurationVar(&cfg.GatewayScrapeTimeout, "gateway-scrape-timeout", cfg.GatewayScrapeTimeout, "timeout of one read of a gateway's demand")
 	cfg.Log.RegisterFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -84,15 +85,37 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := errors.Join(cfg.Controller.Validate(), cfg.Platform.Validate(), cfg.Autoscaler.Validate()); err != nil {
 		return err
 	}
-	if cfg.KubeAPIQPS <= 0 || cfg.KubeAPIBurst < 1 {
-		return fmt.Errorf("-kube-api-qps (%g) and -kube-api-burst (%d) must be positive", cfg.KubeAPIQPS, cfg.KubeAPIBurst)
-	}
-	restCfg, err := kubeRESTConfig(cfg.Kubeconfig)
+	collector, err := cfg.demandCollector(log)
 	if err != nil {
 		return err
 	}
-	restCfg.QPS, restCfg.Burst = float32(cfg.KubeAPIQPS), cfg.KubeAPIBurst
-	return serveManager(ctx, cfg, restCfg, log)
+	restCfg, err := cfg.Kube.config()
+	if err != nil {
+		return err
+	}
+	return serveManager(ctx, cfg, restCfg, collector, log)
+}
+
+// demandCollector reads the gateways' demand, or is nil without -gateways.
+func (cfg managerConfig) demandCollector(log *slog.Logger) (*demand.Collector, error) {
+	var urls []string
+	for u := range strings.SplitSeq(cfg.Gateways, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return nil, nil
+	}
+	var token string
+	if cfg.ControlTokenFile != "" {
+		var err error
+		if token, err = demand.ReadToken(cfg.ControlTokenFile); err != nil {
+			return nil, err
+		}
+	}
+	return demand.NewCollector(demand.CollectorConfig{Gateways: urls, Token: token,
+		Interval: cfg.GatewayScrapeInterval, Timeout: cfg.GatewayScrapeTimeout}, log)
 }
 
 // kubeRESTConfig finds the API server: an explicit kubeconfig, else what
@@ -115,21 +138,13 @@ func kubeRESTConfig(path string) (*rest.Config, error) {
 // serveManager runs the reconciler, the platform and the autoscaler until
 // ctx ends. Everything logs through log: controller-runtime and client-go
 // (leader election) included.
-func serveManager(ctx context.Context, cfg managerConfig, restCfg *rest.Config, log *slog.Logger) error {
-	logger := logr.FromSlogHandler(log.Handler())
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger)
-
-	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), v1alpha1.AddToScheme(scheme)); err != nil {
-		return fmt.Errorf("scheme: %w", err)
+func serveManager(ctx context.Context, cfg managerConfig, restCfg *rest.Config, collector *demand.Collector, log *slog.Logger) error {
+	logger := routeKubeLogs(log)
+	scheme, err := kubeScheme()
+	if err != nil {
+		return err
 	}
-	var namespaces []string
-	for ns := range strings.SplitSeq(cfg.Namespaces, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			namespaces = append(namespaces, ns)
-		}
-	}
+	namespaces := cfg.Kube.namespaces()
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  logger,
@@ -161,15 +176,19 @@ func serveManager(ctx context.Context, cfg managerConfig, restCfg *rest.Config, 
 	if err := mgr.Add(plat); err != nil {
 		return fmt.Errorf("kube platform: %w", err)
 	}
-	// No gateway demand yet: held and refused requests reach the
-	// autoscaler, and scale-from-zero pokes reach loop.Poke, through the
-	// gateway's channel to the manager (issue 5). Until then an agent at
-	// zero wakes on the next tick after a gateway scales it.
-	loop, err := autoscaler.NewLoop(cfg.Autoscaler, plat, nil, log, ctrlmetrics.Registry)
+	// The gateways' held and refused requests are demand, and their pokes
+	// wake agents at zero at once (package demand). Without -gateways the
+	// autoscaler sees sidecar load only, and nothing wakes an agent at
+	// zero: the chart always sets it.
+	var demandSource autoscaler.DemandSource
+	if collector != nil {
+		demandSource = collector
+	}
+	loop, err := autoscaler.NewLoop(cfg.Autoscaler, plat, demandSource, log, ctrlmetrics.Registry)
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(&autoscalerRunnable{platform: plat, loop: loop}); err != nil {
+	if err := mgr.Add(&autoscalerRunnable{platform: plat, loop: loop, collector: collector}); err != nil {
 		return fmt.Errorf("autoscaler: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -196,8 +215,9 @@ func serveManager(ctx context.Context, cfg managerConfig, restCfg *rest.Config, 
 // autoscalerRunnable runs the autoscaler on the elected leader only: two
 // loops would each write their own decision to the same Agents.
 type autoscalerRunnable struct {
-	platform *kube.Platform
-	loop     *autoscaler.Loop
+	platform  *kube.Platform
+	loop      *autoscaler.Loop
+	collector *demand.Collector // nil without -gateways
 }
 
 // Start waits until the platform has seen every Agent and EndpointSlice (a
@@ -209,6 +229,11 @@ func (r *autoscalerRunnable) Start(ctx context.Context) error {
 			return nil
 		}
 		return err
+	}
+	if r.collector != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); r.collector.Run(ctx, r.loop.Poke) }()
 	}
 	return r.loop.Run(ctx)
 }

@@ -28,7 +28,7 @@ type AgentSummary struct {
 func (g *Gateway) adminMux(reg prometheus.Registerer) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", g.readyz)
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}
@@ -42,6 +42,20 @@ func (g *Gateway) adminMux(reg prometheus.Registerer) *http.ServeMux {
 			message: "no such path: invoke agents at " + RoutePrefix + "{namespace}/{name}/"}).write(w)
 	})
 	return mux
+}
+
+// syncer is a platform that fills its view of agents asynchronously (the
+// kube platform's informers).
+type syncer interface{ HasSynced() bool }
+
+// readyz fails until the platform has seen every agent and endpoint: before
+// that, the gateway would answer 404 for agents that exist.
+func (g *Gateway) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s, ok := g.platform.(syncer); ok && !s.HasSynced() {
+		http.Error(w, "agents and endpoints not synced yet", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ok\n"))
 }
 
 func (g *Gateway) listAgents(w http.ResponseWriter, r *http.Request) {

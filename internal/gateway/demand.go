@@ -18,6 +18,7 @@ func (g *Gateway) Demand(key platform.AgentKey) autoscaler.Demand {
 	st := v.(*agentState)
 	d := autoscaler.Demand{
 		Held:          st.held.Load(),
+		InFlight:      st.inFlight(),
 		RejectedTotal: st.rejected.Load(),
 		RequestsTotal: st.requests.Load(),
 	}
@@ -25,6 +26,16 @@ func (g *Gateway) Demand(key platform.AgentKey) autoscaler.Demand {
 		d.LastRequest = time.Unix(0, ns)
 	}
 	return d
+}
+
+// DemandKeys lists the agents the gateway has seen requests for.
+func (g *Gateway) DemandKeys() []platform.AgentKey {
+	var keys []platform.AgentKey
+	g.agents.Range(func(k, _ any) bool {
+		keys = append(keys, k.(platform.AgentKey))
+		return true
+	})
+	return keys
 }
 
 var _ autoscaler.DemandSource = (*Gateway)(nil)

@@ -1,0 +1,63 @@
+package demand
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/flint-dev/flint/internal/autoscaler"
+	"github.com/flint-dev/flint/internal/platform"
+)
+
+// Paths on a gateway's control port.
+const (
+	DemandPath = "/v1/demand"
+	PokesPath  = "/v1/pokes"
+)
+
+// Record is one agent's demand as one gateway counts it.
+type Record struct {
+	Namespace     string    `json:"namespace"`
+	Name          string    `json:"name"`
+	Held          int64     `json:"held"`
+	InFlight      int64     `json:"inFlight"`
+	RejectedTotal uint64    `json:"rejectedTotal"`
+	RequestsTotal uint64    `json:"requestsTotal"`
+	LastRequest   time.Time `json:"lastRequest,omitzero"`
+}
+
+// Snapshot is a gateway's answer to GET /v1/demand.
+type Snapshot struct {
+	// Instance changes when the gateway restarts, and with it every total.
+	Instance string   `json:"instance"`
+	Agents   []Record `json:"agents"`
+}
+
+func (r Record) key() platform.AgentKey { return platform.AgentKey{Namespace: r.Namespace, Name: r.Name} }
+
+// RecordOf builds the record of key from a gateway's counts.
+func RecordOf(key platform.AgentKey, d autoscaler.Demand) Record {
+	return Record{Namespace: key.Namespace, Name: key.Name, Held: d.Held, InFlight: d.InFlight,
+		RejectedTotal: d.RejectedTotal, RequestsTotal: d.RequestsTotal, LastRequest: d.LastRequest}
+}
+
+// ReadToken loads the shared control token from a file (a mounted Secret).
+func ReadToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read control token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("control token in %s is shorter than 16 characters: use a long random secret", path)
+	}
+	return tok, nil
+}
+
+// authorized checks "Authorization: Bearer TOKEN" in constant time.
+func authorized(header, token string) bool {
+	presented, ok := strings.CutPrefix(header, "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(presented), []byte(token)) == 1
+}
