@@ -38,6 +38,10 @@ type Options struct {
 	// server: Deployments get ReplicaSets and Pods, objects whose owner is
 	// deleted are garbage-collected, namespaces finish deleting.
 	ControllerManager bool
+	// ServiceCIDR is the range Services' ClusterIPs come from (kube-apiserver
+	// --service-cluster-ip-range); empty keeps envtest's 10.0.0.0/24. A test
+	// that reaches ClusterIPs picks a range its network can listen on.
+	ServiceCIDR string
 }
 
 // Env is a running control plane.
@@ -146,6 +150,9 @@ func New(opts Options) (env *Env, err error) {
 	// processes by them and removes them if the test process dies.
 	te.ControlPlane.Etcd = &envtest.Etcd{Path: binaries["etcd"], DataDir: filepath.Join(dir, "etcd")}
 	te.ControlPlane.APIServer = &envtest.APIServer{Path: binaries["kube-apiserver"], CertDir: filepath.Join(dir, "apiserver")}
+	if opts.ServiceCIDR != "" {
+		te.ControlPlane.APIServer.Configure().Set("service-cluster-ip-range", opts.ServiceCIDR)
+	}
 	for _, d := range []string{te.ControlPlane.Etcd.DataDir, te.ControlPlane.APIServer.CertDir} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return env, fmt.Errorf("scratch directory: %w", err)
