@@ -171,7 +171,7 @@ func startCluster(dir string) (stop func(), err error) {
 	if err != nil {
 		return stop, err
 	}
-	stops = append(stops, manager.stop)
+	stops = append(stops, func() { manager.stop() }) // the one running at the end: a test may restart it
 	return stop, nil
 }
 
