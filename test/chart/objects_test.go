@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -61,6 +62,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			"flint.dev agents get,list,watch",
 			"flint.dev agents/status patch",
 			"discovery.k8s.io endpointslices get,list,watch",
+			" services get,list,watch",
 		},
 	}
 	for _, kind := range []string{"ClusterRole", "Role"} {
@@ -106,6 +108,26 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	}
 }
 
+// checkGatewayPolicy: invocations reach the gateway from anywhere, its
+// control port only from the manager.
+func checkGatewayPolicy(t *testing.T, np *networkingv1.NetworkPolicy) {
+	t.Helper()
+	if np.Namespace != releaseNamespace || np.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"] != "gateway" {
+		t.Errorf("gateway policy in %s selects %+v", np.Namespace, np.Spec.PodSelector)
+	}
+	if len(np.Spec.Ingress) != 2 {
+		t.Fatalf("gateway policy: want 2 ingress rules (invocations, control), got %+v", np.Spec.Ingress)
+	}
+	invoke, control := np.Spec.Ingress[0], np.Spec.Ingress[1]
+	if len(invoke.From) != 0 || len(invoke.Ports) != 1 || invoke.Ports[0].Port.IntValue() != 8080 {
+		t.Errorf("invocation rule %+v, want port 8080 from anywhere", invoke)
+	}
+	if len(control.From) != 1 || control.From[0].PodSelector.MatchLabels["app.kubernetes.io/component"] != "manager" ||
+		len(control.Ports) != 1 || control.Ports[0].Port.IntValue() != 9090 {
+		t.Errorf("control rule %+v, want port 9090 from the manager only", control)
+	}
+}
+
 // TestNetworkPolicy checks the policy selects agent pods by the labels the
 // manager sets and opens only the ports it uses, to the gateway and manager.
 func TestNetworkPolicy(t *testing.T) {
@@ -113,9 +135,12 @@ func TestNetworkPolicy(t *testing.T) {
 		t.Errorf("networkPolicy.enabled=false renders %d NetworkPolicies", n)
 	}
 	objs := render(t, map[string]any{"networkPolicy": map[string]any{"agentNamespaces": []any{"team-a", "team-b"}}})
-	nps := find(objs, "NetworkPolicy")
 	var namespaces []string
-	for _, u := range nps {
+	for _, u := range find(objs, "NetworkPolicy") {
+		if u.GetName() == "rel-flint-gateway" {
+			checkGatewayPolicy(t, convert[networkingv1.NetworkPolicy](t, u))
+			continue
+		}
 		namespaces = append(namespaces, u.GetNamespace())
 		np := convert[networkingv1.NetworkPolicy](t, u)
 		sel := np.Spec.PodSelector
@@ -181,6 +206,9 @@ func TestArgsParse(t *testing.T) {
 	for _, want := range []string{
 		"manager", "--leader-elect=true", "--sidecar-image=ghcr.io/flint-dev/flint:0.1.0",
 		"--gateway-url=https://agents.example.com", "--namespaces=team-a",
+		// The autoscaler reads every gateway pod through the headless control Service.
+		"--gateways=http://rel-flint-gateway-control.flint-system.svc:9090",
+		"--control-token-file=/var/run/flint/control/token",
 	} {
 		if !slices.Contains(args, want) {
 			t.Errorf("manager args %q lack %q", args, want)
@@ -188,8 +216,21 @@ func TestArgsParse(t *testing.T) {
 	}
 	gw := convert[appsv1.Deployment](t, one(t, objs, "Deployment", "rel-flint-gateway"))
 	if args := gw.Spec.Template.Spec.Containers[0].Args; args[0] != "gateway" ||
-		!slices.Contains(args, "--public-url=https://agents.example.com") {
+		!slices.Contains(args, "--public-url=https://agents.example.com") || !slices.Contains(args, "--control-addr=:9090") ||
+		!slices.Contains(args, "--control-token-file=/var/run/flint/control/token") || !slices.Contains(args, "--direct-to-pod=true") {
 		t.Errorf("gateway args %q", args)
+	}
+	for _, d := range []*appsv1.Deployment{gw, mgr} {
+		mounted := false
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			mounted = mounted || (v.Secret != nil && v.Secret.SecretName == "rel-flint-control-token")
+		}
+		if !mounted {
+			t.Errorf("%s does not mount the control token Secret", d.Name)
+		}
+	}
+	if svc := convert[corev1.Service](t, one(t, objs, "Service", "rel-flint-gateway-control")); svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("the gateways' control Service must be headless (one DNS record per gateway pod), has ClusterIP %q", svc.Spec.ClusterIP)
 	}
 
 	// Without a public URL, agents' status.url points at the in-cluster Service.

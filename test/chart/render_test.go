@@ -132,8 +132,8 @@ func TestDefaultRender(t *testing.T) {
 	}
 	sort.Strings(kinds)
 	want := []string{"ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
-		"CustomResourceDefinition", "Deployment", "Deployment", "NetworkPolicy", "Role", "RoleBinding",
-		"Service", "ServiceAccount", "ServiceAccount"}
+		"CustomResourceDefinition", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy", "Role", "RoleBinding",
+		"Secret", "Service", "Service", "ServiceAccount", "ServiceAccount"}
 	if strings.Join(kinds, ",") != strings.Join(want, ",") {
 		t.Errorf("kinds rendered:\n %v\nwant\n %v", kinds, want)
 	}
