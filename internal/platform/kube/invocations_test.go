@@ -55,7 +55,9 @@ func TestRecordInvocationCoalesces(t *testing.T) {
 		},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := New(ctx, shared.mgr.GetCache(), counting, Config{InvocationFlushInterval: time.Second}, nil)
+	cfg := DefaultConfig()
+	cfg.InvocationFlushInterval = time.Second
+	p, err := New(ctx, shared.mgr.GetCache(), counting, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
