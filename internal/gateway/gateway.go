@@ -7,7 +7,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"log/slog"
 	"net"
 	"net/http"
@@ -78,10 +77,15 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		ExpectContinueTimeout: time.Second,
 	}
 	g.initObservability(reg) // before the proxy: attempts get spans when tracing is on
+	// The gatewaytoken.Header value sent to sidecars; nil for none.
+	var token []string
+	if cfg.SidecarToken != "" {
+		token = []string{cfg.SidecarToken}
+	}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:      g.rewrite,
+		Rewrite:      func(pr *httputil.ProxyRequest) { rewriteOut(pr, token) }, // perf_hotpath.go
 		Transport:    &balancingTransport{g: g, base: g.obs.tracing.Transport(g.base, telemetry.SpanGatewayAttempt)},
-		BufferPool:   newBufferPool(),
+		BufferPool:   copyBuffers{},
 		ErrorHandler: g.proxyErrorHandler, // MCP errors in JSON-RPC shape, the rest via errorHandler
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 
@@ -113,7 +117,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errUnknownAgent(route.Agent).write(w)
 		return
 	}
-	if limit := g.cfg.MaxBodyBytes; limit > 0 && r.Body != nil {
+	if limit := g.cfg.MaxBodyBytes; limit > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > limit {
 			errBodyTooLarge(limit).write(w)
 			return
@@ -129,34 +133,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	timeout := agent.Spec.RequestTimeout()
 	ctx, cancel := requestContext(r, agent, timeout) // MCP session streams are exempt (mcp_protocol.go)
 	defer cancel()
-	c := &call{key: route.Agent, agent: agent, st: st, route: route, agentTimeout: timeout}
+	c := &call{Context: ctx, key: route.Agent, agent: agent, st: st, route: route, agentTimeout: timeout}
 	if err := g.prepareProtocol(r, c); err != nil { // MCP session pinning, A2A cards
 		g.proxyErrorHandler(w, r, err)
 		return
 	}
-	rec := &statusRecorder{ResponseWriter: w}
-	g.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, callKey{}, c)))
-	st.metrics.countCode(rec.status())
+	c.rec.ResponseWriter = w
+	g.proxy.ServeHTTP(&c.rec, r.WithContext(c)) // the call is the context: callFrom finds it
+	st.metrics.countCode(c.rec.status())
 	st.metrics.duration.Observe(time.Since(start).Seconds())
-}
-
-// rewrite turns the client's request into the agent's: the prefix is
-// stripped, Host and trace headers are kept, X-Forwarded-* are set. The
-// replica's address is filled in per attempt by the transport.
-func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
-	c := callFrom(pr.In.Context())
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = c.key.Name + "." + c.key.Namespace
-	pr.Out.URL.Path = c.route.Path
-	pr.Out.URL.RawPath = c.route.RawPath
-	pr.Out.Host = pr.In.Host
-	pr.SetXForwarded()
-	if g.cfg.SidecarToken != "" {
-		pr.Out.Header.Set(gatewaytoken.Header, g.cfg.SidecarToken)
-	} else {
-		pr.Out.Header.Del(gatewaytoken.Header) // never pass on a client's guess
-	}
-	pr.Out.Header.Set("X-Forwarded-Prefix", RoutePrefix+c.key.Namespace+"/"+c.key.Name)
 }
 
 func (g *Gateway) state(key platform.AgentKey) *agentState {
@@ -219,13 +204,3 @@ func (s *statusRecorder) status() int {
 	}
 	return s.code
 }
-
-// bufferPool recycles the proxy's copy buffers.
-type bufferPool struct{ p sync.Pool }
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
-}
-
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
@@ -20,8 +21,12 @@ func (g *Gateway) holdCold(ctx context.Context, c *call, set *backendSet) error 
 		return errHoldFull(c.key, g.cfg.RetryAfter)
 	}
 	defer leave()
+	debug := g.log.Enabled(ctx, slog.LevelDebug) // bench/coldstart times the phases of a cold start from these lines
 	if c.coldWait == 0 {
 		c.st.metrics.coldStarts.Inc()
+		if debug {
+			g.log.Debug("cold start: holding request", "agent", c.key.String())
+		}
 	}
 	if g.scaler != nil {
 		g.scaler.Poke(c.key)
@@ -61,6 +66,9 @@ wait:
 		}
 	}
 	c.coldWait += time.Since(start)
+	if debug {
+		g.log.Debug("cold start: hold ended", "agent", c.key.String(), "waited", c.coldWait)
+	}
 	if timedOut {
 		return g.coldTimeout(c)
 	}

@@ -2,7 +2,7 @@ package gateway
 
 import (
 	"strconv"
-	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -63,7 +63,26 @@ type agentMetrics struct {
 	held          prometheus.Gauge
 	rejected      *prometheus.CounterVec
 	retries       *prometheus.CounterVec
-	codes         sync.Map // int -> prometheus.Counter
+	codes         codeCounters
+}
+
+// codeCounters caches the per-status children of the requests counter,
+// indexed by status: a lookup is one atomic load, where a sync.Map hashed
+// an interface on every request.
+type codeCounters struct {
+	byCode [600]atomic.Pointer[codeCounter]
+}
+
+type codeCounter struct{ prometheus.Counter }
+
+// Range calls f with each status seen (int) and its counter
+// (prometheus.Counter), like sync.Map's Range, until f returns false.
+func (cc *codeCounters) Range(f func(code, counter any) bool) {
+	for code := range cc.byCode {
+		if c := cc.byCode[code].Load(); c != nil && !f(code, c.Counter) {
+			return
+		}
+	}
 }
 
 func (m *metrics) forAgent(key platform.AgentKey) *agentMetrics {
@@ -82,10 +101,16 @@ func (m *metrics) forAgent(key platform.AgentKey) *agentMetrics {
 
 // countCode counts a response code, creating its series once.
 func (am *agentMetrics) countCode(code int) {
-	c, ok := am.codes.Load(code)
-	if !ok {
-		// Racing initialisations resolve to the same series.
-		c, _ = am.codes.LoadOrStore(code, am.requests.WithLabelValues(strconv.Itoa(code)))
+	if code < 0 || code >= len(am.codes.byCode) {
+		// Not an HTTP status; counted, but not cached (nor on the dashboard).
+		am.requests.WithLabelValues(strconv.Itoa(code)).Inc()
+		return
 	}
-	c.(prometheus.Counter).Inc()
+	c := am.codes.byCode[code].Load()
+	if c == nil {
+		// Racing initialisations store the same child series: harmless.
+		c = &codeCounter{am.requests.WithLabelValues(strconv.Itoa(code))}
+		am.codes.byCode[code].Store(c)
+	}
+	c.Inc()
 }

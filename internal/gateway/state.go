@@ -28,10 +28,19 @@ type agentState struct {
 	freedChan chan struct{}
 
 	metrics *agentMetrics
+
+	// What the proxied request carries for this agent, the same on every
+	// request, so rewriting one allocates nothing for them: the upstream
+	// host, and the X-Forwarded-Prefix header's value.
+	host         string
+	prefixHeader []string
 }
 
 func newAgentState(key platform.AgentKey, m *agentMetrics) *agentState {
-	return &agentState{key: key, freedChan: make(chan struct{}), metrics: m}
+	return &agentState{key: key, freedChan: make(chan struct{}), metrics: m,
+		host:         key.Name + "." + key.Namespace,
+		prefixHeader: []string{RoutePrefix + key.Namespace + "/" + key.Name},
+	}
 }
 
 // backends returns a current snapshot of the agent's ready replicas.

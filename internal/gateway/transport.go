@@ -26,9 +26,15 @@ const (
 	capacityWaitHeader  = "X-Flint-Queue-Wait"
 )
 
-// call is one client request's routing state, carried in its context from
-// the handler to the transport and the error handler.
+// call is one client request's routing state, carried from the handler to
+// the transport and the error handler as the request's context itself: a
+// call is a context whose Value(callKey{}) is the call, which saves the
+// handler a context.WithValue, and it holds the response's status recorder,
+// which saves another allocation.
 type call struct {
+	context.Context // the client's request context, bounded by the agent's timeout
+	rec             statusRecorder
+
 	key          platform.AgentKey
 	agent        *v1alpha1.Agent
 	st           *agentState
@@ -40,6 +46,14 @@ type call struct {
 }
 
 type callKey struct{}
+
+// Value implements context.Context.
+func (c *call) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
 
 func callFrom(ctx context.Context) *call {
 	c, _ := ctx.Value(callKey{}).(*call)
@@ -108,19 +122,17 @@ func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error
 // attempt sends req to b. A non-empty retry names why another replica
 // should be tried; res and err are then meaningless.
 func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, body *replayBody) (res *http.Response, retry string, err error) {
-	out := *req
-	u := *req.URL
-	u.Host = b.Addr
+	a := newAttempt(req, b.Addr) // request, URL and releasing body in one allocation (perf_hotpath.go)
 	if b.TLSServerName != "" {
-		u.Scheme, u.Host = "https", tlsHost(b.Addr, b.TLSServerName) // upstream_tls.go
+		a.url.Scheme, a.url.Host = "https", tlsHost(b.Addr, b.TLSServerName) // upstream_tls.go
 	}
-	out.URL = &u
+	out := &a.req
 	if body != nil {
 		out.Body = body.next()
 		out.GetBody = nil
 	}
 	b.inFlight.Add(1)
-	res, err = t.base.RoundTrip(&out)
+	res, err = t.base.RoundTrip(out)
 	if err != nil {
 		c.st.release(b)
 		if isConnectFailure(err) {
@@ -141,7 +153,7 @@ func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, bod
 			return nil, "rejected_" + res.Header.Get(rejectedHeader), nil
 		}
 	}
-	res.Body = &releasingBody{ReadCloser: res.Body, st: c.st, b: b}
+	a.releaseWith(res, c.st, b)
 	return res, "", nil
 }
 

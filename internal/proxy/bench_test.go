@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -75,4 +76,66 @@ func BenchmarkPlainReverseProxy(b *testing.B) {
 	rp.Transport = tr
 	front := upstream(b, rp)
 	runClients(b, front.URL+"/invoke")
+}
+
+// cannedTransport answers at once, as the agent would, so
+// BenchmarkSidecarHandler counts the sidecar's own work only.
+type cannedTransport struct{}
+
+func (cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode:    http.StatusOK,
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		ContentLength: int64(len(benchBody)),
+		Body:          io.NopCloser(bytes.NewReader(benchBody)),
+		Request:       r,
+	}, nil
+}
+
+// discardWriter is a ResponseWriter that keeps nothing but its header map.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkSidecarHandler is the sidecar's serving handler alone, in
+// process: admission, stats, metrics and ReverseProxy, with the agent's
+// answer canned. The harness allocates the request copy and the response.
+func BenchmarkSidecarHandler(b *testing.B) {
+	for _, bc := range []struct {
+		name        string
+		concurrency int
+	}{{"unlimited", 0}, {"cap1000", 1000}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := testConfig(hostOf(benchAgent(b)))
+			cfg.Concurrency = bc.concurrency
+			s := startSidecar(b, cfg, true)
+			s.proxy.Transport = cannedTransport{}
+			in := httptest.NewRequest(http.MethodGet, "http://agent.default/bench?x=1", nil)
+			in.RemoteAddr = "127.0.0.1:40000"
+			in.Header.Set("User-Agent", "bench")
+			in.Header.Set("X-Forwarded-For", "10.0.0.1")
+			in.Header.Set("X-Forwarded-Host", "gw.example")
+			in.Header.Set("X-Forwarded-Proto", "http")
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				r := *in
+				r.Header = in.Header.Clone()
+				clear(w.h)
+				w.code = 0
+				s.ServeHTTP(w, &r)
+				if w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+		})
+	}
 }

@@ -151,7 +151,7 @@ func (s *Sidecar) probeLoop(ctx context.Context) {
 			if err == nil {
 				s.gate.set(true)
 				s.notifyReady()
-				s.log.Info("agent is ready", "upstream", s.cfg.UpstreamAddr, "waited", time.Since(waitingSince).Round(time.Millisecond))
+				s.log.Info("agent is ready", "upstream", s.cfg.UpstreamAddr, "waited", time.Since(waitingSince).Round(time.Millisecond), "probes", attempt+1)
 				waitingSince, lastLog, failures, attempt, timeout = time.Time{}, time.Time{}, 0, 0, s.cfg.ProbeTimeout
 				timer.Reset(s.cfg.ProbeRecheckInterval)
 				continue

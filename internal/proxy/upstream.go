@@ -16,15 +16,28 @@ import (
 const (
 	bufferSize  = 32 << 10
 	dialTimeout = 2 * time.Second
-	// idleConnsUnlimited sizes the connection pool when concurrency is
-	// unlimited; with a cap, the cap is exactly how many connections can be
-	// busy at once, so keeping that many idle avoids re-dialling under load.
-	idleConnsUnlimited = 100
+	// idleConnsUnlimited sizes the idle pool when concurrency is unlimited,
+	// as the gateway sizes its pool per replica: a pool smaller than the
+	// concurrency actually reached closes the surplus connections after
+	// every wave of requests and re-dials them for the next (with 100,
+	// three waves of 150 concurrent requests dialled ~250 connections, not
+	// 150). Idle connections cost a file descriptor until IdleConnTimeout.
+	idleConnsUnlimited = 1000
+	// upstreamIdleTimeout closes idle connections to the agent before the
+	// agent's server does: common agent servers close idle keep-alive
+	// connections after 5 s (Node, uvicorn, hypercorn), and a request sent
+	// on a connection the agent is closing fails without being retried
+	// (POST is not replayable), as a 502. Re-dialling on loopback is cheap,
+	// and an HTTP readiness probe (every second) keeps one connection warm.
+	upstreamIdleTimeout = 4 * time.Second
 )
 
 func newTransport(cfg Config) *http.Transport {
-	idle := cfg.Concurrency
-	if idle <= 0 {
+	// With a cap, at most that many requests are busy at once, plus the
+	// readiness prober, which shares the pool so that its connection is
+	// the first request's.
+	idle := cfg.Concurrency + 1
+	if cfg.Concurrency <= 0 {
 		idle = idleConnsUnlimited
 	}
 	t := &http.Transport{
@@ -33,7 +46,7 @@ func newTransport(cfg Config) *http.Transport {
 		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        idle,
 		MaxIdleConnsPerHost: idle,
-		IdleConnTimeout:     90 * time.Second,
+		IdleConnTimeout:     upstreamIdleTimeout,
 		// The client's Accept-Encoding passes through untouched; transparent
 		// gzip would rewrite bodies and lengths behind the agent's back.
 		DisableCompression:    true,
@@ -67,19 +80,22 @@ var protoHTTP = []string{"http"}
 // rewrite targets the agent, keeping Host and every end-to-end header
 // (traceparent, tracestate, ...). Rewrite starts from a request stripped of
 // forwarding headers, which the gateway set from what the client really
-// sent, so they are restored and this hop is appended to X-Forwarded-For.
-// X-Forwarded-Host is left as the gateway set it: Host itself is preserved.
+// sent, so they are restored (unless the caller named them in Connection,
+// which makes them its hop's alone) and this hop is appended to
+// X-Forwarded-For. X-Forwarded-Host is left as the gateway set it: Host
+// itself is preserved.
 func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = s.cfg.UpstreamAddr
 	in, out := pr.In.Header, pr.Out.Header
+	conn := in["Connection"]
 	for _, k := range forwardingHeaders {
-		if v, ok := in[k]; ok {
+		if v, ok := in[k]; ok && (len(conn) == 0 || !namesHeader(conn, k)) {
 			out[k] = v
 		}
 	}
 	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		if prior := out["X-Forwarded-For"]; len(prior) > 0 {
+		if prior := nonEmpty(out["X-Forwarded-For"]); len(prior) > 0 {
 			out["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
 		} else {
 			out["X-Forwarded-For"] = []string{ip}
@@ -90,6 +106,35 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 		// which then sets this header itself.
 		out["X-Forwarded-Proto"] = protoHTTP
 	}
+}
+
+// namesHeader reports whether a Connection header lists name.
+func namesHeader(connection []string, name string) bool {
+	for _, v := range connection {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nonEmpty drops empty X-Forwarded-For lines, which would otherwise put an
+// empty element before this hop's address.
+func nonEmpty(vs []string) []string {
+	for _, v := range vs {
+		if strings.TrimSpace(v) == "" {
+			kept := make([]string, 0, len(vs))
+			for _, v := range vs {
+				if strings.TrimSpace(v) != "" {
+					kept = append(kept, v)
+				}
+			}
+			return kept
+		}
+	}
+	return vs
 }
 
 // modifyResponse makes streams end cleanly when this request's context
@@ -135,10 +180,9 @@ func (s *Sidecar) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	case ctxErr != nil && s.aborted():
 		writeError(w, http.StatusServiceUnavailable, "shutdown", "the replica shut down before the agent responded", nil)
 	case ctxErr != nil:
-		// The client went away; nobody reads an answer.
-		if rec != nil {
-			rec.code = statusClientClosed
-		}
+		// The client went away; nobody reads an answer, but one that only
+		// closed its sending side must not read an implicit 200.
+		w.WriteHeader(statusClientClosed)
 	case isDialError(err):
 		// The agent never saw the request, so another replica may take it.
 		s.errLog.warn(s.log, "cannot reach the agent", "upstream", s.cfg.UpstreamAddr, "err", err)

@@ -25,11 +25,12 @@ type agentRunner struct {
 	failReason  string
 	failMessage string
 
-	mu       sync.Mutex
-	replicas []*replica
-	draining []*replica // stopping MCP replicas serving their sessions (mcp.go)
-	next     int
-	stops    sync.WaitGroup
+	mu        sync.Mutex
+	replicas  []*replica
+	draining  []*replica // stopping MCP replicas serving their sessions (mcp.go)
+	next      int
+	stops     sync.WaitGroup
+	published int // ready endpoints last published, for the debug log of changes
 }
 
 // setScale starts or stops replicas until n are running. Stopping ones are
@@ -38,6 +39,10 @@ func (a *agentRunner) setScale(n int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.desired.Store(n)
+	if int32(len(a.replicas)) != n {
+		// bench/coldstart times the phases of a cold start from these lines.
+		a.rt.log.Debug("scale set", "agent", platform.KeyOf(a.agent).String(), "from", len(a.replicas), "to", n)
+	}
 	for int32(len(a.replicas)) < n {
 		a.next++
 		r, err := startReplica(a, a.next)
@@ -89,8 +94,16 @@ func (a *agentRunner) publish() {
 }
 
 func (a *agentRunner) publishLocked() {
-	a.rt.endpoints.Set(platform.KeyOf(a.agent), readyEndpoints(a.replicas))
-	a.rt.draining.Set(platform.KeyOf(a.agent), a.drainingEndpointsLocked())
+	key := platform.KeyOf(a.agent)
+	eps := readyEndpoints(a.replicas)
+	a.rt.endpoints.Set(key, eps)
+	a.rt.draining.Set(key, a.drainingEndpointsLocked())
+	if len(eps) != a.published {
+		// Held requests wake at the Set above; this is when the gateway can
+		// see the change (bench/coldstart reads it).
+		a.published = len(eps)
+		a.rt.log.Debug("ready endpoints changed", "agent", key.String(), "endpoints", len(eps))
+	}
 }
 
 // crashLoopAfter is how many failures in a row, with no ready replica,

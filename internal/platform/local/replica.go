@@ -63,6 +63,7 @@ func startReplica(a *agentRunner, index int) (*replica, error) {
 	}
 	cfg := a.rt.sidecarConfig(a.agent, port)
 	cfg.OnReadyChange = func(ready bool) {
+		r.log.Debug("replica readiness changed", "ready", ready)
 		r.sidecarReady.Store(ready)
 		if ready {
 			a.noteHealthy()
@@ -100,6 +101,7 @@ func (r *replica) supervise() {
 			r.log.Error("agent process failed to start", "error", err)
 			r.agent.noteFailure("StartError", err.Error())
 		} else {
+			r.log.Debug("agent process started", "pid", p.cmd.Process.Pid)
 			r.mu.Lock()
 			r.proc = p
 			stopping := r.stopping.Load()
