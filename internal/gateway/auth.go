@@ -127,6 +127,7 @@ func (a *authenticator) authenticate(r *http.Request) error {
 	}
 	if a.isAPIKey(cred) {
 		r.Header.Del(fromHeader)
+		a.stripAPIKeys(r.Header) // the key may ride in the other header too
 		return nil
 	}
 	if a.parser != nil && fromHeader == "Authorization" {
@@ -135,6 +136,42 @@ func (a *authenticator) authenticate(r *http.Request) error {
 		}
 	}
 	return errUnauthenticated
+}
+
+// stripAPIKeys removes the gateway's API keys from a request that skips
+// authentication (a public agent's): a client that sends its key
+// everywhere (flint invoke with $FLINT_TOKEN) must not hand it to the agent.
+func (g *Gateway) stripAPIKeys(h http.Header) {
+	if g.auth != nil {
+		g.auth.stripAPIKeys(h)
+	}
+}
+
+// stripAPIKeys removes every X-API-Key or "Authorization: Bearer" value
+// that is one of the gateway's API keys, however the client sent it, so no
+// agent sees a Flint credential; other values (an agent's own scheme) stay.
+func (a *authenticator) stripAPIKeys(h http.Header) {
+	for _, name := range []string{"X-Api-Key", "Authorization"} {
+		vs, ok := h[name]
+		if !ok {
+			continue
+		}
+		kept := make([]string, 0, len(vs))
+		for _, v := range vs {
+			cred, bearer := strings.CutPrefix(v, "Bearer ")
+			if name == "X-Api-Key" {
+				cred, bearer = v, true
+			}
+			if !bearer || !a.isAPIKey(strings.TrimSpace(cred)) {
+				kept = append(kept, v)
+			}
+		}
+		if len(kept) == 0 {
+			delete(h, name)
+		} else {
+			h[name] = kept
+		}
+	}
 }
 
 func (a *authenticator) isAPIKey(cred string) bool {

@@ -62,6 +62,9 @@ func (a *attemptBody) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	n, err := b.src.Read(p)
+	if err != nil && err != io.EOF {
+		err = &clientBodyError{err}
+	}
 	if n > 0 && !b.overflow {
 		if len(b.buf)+n <= b.limit {
 			b.buf = append(b.buf, p[:n]...)
@@ -72,6 +75,14 @@ func (a *attemptBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// clientBodyError is a failure to read the client's request body (cut
+// short, malformed chunked framing, over the size limit): the client's
+// fault, not the replica's, and answered as such (errors.go).
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
 
 // Close is a no-op: the transport closes each attempt's body, but the
 // client's body must stay open for the next attempt; the server closes it.

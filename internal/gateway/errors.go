@@ -90,6 +90,10 @@ func errBodyTooLarge(limit int64) *gatewayError {
 		message: fmt.Sprintf("request body exceeds the gateway's limit of %d bytes", limit)}
 }
 
+func errBadBody(err error) *gatewayError {
+	return &gatewayError{status: http.StatusBadRequest, reason: "BadRequestBody", message: err.Error()}
+}
+
 func errUpstream(key platform.AgentKey, err error) *gatewayError {
 	return &gatewayError{status: http.StatusBadGateway, reason: "UpstreamError", agent: key,
 		message: fmt.Sprintf("agent %s could not be reached: %v", key, err)}
@@ -103,6 +107,18 @@ func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	case errors.As(err, &ge):
 	case errors.As(err, new(*http.MaxBytesError)):
 		ge = errBodyTooLarge(g.cfg.MaxBodyBytes)
+	case errors.As(err, new(*clientBodyError)):
+		// The client's body failed, not the replica.
+		switch ctxErr := r.Context().Err(); {
+		case errors.Is(ctxErr, context.DeadlineExceeded) && c != nil:
+			ge = errRequestTimeout(c.key, c.agentTimeout)
+		case ctxErr != nil:
+			// It went away mid-body (Go's server cancels at EOF): nobody reads an answer.
+			w.WriteHeader(499)
+			return
+		default:
+			ge = errBadBody(err)
+		}
 	case errors.Is(err, context.DeadlineExceeded) && c != nil:
 		ge = errRequestTimeout(c.key, c.agentTimeout)
 	case errors.Is(err, context.Canceled):

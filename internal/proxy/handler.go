@@ -180,6 +180,8 @@ func (s *Sidecar) reject(w http.ResponseWriter, start time.Duration, reason stri
 	code := http.StatusServiceUnavailable
 	if reason == clientGone {
 		code = statusClientClosed
+		// Nobody reads it, but without it the server would send an implicit 200.
+		w.WriteHeader(code)
 	} else {
 		h := w.Header()
 		h["Content-Type"] = jsonContentType

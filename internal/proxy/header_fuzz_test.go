@@ -1,0 +1,444 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flint-dev/flint/internal/gatewaytoken"
+	"github.com/flint-dev/flint/internal/telemetry"
+)
+
+// FuzzSidecarHeaders sends raw HTTP/1.1 requests with fuzzed headers —
+// arbitrary extra lines, Connection lists, Content-Length and
+// Transfer-Encoding, X-Forwarded-*, traceparent, Mcp-Session-Id,
+// Authorization and the gateway token (right, wrong, repeated, named in
+// Connection) — to a real sidecar's serving port in front of an agent that
+// records what it receives, and checks:
+//
+//   - nothing panics;
+//   - the answer is a well-formed response with a status the sidecar, its
+//     HTTP server or the agent may give;
+//   - the agent sees only requests that carry the gateway token, and never
+//     the token itself;
+//   - a request with the token and a well-formed body always reaches the
+//     agent (the check does not just refuse everything);
+//   - a request the sidecar answered itself never reached the agent whole;
+//   - the agent never sees hop-by-hop headers nor any header the caller
+//     named in Connection;
+//   - X-Forwarded-For is one line ending in the real peer, after what the
+//     caller (the gateway) sent; X-Forwarded-Proto defaults to http;
+//   - end-to-end headers (traceparent, Authorization, Mcp-Session-Id) pass
+//     unchanged.
+func FuzzSidecarHeaders(f *testing.F) {
+	rig := newSidecarHeaderRig(f)
+	type seed struct {
+		method, extra, conn, cl, te, xff, xfp, traceparent, sess, authz string
+		flags                                                           uint8
+		body                                                            string
+	}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, s := range []seed{
+		{method: "GET", flags: scToken},
+		{method: "GET"},
+		{method: "GET", flags: scWrongToken},
+		{method: "GET", flags: scWrongToken | scToken},  // the wrong one first
+		{method: "GET", flags: scToken | scWrongToken2}, // the right one first
+		{method: "GET", flags: scToken, conn: "Flint-Gateway-Token"},
+		{method: "GET", flags: scToken, extra: "flint-gateway-token: lower-case-guess"},
+		{method: "GET", flags: scToken, extra: "Flint_Gateway_Token: underscore-guess"},
+		// What the gateway sends.
+		{method: "POST", flags: scToken, xff: "203.0.113.9", xfp: "https", extra: "X-Forwarded-Host: api.example\r\nX-Forwarded-Prefix: /v1/agents/ns/a", cl: "5", body: "hello"},
+		{method: "GET", flags: scToken, traceparent: tp, extra: "Tracestate: congo=t61rcWkgMzE", sess: "replica-session-1", authz: "Bearer agent-token"},
+		// Hop-by-hop headers and Connection lists.
+		{method: "GET", flags: scToken, conn: "X-Forwarded-For, X-Secret, Keep-Alive", extra: "X-Secret: s\r\nKeep-Alive: timeout=5", xff: "6.6.6.6"},
+		{method: "GET", flags: scToken, conn: "X-Forwarded-Host, X-Forwarded-Proto, Forwarded", xfp: "https", extra: "X-Forwarded-Host: evil\r\nForwarded: for=1.1.1.1"},
+		{method: "GET", flags: scToken, conn: "Upgrade", extra: "Upgrade: websocket"},
+		{method: "GET", flags: scToken, extra: "Proxy-Connection: keep-alive\r\nProxy-Authorization: Basic eDp5\r\nTe: trailers, deflate\r\nTrailer: X-T"},
+		{method: "GET", flags: scToken, conn: "Traceparent, Authorization, Mcp-Session-Id", traceparent: tp, authz: "Bearer x", sess: "s"},
+		// X-Forwarded-For shapes.
+		{method: "GET", flags: scToken, xff: "1.2.3.4, 5.6.7.8", extra: "X-Forwarded-For: 9.9.9.9"},
+		{method: "GET", flags: scToken, extra: "X-Forwarded-For:"},
+		{method: "GET", flags: scToken, xff: ",,,"},
+		// Framing.
+		{method: "POST", flags: scToken, cl: "50", te: "chunked", body: "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{method: "POST", flags: scToken, cl: "3", extra: "Content-Length: 4", body: "abcd"},
+		{method: "POST", flags: scToken, te: "gzip, chunked", body: "0\r\n\r\n"},
+		{method: "POST", flags: scToken, te: "chunked", body: "5\r\nhello\r\n0\r\n\r\n"},
+		{method: "POST", flags: scToken, te: "chunked", body: "zz\r\nhello\r\n0\r\n\r\n"},
+		{method: "POST", flags: scToken, te: "chunked", body: "5\r\nhel"},
+		{method: "POST", flags: scToken, cl: "10", body: "short"},
+		{method: "POST", flags: scToken, extra: "Expect: 100-continue", cl: "2", body: "hi"},
+		{method: "HEAD", flags: scToken},
+		{method: "OPTIONS", flags: scToken, extra: "X-A: b\r\nX-Forwarded-For: 1.1.1.1\r\n folded"},
+		{method: "GET", flags: scToken, extra: "Bad Name: x"},
+	} {
+		f.Add(s.method, s.extra, s.conn, s.cl, s.te, s.xff, s.xfp, s.traceparent, s.sess, s.authz, s.flags, []byte(s.body))
+	}
+	f.Fuzz(func(t *testing.T, method, extra, conn, cl, te, xff, xfp, traceparent, sess, authz string, flags uint8, body []byte) {
+		if method == "" {
+			method = http.MethodGet
+		}
+		if strings.ContainsAny(method, " \t\r\n") || len(method+extra+conn+cl+te+xff+xfp+traceparent+sess+authz)+len(body) > 2048 {
+			return
+		}
+		rig.check(t, scRequest{method: method, extra: extra, conn: conn, cl: cl, te: te, xff: xff, xfp: xfp,
+			traceparent: traceparent, sess: sess, authz: authz, flags: flags, body: body})
+	})
+}
+
+// Flags of a fuzzed request: token lines the fuzzer cannot guess.
+const (
+	scToken       = 1 << iota // Flint-Gateway-Token: the right token
+	scWrongToken              // a wrong token, before the right one
+	scWrongToken2             // a wrong token, after the right one
+)
+
+const scAgentHeader = "X-Fuzz-Agent"
+
+type scRequest struct {
+	method, extra, conn, cl, te, xff, xfp, traceparent, sess, authz string
+	flags                                                           uint8
+	body                                                            []byte
+}
+
+type scSaw struct {
+	header   http.Header
+	complete atomic.Bool
+}
+
+type sidecarHeaderRig struct {
+	addr     string
+	token    string
+	prefix   string
+	tracing  bool
+	next     atomic.Int64
+	saw      sync.Map // id -> *scSaw
+	panicked atomic.Value
+}
+
+// scPanicSpotter remembers a log line about a handler panic.
+type scPanicSpotter struct{ seen *atomic.Value }
+
+func (p scPanicSpotter) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte("panic serving")) {
+		p.seen.CompareAndSwap(nil, string(b))
+	}
+	return len(b), nil
+}
+
+func newSidecarHeaderRig(tb testing.TB) *sidecarHeaderRig {
+	tb.Helper()
+	rnd := make([]byte, 20)
+	if _, err := rand.Read(rnd); err != nil {
+		tb.Fatal(err)
+	}
+	rig := &sidecarHeaderRig{token: hex.EncodeToString(rnd[:16]), prefix: "fz-" + hex.EncodeToString(rnd[16:]) + "-"}
+	log := slog.New(slog.NewTextHandler(scPanicSpotter{&rig.panicked}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	agent := upstream(tb, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		s := &scSaw{header: r.Header.Clone()}
+		rig.saw.Store(id, s)
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return
+		}
+		s.complete.Store(true)
+		w.Header().Set(scAgentHeader, id)
+		io.WriteString(w, "ok\n")
+	}))
+	cfg := testConfig(hostOf(agent))
+	cfg.GatewayToken = rig.token
+	cfg.Concurrency, cfg.QueueDepth = 8, 4
+	cfg.DrainTimeout = time.Second
+	s, err := New(cfg, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	waitFor(tb, "sidecar ready", s.Ready)
+	rig.addr = s.ServingAddr()
+	rig.tracing = telemetry.Current() != nil
+	return rig
+}
+
+// scStatuses are the answers a caller may get: the agent's 200, the
+// sidecar's 403 (no or wrong token), and the HTTP server's (400 malformed,
+// 417 unknown Expect, 431, 501 unknown transfer coding, 505).
+var scStatuses = map[int]bool{200: true, 400: true, 403: true, 417: true, 431: true, 501: true, 505: true}
+
+func (rig *sidecarHeaderRig) check(t *testing.T, sr scRequest) {
+	id := rig.prefix + fmt.Sprint(rig.next.Add(1))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s /fuzz/%s HTTP/1.1\r\nHost: agent.example\r\n", sr.method, id)
+	line := func(k, v string) {
+		if v != "" {
+			b.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	if sr.flags&scWrongToken != 0 {
+		line(gatewaytoken.Header, "wrong-token-0123456789abcdef")
+	}
+	if sr.flags&scToken != 0 {
+		line(gatewaytoken.Header, rig.token)
+	}
+	if sr.flags&scWrongToken2 != 0 {
+		line(gatewaytoken.Header, "wrong-token-fedcba9876543210")
+	}
+	line("Connection", sr.conn)
+	line("Content-Length", sr.cl)
+	line("Transfer-Encoding", sr.te)
+	line("X-Forwarded-For", sr.xff)
+	line("X-Forwarded-Proto", sr.xfp)
+	line("Traceparent", sr.traceparent)
+	line("Mcp-Session-Id", sr.sess)
+	line("Authorization", sr.authz)
+	if sr.extra != "" {
+		b.WriteString(sr.extra)
+		if !strings.HasSuffix(sr.extra, "\n") {
+			b.WriteString("\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	head := b.String()
+	// The token never appears in failure messages.
+	shown := strings.ReplaceAll(head, rig.token, "<token>")
+
+	in, gaveUp := parseLikeGo(head + string(sr.body))
+	res, answered := sendRaw(t, rig.addr, sr.method, head+string(sr.body), gaveUp, in == nil, shown)
+	if p := rig.panicked.Load(); p != nil {
+		t.Fatalf("panic while serving %q:\n%s", shown, p)
+	}
+	var saw *scSaw
+	if v, ok := rig.saw.Load(id); ok {
+		saw = v.(*scSaw)
+		defer rig.saw.Delete(id)
+	}
+	if !answered {
+		if saw != nil {
+			t.Fatalf("the agent received %q, which the server refused", shown)
+		}
+		return
+	}
+	// A caller that gives up mid-body is gone to Go's server: 499. A body
+	// whose chunked framing is malformed is only found out while it is
+	// streamed to the agent: 502 (through the gateway this cannot happen:
+	// it answers 400 and re-frames what it sends).
+	if !scStatuses[res.StatusCode] && !(gaveUp && (res.StatusCode == 499 || res.StatusCode == 502)) {
+		t.Fatalf("status %d %s for %q", res.StatusCode, bodyText(res), shown)
+	}
+	fromAgent := res.Header.Get(scAgentHeader) == id
+	switch {
+	case fromAgent && (res.StatusCode != 200 || saw == nil):
+		t.Fatalf("agent answer %d without the agent's record for %q", res.StatusCode, shown)
+	case !fromAgent && res.StatusCode < 300:
+		t.Fatalf("%d that the agent did not give, for %q", res.StatusCode, shown)
+	case !fromAgent && saw != nil && saw.complete.Load():
+		t.Fatalf("the sidecar answered %d itself, but the agent received the whole request %q", res.StatusCode, shown)
+	}
+	hasToken := in != nil && in.Header.Get(gatewaytoken.Header) == rig.token
+	if in != nil && hasToken && !gaveUp && !fromAgent && res.StatusCode != 417 && res.StatusCode != 501 && res.StatusCode != 400 {
+		t.Fatalf("a well-formed request with the token got %d %s, not the agent: %q", res.StatusCode, bodyText(res), shown)
+	}
+	if res.StatusCode == http.StatusForbidden && hasToken {
+		t.Fatalf("403 for a request with the right token first: %q", shown)
+	}
+	if saw == nil {
+		return
+	}
+	if in == nil {
+		t.Fatalf("the agent received %q, which Go's parser refuses", shown)
+	}
+	if !hasToken {
+		t.Fatalf("the agent received a request without the gateway token: %q", shown)
+	}
+	rig.checkAgentHeaders(t, in.Header, saw.header, shown)
+}
+
+// scHopByHop are the per-connection headers (RFC 9110 §7.6.1 and the
+// ones ReverseProxy also treats so).
+var scHopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func (rig *sidecarHeaderRig) checkAgentHeaders(t *testing.T, in, got http.Header, shown string) {
+	t.Helper()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("%s\nrequest: %q\nagent saw: %v", fmt.Sprintf(format, args...), shown, got)
+	}
+	if _, ok := got[gatewaytoken.Header]; ok {
+		fail("the agent saw %s", gatewaytoken.Header)
+	}
+	for k, vs := range got {
+		for _, v := range vs {
+			if strings.Contains(k+v, rig.token) {
+				fail("the agent saw the gateway token in %s", k)
+			}
+		}
+	}
+
+	named := map[string]bool{}
+	for _, v := range in["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				named[http.CanonicalHeaderKey(f)] = true
+			}
+		}
+	}
+	upgrade := ""
+	if named["Upgrade"] {
+		upgrade = in.Get("Upgrade")
+	}
+	for _, k := range scHopByHop {
+		vs, ok := got[k]
+		if !ok {
+			continue
+		}
+		switch {
+		case k == "Te" && len(vs) == 1 && vs[0] == "trailers":
+		case k == "Connection" && upgrade != "" && len(vs) == 1 && vs[0] == "Upgrade":
+		case k == "Upgrade" && upgrade != "" && len(vs) == 1 && vs[0] == upgrade:
+		default:
+			fail("hop-by-hop header %s reached the agent", k)
+		}
+	}
+	for k := range named {
+		if _, ok := got[k]; !ok {
+			continue
+		}
+		switch {
+		case k == "X-Forwarded-For" || k == "X-Forwarded-Proto" || k == "Content-Length" || k == "Host":
+			// This hop sets them itself.
+		case upgrade != "" && (k == "Upgrade" || k == "Connection"):
+		case k == "Te" && got.Get("Te") == "trailers":
+		default:
+			fail("%s, named in Connection, reached the agent", k)
+		}
+	}
+
+	// X-Forwarded-For: what the caller sent (unless it named the header in
+	// Connection), then this hop's peer; one line.
+	var prior []string
+	if !named["X-Forwarded-For"] {
+		for _, v := range in["X-Forwarded-For"] {
+			if strings.TrimSpace(v) != "" {
+				prior = append(prior, v)
+			}
+		}
+	}
+	want := strings.Join(append(prior, "127.0.0.1"), ", ")
+	if xff := got["X-Forwarded-For"]; len(xff) != 1 || xff[0] != want {
+		fail("X-Forwarded-For %q, want %q", xff, want)
+	}
+	wantProto := []string{"http"}
+	if v, ok := in["X-Forwarded-Proto"]; ok && !named["X-Forwarded-Proto"] {
+		wantProto = v
+	}
+	if v := got["X-Forwarded-Proto"]; trimmed(v) != trimmed(wantProto) {
+		fail("X-Forwarded-Proto %q, want %q", v, wantProto)
+	}
+
+	// End-to-end headers pass unchanged.
+	for _, k := range []string{"Authorization", "Mcp-Session-Id", "Tracestate", "X-Forwarded-Host", "X-Forwarded-Prefix", "Forwarded", "Traceparent"} {
+		if k == "Traceparent" && rig.tracing {
+			continue
+		}
+		want := in[k]
+		if named[k] {
+			want = nil
+		}
+		if trimmed(got[k]) != trimmed(want) {
+			fail("%s %q, the caller sent %q", k, got[k], want)
+		}
+	}
+}
+
+// trimmed joins header values as each hop's parser sees them: a value's
+// surrounding white space (obs-fold leaves some) is not part of it.
+func trimmed(vs []string) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = strings.TrimSpace(v)
+	}
+	return strings.Join(out, "|")
+}
+
+// parseLikeGo parses raw as Go's HTTP/1.1 server would. It returns the
+// request (nil if the parser refuses it) and whether the server may be
+// left waiting for more: its body ran into an error (shorter than its
+// framing, say).
+func parseLikeGo(raw string) (req *http.Request, wait bool) {
+	br := bufio.NewReader(strings.NewReader(raw))
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return nil, true
+	}
+	if _, err := io.Copy(io.Discard, req.Body); err != nil {
+		return req, true
+	}
+	// Bytes after the request are sent too: the server may peek at them
+	// and parse them as a next request after answering ours.
+	return req, false
+}
+
+// sendRaw writes raw, closing the write side when the server might wait
+// for more (the caller is done or gives up; Go's server may then take it
+// for gone, 499), and reads the final response. answered is false when a request
+// Go's parser refuses got no answer (the server closed or reset).
+func sendRaw(t *testing.T, addr, method, raw string, gaveUp, malformed bool, shown string) (res *http.Response, answered bool) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, raw)
+	if gaveUp {
+		_ = c.(*net.TCPConn).CloseWrite()
+	}
+	br := bufio.NewReader(c)
+	for {
+		res, err = http.ReadResponse(br, &http.Request{Method: method})
+		if err == nil {
+			var b []byte
+			b, err = io.ReadAll(res.Body)
+			res.Body.Close()
+			res.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		if err != nil {
+			if malformed && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+				return nil, false
+			}
+			t.Fatalf("no well-formed response to %q: %v", shown, err)
+		}
+		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
+			return res, true
+		}
+	}
+}
+
+func bodyText(res *http.Response) string {
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
