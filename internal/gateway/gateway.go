@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,6 +106,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		errBadRoute(err).write(w)
+		return
+	}
+	if up := upgradeType(r.Header); up != "" && !printableASCII(up) {
+		(&gatewayError{status: http.StatusBadRequest, reason: "BadUpgrade",
+			message: "the Upgrade header names no valid protocol"}).write(w)
 		return
 	}
 	agent, ok := g.platform.Agent(route.Agent)
@@ -203,4 +209,29 @@ func (s *statusRecorder) status() int {
 		return http.StatusOK
 	}
 	return s.code
+}
+
+// upgradeType is the protocol a request asks to switch to, as
+// httputil.ReverseProxy reads it: Upgrade, when Connection lists "upgrade".
+func upgradeType(h http.Header) string {
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return h.Get("Upgrade")
+			}
+		}
+	}
+	return ""
+}
+
+// printableASCII reports whether s is printable ASCII, which ReverseProxy
+// requires of an upgrade protocol (it answers anything else as a proxy
+// failure, 502, when it is the client's error).
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
