@@ -53,11 +53,11 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 		GatewayScrapeInterval: time.Second,
 		GatewayScrapeTimeout:  time.Second,
 		MetricsAddr:           ":8080",
-		HealthProbeAddr:  ":8081",
-		LeaderElect:      true,
-		LeaderElectionID: "flint-manager.flint.dev",
-		Controller:       controller.DefaultConfig(version()),
-		Platform:         kube.DefaultConfig(),
+		HealthProbeAddr:       ":8081",
+		LeaderElect:           true,
+		LeaderElectionID:      "flint-manager.flint.dev",
+		Controller:            controller.DefaultConfig(version()),
+		Platform:              kube.DefaultConfig(),
 	}
 	fs := newFlagSet("manager", managerSynopsis, stderr)
 	cfg.Kube.RegisterFlags(fs)

@@ -35,7 +35,9 @@ type Snapshot struct {
 	Agents   []Record `json:"agents"`
 }
 
-func (r Record) key() platform.AgentKey { return platform.AgentKey{Namespace: r.Namespace, Name: r.Name} }
+func (r Record) key() platform.AgentKey {
+	return platform.AgentKey{Namespace: r.Namespace, Name: r.Name}
+}
 
 // RecordOf builds the record of key from a gateway's counts.
 func RecordOf(key platform.AgentKey, d autoscaler.Demand) Record {

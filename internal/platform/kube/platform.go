@@ -117,7 +117,7 @@ func New(ctx context.Context, informers cache.Informers, c client.Client, cfg Co
 	}
 	p := &Platform{
 		client: c, cfg: cfg, log: log,
-		agents: map[platform.AgentKey]*v1alpha1.Agent{},
+		agents:   map[platform.AgentKey]*v1alpha1.Agent{},
 		slices:   map[platform.AgentKey]map[string]sliceEndpoints{},
 		services: map[platform.AgentKey]serviceRoute{},
 	}
