@@ -145,6 +145,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.rec.ResponseWriter = w
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		// As in the sidecar (proxy/handler.go): a replica that answers and
+		// streams before the body's end is read must not lose its
+		// connection when the server closes the body as headers go out.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
 	g.proxy.ServeHTTP(&c.rec, r.WithContext(c)) // the call is the context: callFrom finds it
 	st.metrics.countCode(c.rec.status())
 	st.metrics.duration.Observe(time.Since(start).Seconds())

@@ -90,6 +90,14 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		// The agent may answer, and start a stream, before the transport has
+		// read the end of the request body: after the declared length it
+		// reads once more to check for extra bytes. Without full duplex the
+		// server closes the body as the answer's headers go out, that read
+		// fails, and the transport cuts the agent's connection mid-stream.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
 	s.proxy.ServeHTTP(rec, r)
 }
 
