@@ -1,14 +1,12 @@
 package demand
 
 import (
-	"crypto/subtle"
-	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/secret"
 )
 
 // Paths on a gateway's control port.
@@ -46,20 +44,10 @@ func RecordOf(key platform.AgentKey, d autoscaler.Demand) Record {
 }
 
 // ReadToken loads the shared control token from a file (a mounted Secret).
-func ReadToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read control token: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("control token in %s is shorter than 16 characters: use a long random secret", path)
-	}
-	return tok, nil
-}
+func ReadToken(path string) (string, error) { return secret.Read(path, "control token") }
 
 // authorized checks "Authorization: Bearer TOKEN" in constant time.
 func authorized(header, token string) bool {
 	presented, ok := strings.CutPrefix(header, "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(presented), []byte(token)) == 1
+	return ok && secret.Equal(presented, token)
 }

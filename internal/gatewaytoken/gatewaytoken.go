@@ -5,31 +5,14 @@
 // in the chart is the first line, this the second.
 package gatewaytoken
 
-import (
-	"crypto/subtle"
-	"fmt"
-	"os"
-	"strings"
-)
+import "github.com/flint-dev/flint/internal/secret"
 
 // Header carries the token from the gateway to the sidecar. The sidecar
 // removes it before the request reaches the agent.
 const Header = "Flint-Gateway-Token"
 
 // Read loads a token from a file (e.g. a mounted Secret), trimming white space.
-func Read(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read gateway token: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("gateway token in %s is shorter than 16 characters: use a long random secret", path)
-	}
-	return tok, nil
-}
+func Read(path string) (string, error) { return secret.Read(path, "gateway token") }
 
 // Equal compares a presented token with the expected one in constant time.
-func Equal(presented, want string) bool {
-	return subtle.ConstantTimeCompare([]byte(presented), []byte(want)) == 1
-}
+func Equal(presented, want string) bool { return secret.Equal(presented, want) }
