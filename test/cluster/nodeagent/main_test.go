@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -117,15 +116,9 @@ func inside(m *testing.M) int {
 }
 
 func buildBinaries(dir string) error {
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		return err
-	}
 	for _, b := range []struct{ out, pkg string }{{filepath.Join(dir, "flint"), "./cmd/flint"}, {filepath.Join(dir, "echo"), "./examples/echo"}} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
+		if err := testenv.Build(b.out, b.pkg); err != nil {
+			return err
 		}
 	}
 	return nil
