@@ -121,7 +121,9 @@ func TestMCPSessionSurvivesGatewayRestart(t *testing.T) {
 	// end at once, so this is quick) and send the client to a new one.
 	successor := startGatewayOn(t, p, withKey(key))
 	target.to.Store(successor.Listener.Addr().String())
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Not 5s: Shutdown waits that long for a spare connection the client
+	// dialled but never used (see TestMCPGatewayShutdownEndsSessionStreams).
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	start := time.Now()
 	if err := old.Config.Shutdown(ctx); err != nil {
@@ -229,13 +231,24 @@ func TestMCPGatewayShutdownEndsSessionStreams(t *testing.T) {
 	cs := mustConnectMCPWithoutStream(t, mcpURL(gw.URL))
 	stream := openSessionStream(t, gw.URL, cs.ID())
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// What must be prompt is the stream's end. Shutdown itself may wait
+	// 5s more, by net/http's design, for a connection the client dialled
+	// but never sent a request on (its transport dials while it waits for
+	// an idle connection and keeps the spare), so its deadline is longer.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := gw.Config.Shutdown(ctx); err != nil {
-		t.Fatalf("shutdown with open session streams: %v", err)
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- gw.Config.Shutdown(ctx) }()
+	select {
+	case err := <-stream:
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			t.Errorf("stream ended with %v, want a clean end", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the session stream was still open 3s into shutdown")
 	}
-	if err := <-stream; err != nil && !errors.Is(err, net.ErrClosed) {
-		t.Errorf("stream ended with %v, want a clean end", err)
+	if err := <-shutdown; err != nil {
+		t.Fatalf("shutdown with open session streams: %v", err)
 	}
 }
 
