@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/telemetry"
+	"github.com/flint-dev/flint/internal/upgrade"
 )
 
 // Scaler is told the instant a request is held for an agent with no ready
@@ -108,7 +108,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errBadRoute(err).write(w)
 		return
 	}
-	if up := upgradeType(r.Header); up != "" && !printableASCII(up) {
+	if upgrade.Invalid(r.Header) {
 		(&gatewayError{status: http.StatusBadRequest, reason: "BadUpgrade",
 			message: "the Upgrade header names no valid protocol"}).write(w)
 		return
@@ -215,29 +215,4 @@ func (s *statusRecorder) status() int {
 		return http.StatusOK
 	}
 	return s.code
-}
-
-// upgradeType is the protocol a request asks to switch to, as
-// httputil.ReverseProxy reads it: Upgrade, when Connection lists "upgrade".
-func upgradeType(h http.Header) string {
-	for _, v := range h["Connection"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
-				return h.Get("Upgrade")
-			}
-		}
-	}
-	return ""
-}
-
-// printableASCII reports whether s is printable ASCII, which ReverseProxy
-// requires of an upgrade protocol (it answers anything else as a proxy
-// failure, 502, when it is the client's error).
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/flint-dev/flint/internal/gatewaytoken"
+	"github.com/flint-dev/flint/internal/upgrade"
 	"log/slog"
 	"net"
 	"net/http"
@@ -50,6 +51,10 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Header.Del(gatewaytoken.Header)
+	}
+	if upgrade.Invalid(r.Header) {
+		writeError(w, http.StatusBadRequest, "bad-upgrade", "the Upgrade header names no valid protocol", nil)
+		return
 	}
 	start := s.acc.now()
 	if s.draining.Load() && r.ProtoMajor == 1 && !isUpgrade(r) {

@@ -87,6 +87,9 @@ func FuzzSidecarHeaders(f *testing.F) {
 		{method: "HEAD", flags: scToken},
 		{method: "OPTIONS", flags: scToken, extra: "X-A: b\r\nX-Forwarded-For: 1.1.1.1\r\n folded"},
 		{method: "GET", flags: scToken, extra: "Bad Name: x"},
+		// Found by CI's fuzzing pass: an upgrade to a non-printable protocol
+		// was answered 502, as if the agent had failed.
+		{method: "0", flags: scToken, conn: "UpgrAde", authz: "0", extra: "UpgrAde:\x94"},
 	} {
 		f.Add(s.method, s.extra, s.conn, s.cl, s.te, s.xff, s.xfp, s.traceparent, s.sess, s.authz, s.flags, []byte(s.body))
 	}
