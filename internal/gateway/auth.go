@@ -118,8 +118,8 @@ func (a *authenticator) authenticate(r *http.Request) error {
 	cred := r.Header.Get("X-API-Key")
 	fromHeader := "X-API-Key"
 	if cred == "" {
-		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			cred, fromHeader = strings.TrimSpace(bearer), "Authorization"
+		if bearer, ok := bearerToken(r.Header.Get("Authorization")); ok {
+			cred, fromHeader = bearer, "Authorization"
 		}
 	}
 	if cred == "" {
@@ -158,11 +158,11 @@ func (a *authenticator) stripAPIKeys(h http.Header) {
 		}
 		kept := make([]string, 0, len(vs))
 		for _, v := range vs {
-			cred, bearer := strings.CutPrefix(v, "Bearer ")
+			cred, bearer := bearerToken(v)
 			if name == "X-Api-Key" {
-				cred, bearer = v, true
+				cred, bearer = strings.TrimSpace(v), true
 			}
-			if !bearer || !a.isAPIKey(strings.TrimSpace(cred)) {
+			if !bearer || !a.isAPIKey(cred) {
 				kept = append(kept, v)
 			}
 		}
@@ -172,6 +172,16 @@ func (a *authenticator) stripAPIKeys(h http.Header) {
 			h[name] = kept
 		}
 	}
+}
+
+// bearerToken is the credential of an "Authorization: Bearer" value; the
+// scheme's name is case-insensitive (RFC 9110, section 11.1).
+func bearerToken(v string) (string, bool) {
+	const scheme = "Bearer "
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false
+	}
+	return strings.TrimSpace(v[len(scheme):]), true
 }
 
 func (a *authenticator) isAPIKey(cred string) bool {

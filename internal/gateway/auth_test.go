@@ -82,6 +82,7 @@ func TestAuthentication(t *testing.T) {
 		{"unknown agent without credentials is 401, not 404", "/v1/agents/default/nope/", "", "", 401},
 		{"unknown agent with credentials is 404", "/v1/agents/default/nope/", "X-API-Key", "secret-key-1", 404},
 		{"API key as bearer", "/v1/agents/default/echo/", "Authorization", "Bearer secret-key-2", 200},
+		{"API key as bearer, scheme in lower case", "/v1/agents/default/echo/", "Authorization", "bearer secret-key-2", 200},
 		{"API key header", "/v1/agents/default/echo/", "X-API-Key", "secret-key-1", 200},
 		{"wrong API key", "/v1/agents/default/echo/", "X-API-Key", "secret-key-3", 401},
 		{"valid JWT", "/v1/agents/default/echo/", "Authorization", "Bearer " + jwks.token(t, "k1", valid), 200},
@@ -120,6 +121,42 @@ func TestAuthentication(t *testing.T) {
 	res.Body.Close()
 	if got := (*last).Get("Authorization"); got != "" {
 		t.Errorf("the agent received the API key: %q", got)
+	}
+
+	// Nor does a public agent's, which skips authentication: a client may
+	// send its key everywhere (flint invoke with $FLINT_TOKEN). The agent's
+	// own scheme passes.
+	for _, h := range []http.Header{
+		{"X-Api-Key": {"secret-key-1"}},
+		{"Authorization": {"BEARER  secret-key-2"}},
+		{"X-Api-Key": {"secret-key-2"}, "Authorization": {"Bearer secret-key-1"}},
+	} {
+		req, _ := http.NewRequest("GET", gw.URL+"/v1/agents/default/open/", nil)
+		req.Header = h
+		res, err := client(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("public agent with %v: %d", h, res.StatusCode)
+		}
+		if got := (*last).Values("X-Api-Key"); len(got) != 0 {
+			t.Errorf("public agent sent %v received X-Api-Key %q", h, got)
+		}
+		if got := (*last).Values("Authorization"); len(got) != 0 {
+			t.Errorf("public agent sent %v received Authorization %q", h, got)
+		}
+	}
+	req, _ = http.NewRequest("GET", gw.URL+"/v1/agents/default/open/", nil)
+	req.Header.Set("Authorization", "Bearer the-agent's-own")
+	res, err = client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := (*last).Get("Authorization"); got != "Bearer the-agent's-own" {
+		t.Errorf("a public agent's own credential reached it as %q", got)
 	}
 }
 

@@ -115,8 +115,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	agent, ok := g.platform.Agent(route.Agent)
 	// Authenticate before answering 404, so callers without credentials
-	// cannot probe which agents exist.
-	if !(ok && agent.Spec.Public) && !g.authenticated(w, r) {
+	// cannot probe which agents exist. A public agent skips it, but never
+	// sees a Flint API key either.
+	if ok && agent.Spec.Public {
+		g.stripAPIKeys(r.Header)
+	} else if !g.authenticated(w, r) {
 		return
 	}
 	if !ok {
