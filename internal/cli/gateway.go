@@ -49,6 +49,7 @@ type gatewayFlags struct {
 	ControlAddr      string
 	ControlTokenFile string
 
+	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
 	Log             logConfig
 }
@@ -66,7 +67,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	f.Platform.RegisterRoutingFlags(fs)
 	fs.StringVar(&f.ControlAddr, "control-addr", "", "`address` serving held and in-flight requests, and scale-from-zero pokes, to the manager's autoscaler (empty: off)")
 	fs.StringVar(&f.ControlTokenFile, "control-token-file", "", "`file` with the secret the manager presents on -control-addr (required with it)")
-	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", f.ShutdownTimeout, "on SIGTERM, how long in-flight requests get to finish")
+	fs.DurationVar(&f.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz failing and connections closed after each response, so load balancers stop sending here before the gateway stops listening (behind a Service: a few seconds)")
+	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", f.ShutdownTimeout, "on SIGTERM, after -drain-delay, how long in-flight requests get to finish")
 	cfg.RegisterFlags(fs)
 	f.Log.RegisterFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -78,6 +80,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if f.DrainDelay < 0 {
+		return fmt.Errorf("-drain-delay is %s: it must be 0 (off) or positive", f.DrainDelay)
 	}
 	var control *demand.Server
 	if f.ControlAddr != "" {
@@ -181,6 +186,17 @@ func serveGateway(ctx context.Context, cfg gateway.Config, f gatewayFlags, p pla
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("gateway: %w", err)
+	}
+	// A Service or load balancer keeps sending here until it sees the pod
+	// go: stopping to listen at once would refuse those connections.
+	gw.Drain()
+	if f.DrainDelay > 0 {
+		log.Info("draining: /readyz fails; serving until load balancers stop sending", "drainDelay", f.DrainDelay)
+		select {
+		case <-time.After(f.DrainDelay):
+		case err := <-serveErr:
+			return fmt.Errorf("gateway: %w", err)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), f.ShutdownTimeout)
 	defer cancel()

@@ -49,8 +49,13 @@ func (g *Gateway) adminMux(reg prometheus.Registerer) *http.ServeMux {
 type syncer interface{ HasSynced() bool }
 
 // readyz fails until the platform has seen every agent and endpoint: before
-// that, the gateway would answer 404 for agents that exist.
+// that, the gateway would answer 404 for agents that exist. It fails again
+// once the gateway drains, to take it out of load balancing.
 func (g *Gateway) readyz(w http.ResponseWriter, _ *http.Request) {
+	if g.draining.Load() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
 	if s, ok := g.platform.(syncer); ok && !s.HasSynced() {
 		http.Error(w, "agents and endpoints not synced yet", http.StatusServiceUnavailable)
 		return

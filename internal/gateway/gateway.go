@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,7 @@ type Gateway struct {
 	agents   sync.Map       // platform.AgentKey -> *agentState
 	obs      observability  // tracing, dashboard, scale decisions (observe.go)
 	mcp      *mcpState      // MCP session keys and open session streams (mcp_protocol.go)
+	draining atomic.Bool    // set by Drain (drain.go)
 	stop     context.CancelFunc
 }
 
@@ -99,6 +101,7 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 
 // ServeHTTP routes one invocation.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.closeWhenDraining(w, r)
 	route, err := ParseRoute(r.URL.EscapedPath())
 	if errors.Is(err, errNotAgentRoute) {
 		g.admin.ServeHTTP(w, r)

@@ -373,13 +373,24 @@ func TestWebSocketEchoThroughGateway(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	p := newTestPlatform(testAgent(5))
-	p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 5, "echo-1")})
-	g, gw := startGateway(t, p, nil, nil)
+	// Also while the gateway drains: an upgrade keeps "Connection: Upgrade".
+	for _, draining := range []bool{false, true} {
+		t.Run(fmt.Sprintf("draining=%v", draining), func(t *testing.T) {
+			p := newTestPlatform(testAgent(5))
+			p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 5, "echo-1")})
+			g, gw := startGateway(t, p, nil, nil)
+			if draining {
+				g.Drain()
+			}
+			wsEcho(t, g, gw.URL)
+		})
+	}
+}
 
+func wsEcho(t *testing.T, g *Gateway, base string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(gw.URL, "http")+"/v1/agents/default/echo/ws", &websocket.DialOptions{HTTPClient: client(t)})
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/v1/agents/default/echo/ws", &websocket.DialOptions{HTTPClient: client(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

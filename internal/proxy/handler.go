@@ -57,7 +57,7 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := s.acc.now()
-	if s.draining.Load() && r.ProtoMajor == 1 && !isUpgrade(r) {
+	if s.draining.Load() && r.ProtoMajor == 1 && upgrade.Protocol(r.Header) == "" {
 		// The gateway's pooled connection closes after this response rather
 		// than being cut at shutdown while it may be sending on it.
 		w.Header()["Connection"] = []string{"close"}
@@ -252,11 +252,6 @@ func writeError(w http.ResponseWriter, code int, reason, msg string, rejected []
 	}
 	w.WriteHeader(code)
 	_, _ = w.Write(errorBody(msg, reason, nil))
-}
-
-func isUpgrade(r *http.Request) bool {
-	_, ok := r.Header["Upgrade"]
-	return ok
 }
 
 // recorder notes the status for metrics and whether the connection was

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -217,8 +218,15 @@ func TestArgsParse(t *testing.T) {
 	gw := convert[appsv1.Deployment](t, one(t, objs, "Deployment", "rel-flint-gateway"))
 	if args := gw.Spec.Template.Spec.Containers[0].Args; args[0] != "gateway" ||
 		!slices.Contains(args, "--public-url=https://agents.example.com") || !slices.Contains(args, "--control-addr=:9090") ||
-		!slices.Contains(args, "--control-token-file=/var/run/flint/control/token") || !slices.Contains(args, "--direct-to-pod=true") {
+		!slices.Contains(args, "--control-token-file=/var/run/flint/control/token") || !slices.Contains(args, "--direct-to-pod=true") ||
+		!slices.Contains(args, "--drain-delay=5s") {
 		t.Errorf("gateway args %q", args)
+	}
+	// Kubernetes kills the gateway at the grace period's end: the drain and
+	// the shutdown must both fit in it.
+	drain, shutdown := durationArg(t, gw, "--drain-delay", 0), durationArg(t, gw, "--shutdown-timeout", 30*time.Second)
+	if grace := time.Duration(*gw.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second; grace <= drain+shutdown {
+		t.Errorf("gateway grace period %s does not cover -drain-delay %s + -shutdown-timeout %s", grace, drain, shutdown)
 	}
 	for _, d := range []*appsv1.Deployment{gw, mgr} {
 		mounted := false
@@ -239,6 +247,21 @@ func TestArgsParse(t *testing.T) {
 	if args := mgr.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--gateway-url=http://rel-flint-gateway.flint-system.svc") {
 		t.Errorf("default manager args %q lack the in-cluster gateway URL", args)
 	}
+}
+
+// durationArg is the value of a duration flag in d's container args, or def.
+func durationArg(t *testing.T, d *appsv1.Deployment, flag string, def time.Duration) time.Duration {
+	t.Helper()
+	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			dur, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("%s %s: %v", d.Name, a, err)
+			}
+			return dur
+		}
+	}
+	return def
 }
 
 // firstLine is where the flag package says what is wrong, before the usage.
