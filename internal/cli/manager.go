@@ -59,6 +59,7 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Controller:            controller.DefaultConfig(version()),
 		Platform:              kube.DefaultConfig(),
 	}
+	cfg.Platform.PendingProbeInterval = 0 // the manager routes nothing
 	fs := newFlagSet("manager", managerSynopsis, stderr)
 	cfg.Kube.RegisterFlags(fs)
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "`address` of the Prometheus /metrics endpoint (0 disables it)")

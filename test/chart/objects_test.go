@@ -152,13 +152,13 @@ func TestNetworkPolicy(t *testing.T) {
 		if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
 			t.Errorf("policy types %v", np.Spec.PolicyTypes)
 		}
-		if len(np.Spec.Ingress) != 2 {
-			t.Fatalf("want 2 ingress rules (gateway, manager), got %+v", np.Spec.Ingress)
+		if len(np.Spec.Ingress) != 3 {
+			t.Fatalf("want 3 ingress rules (gateway, manager's scrapes, gateway's probes), got %+v", np.Spec.Ingress)
 		}
 		for i, want := range []struct {
 			component string
 			port      int
-		}{{"gateway", controller.ServingPort}, {"manager", controller.AdminPort}} {
+		}{{"gateway", controller.ServingPort}, {"manager", controller.AdminPort}, {"gateway", controller.AdminPort}} {
 			in := np.Spec.Ingress[i]
 			if len(in.From) != 1 || len(in.Ports) != 1 {
 				t.Fatalf("rule %d: %+v", i, in)

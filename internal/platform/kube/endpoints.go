@@ -72,6 +72,7 @@ func sliceID(s *discoveryv1.EndpointSlice) string {
 type sliceEndpoints struct {
 	ready    []platform.Endpoint
 	draining []platform.Endpoint // terminating: no new work, sessions finish
+	pending  []platform.Endpoint // not ready yet: probed by the gateway (probe.go)
 }
 
 // publishLocked recomputes an agent's ready and draining endpoints from its
@@ -82,6 +83,7 @@ func (p *Platform) publishLocked(key platform.AgentKey) {
 		delete(p.slices, key)
 		p.endpoints.Delete(key)
 		p.draining.Delete(key)
+		p.admitLocked(key, nil, nil) // stops its probes
 		return
 	}
 	ids := make([]string, 0, len(bySlice))
@@ -89,24 +91,34 @@ func (p *Platform) publishLocked(key platform.AgentKey) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	ready := union(ids, func(id string) []platform.Endpoint { return bySlice[id].ready })
-	draining := union(ids, func(id string) []platform.Endpoint { return bySlice[id].draining })
-	if svc, ok := p.serviceRouteLocked(key, ready); ok { // routing.go
-		ready, draining = svc, nil
+	var readyBySlice, drainingBySlice, pendingBySlice [][]platform.Endpoint
+	for _, id := range ids {
+		readyBySlice = append(readyBySlice, bySlice[id].ready)
+		drainingBySlice = append(drainingBySlice, bySlice[id].draining)
+		pendingBySlice = append(pendingBySlice, bySlice[id].pending)
+	}
+	ready, draining := union(readyBySlice...), union(drainingBySlice...)
+	if p.routesToServiceLocked(key) { // routing.go
+		p.admitLocked(key, ready, nil)
+		if svc, ok := p.serviceRouteLocked(key, ready); ok {
+			ready, draining = svc, nil
+		}
+	} else {
+		ready = p.admitLocked(key, ready, union(pendingBySlice...)) // probe.go
 	}
 	p.endpoints.Set(key, ready)
 	p.draining.Set(key, draining)
 }
 
-// union merges the slices' endpoints in slice order, sorted by replica. A
-// replica listed in several slices (while the EndpointSlice controller
-// moves it, or once per address family) counts once, at the address of the
-// first slice that lists it.
-func union(ids []string, of func(id string) []platform.Endpoint) []platform.Endpoint {
+// union merges lists of endpoints (the slices', in slice order), sorted by
+// replica. A replica listed in several slices (while the EndpointSlice
+// controller moves it, or once per address family) counts once, at the
+// address of the first slice that lists it.
+func union(lists ...[]platform.Endpoint) []platform.Endpoint {
 	seen := map[string]bool{}
 	var eps []platform.Endpoint
-	for _, id := range ids {
-		for _, ep := range of(id) {
+	for _, list := range lists {
+		for _, ep := range list {
 			if !seen[ep.Replica] {
 				seen[ep.Replica] = true
 				eps = append(eps, ep)
@@ -171,6 +183,8 @@ func endpointsOf(s *discoveryv1.EndpointSlice, tlsName string) sliceEndpoints {
 		// A nil ready condition means ready: the API's rule for unknown state.
 		case c.Ready == nil || *c.Ready:
 			out.ready = append(out.ready, ep)
+		default:
+			out.pending = append(out.pending, ep)
 		}
 	}
 	return out

@@ -61,6 +61,7 @@ func (p *Platform) RecordInvocation(key platform.AgentKey, t time.Time) {
 // manager.Runnable; every replica of a process that records invocations
 // (each gateway) runs it, leader or not.
 func (p *Platform) Start(ctx context.Context) error {
+	defer p.probes.stop()
 	t := time.NewTicker(p.cfg.InvocationFlushInterval)
 	defer t.Stop()
 	for {

@@ -46,11 +46,17 @@ type Config struct {
 	// ClusterDomain completes Service DNS names (NAME.NAMESPACE.svc.DOMAIN),
 	// the names sidecar TLS certificates are verified against.
 	ClusterDomain string
+	// PendingProbeInterval is how often a replica routed to directly whose
+	// EndpointSlice says it is not ready yet has its sidecar's /readyz
+	// probed, to route to it before the kubelet's next probe (probe.go).
+	// 0 turns probing off; only a gateway probes.
+	PendingProbeInterval time.Duration
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{InvocationFlushInterval: DefaultInvocationFlushInterval, DirectToPod: true, ClusterDomain: "cluster.local"}
+	return Config{InvocationFlushInterval: DefaultInvocationFlushInterval, DirectToPod: true, ClusterDomain: "cluster.local",
+		PendingProbeInterval: 25 * time.Millisecond}
 }
 
 // RegisterFlags binds c to flags on fs; c's current values are the defaults.
@@ -63,6 +69,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 func (c *Config) RegisterRoutingFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.DirectToPod, "direct-to-pod", c.DirectToPod,
 		"route to pod IPs from EndpointSlices; false sends requests to each agent's Service ClusterIP through kube-proxy (MCP agents stay direct)")
+	fs.DurationVar(&c.PendingProbeInterval, "probe-pending-interval", c.PendingProbeInterval,
+		"how often the sidecar of a starting replica is probed, to route to it as soon as it is ready rather than at the kubelet's next probe (at most 10s per replica; 0 = off; direct-to-pod routing only)")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain,
 		"the cluster's DNS domain, completing Service names that sidecar TLS certificates are verified against")
 }
@@ -71,6 +79,9 @@ func (c *Config) RegisterRoutingFlags(fs *flag.FlagSet) {
 func (c Config) Validate() error {
 	if c.InvocationFlushInterval < time.Second {
 		return fmt.Errorf("-invocation-flush-interval=%s must be at least 1s: status.lastInvocationAt has whole seconds", c.InvocationFlushInterval)
+	}
+	if c.PendingProbeInterval < 0 {
+		return fmt.Errorf("-probe-pending-interval=%s must be 0 (off) or positive", c.PendingProbeInterval)
 	}
 	if c.ClusterDomain == "" || strings.HasPrefix(c.ClusterDomain, ".") || strings.HasSuffix(c.ClusterDomain, ".") {
 		return fmt.Errorf("-cluster-domain=%q must be a DNS domain such as cluster.local", c.ClusterDomain)
@@ -93,6 +104,7 @@ type Platform struct {
 	endpoints platform.EndpointSet
 	draining  platform.EndpointSet
 	services  map[platform.AgentKey]serviceRoute // only with DirectToPod off
+	probes    pendingProbes                      // replicas not ready yet (probe.go)
 
 	invocations invocationLog
 	synced      []toolscache.InformerSynced
@@ -120,6 +132,7 @@ func New(ctx context.Context, informers cache.Informers, c client.Client, cfg Co
 		agents:   map[platform.AgentKey]*v1alpha1.Agent{},
 		slices:   map[platform.AgentKey]map[string]sliceEndpoints{},
 		services: map[platform.AgentKey]serviceRoute{},
+		probes:   newPendingProbes(cfg.PendingProbeInterval),
 	}
 	type watch struct {
 		obj     client.Object

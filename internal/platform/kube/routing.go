@@ -36,16 +36,10 @@ func (p *Platform) serviceDNSName(key platform.AgentKey) string {
 // direct routing. MCP agents stay direct: a Service cannot pin a session to
 // the pod that holds it. Headless Services (no ClusterIP) stay direct too.
 func (p *Platform) serviceRouteLocked(key platform.AgentKey, ready []platform.Endpoint) ([]platform.Endpoint, bool) {
-	if p.cfg.DirectToPod || len(ready) == 0 {
+	if len(ready) == 0 || !p.routesToServiceLocked(key) {
 		return nil, false
 	}
-	if a, ok := p.agents[key]; ok && a.Spec.Protocol == v1alpha1.ProtocolMCP {
-		return nil, false
-	}
-	r, ok := p.services[key]
-	if !ok || r.clusterIP == "" || r.clusterIP == corev1.ClusterIPNone || r.serving == 0 || r.admin == 0 {
-		return nil, false
-	}
+	r := p.services[key]
 	ep := platform.Endpoint{
 		Addr:      net.JoinHostPort(r.clusterIP, strconv.Itoa(int(r.serving))),
 		AdminAddr: net.JoinHostPort(r.clusterIP, strconv.Itoa(int(r.admin))),
@@ -55,6 +49,19 @@ func (p *Platform) serviceRouteLocked(key platform.AgentKey, ready []platform.En
 		ep.TLSServerName = p.serviceDNSName(key)
 	}
 	return []platform.Endpoint{ep}, true
+}
+
+// routesToServiceLocked reports whether the agent's requests go to its
+// Service's ClusterIP once a pod is ready, rather than to pod IPs.
+func (p *Platform) routesToServiceLocked(key platform.AgentKey) bool {
+	if p.cfg.DirectToPod {
+		return false
+	}
+	if a, ok := p.agents[key]; ok && a.Spec.Protocol == v1alpha1.ProtocolMCP {
+		return false
+	}
+	r, ok := p.services[key]
+	return ok && r.clusterIP != "" && r.clusterIP != corev1.ClusterIPNone && r.serving != 0 && r.admin != 0
 }
 
 // serviceAgent returns the agent a Service belongs to (it has the agent's

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"log/slog"
 	"slices"
 	"testing"
 
@@ -20,6 +21,8 @@ func offline(cfg Config) *Platform {
 		agents:   map[platform.AgentKey]*v1alpha1.Agent{},
 		slices:   map[platform.AgentKey]map[string]sliceEndpoints{},
 		services: map[platform.AgentKey]serviceRoute{},
+		probes:   newPendingProbes(cfg.PendingProbeInterval),
+		log:      slog.New(slog.DiscardHandler),
 	}
 }
 
