@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // Binaries built once for the whole suite.
@@ -42,10 +44,8 @@ func run(m *testing.M) int {
 	flintBin = filepath.Join(dir, "flint")
 	echoBin = filepath.Join(dir, "echo")
 	for _, b := range []struct{ out, pkg string }{{flintBin, "./cmd/flint"}, {echoBin, "./examples/echo"}} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
+		if err := testenv.Build(b.out, b.pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // exampleBin builds an example once per run, next to the flint binary.
@@ -27,10 +28,7 @@ func exampleBin(t *testing.T, name string) string {
 	t.Helper()
 	examplesOnce.Do(func() {
 		for _, ex := range []string{"mcp-go", "mcp-stdio", "a2a"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(filepath.Dir(flintBin), ex), "./examples/"+ex)
-			cmd.Dir = repoRoot
-			if out, err := cmd.CombinedOutput(); err != nil {
-				examplesErr = fmt.Errorf("build examples/%s: %v\n%s", ex, err, out)
+			if examplesErr = testenv.Build(filepath.Join(filepath.Dir(flintBin), ex), "./examples/"+ex); examplesErr != nil {
 				return
 			}
 		}
