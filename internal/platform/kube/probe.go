@@ -2,8 +2,8 @@ package kube
 
 import (
 	"context"
-	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
@@ -64,7 +64,7 @@ func (p *Platform) admitLocked(key platform.AgentKey, ready, pending []platform.
 	pp := &p.probes
 	probes := pp.byAgent[key]
 	for ep, pr := range probes {
-		if !containsEndpoint(pending, ep) {
+		if !slices.Contains(pending, ep) {
 			pr.cancel()
 			delete(probes, ep)
 		}
@@ -104,7 +104,7 @@ func (p *Platform) probeUntilReady(ctx context.Context, key platform.AgentKey, e
 	tick := time.NewTicker(p.probes.interval)
 	defer tick.Stop()
 	for {
-		if p.sidecarReady(ctx, ep) {
+		if platform.SidecarReady(ctx, p.probes.client, ep) {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			if p.probes.byAgent[key][ep] != pr || ctx.Err() != nil {
@@ -122,27 +122,4 @@ func (p *Platform) probeUntilReady(ctx context.Context, key platform.AgentKey, e
 		case <-tick.C:
 		}
 	}
-}
-
-func (p *Platform) sidecarReady(ctx context.Context, ep platform.Endpoint) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.AdminAddr+"/readyz", nil)
-	if err != nil {
-		return false
-	}
-	res, err := p.probes.client.Do(req)
-	if err != nil {
-		return false
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10)) // keep the connection for the next probe
-	res.Body.Close()
-	return res.StatusCode == http.StatusOK
-}
-
-func containsEndpoint(eps []platform.Endpoint, ep platform.Endpoint) bool {
-	for _, e := range eps {
-		if e == ep {
-			return true
-		}
-	}
-	return false
 }

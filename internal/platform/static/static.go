@@ -90,7 +90,7 @@ func (p *Platform) check(ctx context.Context) {
 	for key, eps := range p.replicas {
 		results := make([]bool, len(eps))
 		for i, ep := range eps {
-			wg.Go(func() { results[i] = p.probe(ctx, ep) })
+			wg.Go(func() { results[i] = platform.SidecarReady(ctx, p.client, ep) })
 		}
 		wg.Wait()
 		var ready []platform.Endpoint
@@ -102,19 +102,6 @@ func (p *Platform) check(ctx context.Context) {
 		}
 		p.endpoints.Set(key, ready)
 	}
-}
-
-func (p *Platform) probe(ctx context.Context, ep platform.Endpoint) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.AdminAddr+"/readyz", nil)
-	if err != nil {
-		return false
-	}
-	res, err := p.client.Do(req)
-	if err != nil {
-		return false
-	}
-	res.Body.Close()
-	return res.StatusCode == http.StatusOK
 }
 
 func (p *Platform) noteChange(key platform.AgentKey, ep platform.Endpoint, ready bool) {
