@@ -189,8 +189,8 @@ func serveGateway(ctx context.Context, cfg gateway.Config, f gatewayFlags, p pla
 	}
 	// A Service or load balancer keeps sending here until it sees the pod
 	// go: stopping to listen at once would refuse those connections.
-	gw.Drain()
 	if f.DrainDelay > 0 {
+		gw.Drain()
 		log.Info("draining: /readyz fails; serving until load balancers stop sending", "drainDelay", f.DrainDelay)
 		select {
 		case <-time.After(f.DrainDelay):

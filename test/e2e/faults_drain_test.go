@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -143,36 +142,13 @@ func TestFaultGatewayRestartBehindServiceWithDrainDelay(t *testing.T) {
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
 	defer c.CloseIdleConnections()
 	load := startRestartLoad(c, "http://"+lb.addr()+"/v1/agents/default/echo/work?sleep=50ms", workers, nil)
-	time.Sleep(time.Second)
-
-	accepted := inFlightIDs(agents)
-	sigterm := time.Now()
-	a.signal(syscall.SIGTERM)
-	code := a.wait(t, 30*time.Second)
-	exited := time.Since(sigterm)
-	_, listening := startStaticGateway(t, file, addrA, replicas, drain...)
-	time.Sleep(1500 * time.Millisecond)
-	outcomes := load.finish()
-
-	if code != 0 {
-		t.Errorf("gateway exited %d after SIGTERM, want 0", code)
-	}
-	if len(accepted) == 0 {
-		t.Fatal("no request was in flight at SIGTERM: the test proves nothing")
-	}
-	if exited < drainDelay {
+	r := restartUnderLoad(t, load, agents, a, func() time.Time {
+		_, listening := startStaticGateway(t, file, addrA, replicas, drain...)
+		return listening
+	})
+	tl := checkNothingLost(t, r, agents, "a readiness-following balancer")
+	if exited := r.exited.Sub(r.sigterm); exited < drainDelay {
 		t.Errorf("the gateway exited %s after SIGTERM, before its %s drain delay", exited, drainDelay)
-	}
-	tl := tally(outcomes, agents)
-	if tl.ok != len(outcomes) {
-		t.Errorf("%d of %d requests failed through a gateway restart behind a readiness-following balancer: %v",
-			len(outcomes)-tl.ok, len(outcomes), tl.errs)
-	}
-	if tl.ok < 100 {
-		t.Fatalf("only %d requests succeeded: the load did not run", tl.ok)
-	}
-	if n := countDupes(agents); n > 0 {
-		t.Errorf("%d requests reached an agent twice", n)
 	}
 	if n := lb.failed.Load(); n > 0 {
 		t.Errorf("the balancer found no gateway to connect %d connections to", n)
@@ -181,5 +157,6 @@ func TestFaultGatewayRestartBehindServiceWithDrainDelay(t *testing.T) {
 		t.Error("the balancer never saw the restarted gateway ready")
 	}
 	t.Logf("%d requests, %d failed, %d duplicated, no client retries; the gateway drained for %s and exited %s after SIGTERM; its successor listened %s after SIGTERM",
-		len(outcomes), len(outcomes)-tl.ok, countDupes(agents), drainDelay, exited.Round(time.Millisecond), listening.Sub(sigterm).Round(time.Millisecond))
+		len(r.outcomes), len(r.outcomes)-tl.ok, countDupes(agents), drainDelay,
+		r.exited.Sub(r.sigterm).Round(time.Millisecond), r.listening.Sub(r.sigterm).Round(time.Millisecond))
 }

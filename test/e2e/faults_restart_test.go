@@ -320,6 +320,57 @@ func restartSetup(t *testing.T) (file string, replicas []string, agents []*recor
 	return file, replicas, agents
 }
 
+// restartRun is one gateway restart under load, as the client saw it.
+type restartRun struct {
+	accepted  []string  // in flight at the agents at SIGTERM: the old gateway had accepted them
+	code      int       // the old gateway's exit code
+	sigterm   time.Time //
+	exited    time.Time // the old gateway's exit
+	listening time.Time // its successor's first listen
+	outcomes  []outcome
+}
+
+// restartUnderLoad lets load run for a second, sends SIGTERM to old,
+// waits for its exit, starts its successor with start (which returns
+// when it listens), lets the load run 1.5 s more and stops it.
+func restartUnderLoad(t *testing.T, load *restartLoad, agents []*recordingAgent, old *proc, start func() time.Time) restartRun {
+	t.Helper()
+	time.Sleep(time.Second)
+	var r restartRun
+	r.accepted = inFlightIDs(agents)
+	r.sigterm = time.Now()
+	old.signal(syscall.SIGTERM)
+	r.code = old.wait(t, 30*time.Second)
+	r.exited = time.Now()
+	r.listening = start()
+	time.Sleep(1500 * time.Millisecond)
+	r.outcomes = load.finish()
+	if r.code != 0 {
+		t.Errorf("gateway exited %d after SIGTERM, want 0 (graceful shutdown)", r.code)
+	}
+	if len(r.accepted) == 0 {
+		t.Fatal("no request was in flight at SIGTERM: the test proves nothing")
+	}
+	return r
+}
+
+// checkNothingLost asserts every request succeeded, exactly once at an
+// agent, through a restart behind how (the client's way to the gateways).
+func checkNothingLost(t *testing.T, r restartRun, agents []*recordingAgent, how string) loadTally {
+	t.Helper()
+	tl := tally(r.outcomes, agents)
+	if tl.ok != len(r.outcomes) {
+		t.Errorf("%d of %d requests failed through a gateway restart behind %s: %v", len(r.outcomes)-tl.ok, len(r.outcomes), how, tl.errs)
+	}
+	if tl.ok < 100 {
+		t.Fatalf("only %d requests succeeded: the load did not run", tl.ok)
+	}
+	if n := countDupes(agents); n > 0 {
+		t.Errorf("%d requests reached an agent twice", n)
+	}
+	return tl
+}
+
 // TestFaultGatewayRestartUnderLoad: the only gateway gets SIGTERM under
 // load, drains and exits; a new one starts on the same address. Nothing
 // the gateway accepted fails; while none listens, connections are refused.
@@ -332,27 +383,14 @@ func TestFaultGatewayRestartUnderLoad(t *testing.T) {
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
 	defer c.CloseIdleConnections()
 	load := startRestartLoad(c, "http://"+addr+"/v1/agents/default/echo/work?sleep=50ms", workers, nil)
-	time.Sleep(time.Second)
-
-	// Requests the agents are serving now were accepted by the gateway
-	// before its SIGTERM: each must complete.
-	accepted := inFlightIDs(agents)
-	sigterm := time.Now()
-	old.signal(syscall.SIGTERM)
-	code := old.wait(t, 30*time.Second)
-	exited := time.Now()
-	drained := exited.Sub(sigterm)
-	_, listening := startStaticGateway(t, file, addr, replicas)
-	gap := listening.Sub(sigterm)
-	time.Sleep(1500 * time.Millisecond)
-	outcomes := load.finish()
-
-	if code != 0 {
-		t.Errorf("gateway exited %d after SIGTERM, want 0 (graceful shutdown)", code)
-	}
-	if len(accepted) == 0 {
-		t.Fatal("no request was in flight at SIGTERM: the test proves nothing")
-	}
+	// Requests the agents are serving at SIGTERM were accepted by the
+	// gateway: each must complete.
+	r := restartUnderLoad(t, load, agents, old, func() time.Time {
+		_, listening := startStaticGateway(t, file, addr, replicas)
+		return listening
+	})
+	outcomes, accepted, sigterm, exited, listening := r.outcomes, r.accepted, r.sigterm, r.exited, r.listening
+	drained, gap := exited.Sub(sigterm), listening.Sub(sigterm)
 	byID := map[string]outcome{}
 	for _, o := range outcomes {
 		byID[o.id] = o
@@ -418,33 +456,12 @@ func TestFaultGatewayRestartBehindFallbackLosesNothing(t *testing.T) {
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &fallbackTransport{base: base, addrs: []string{addrA, addrB}}}
 	load := startRestartLoad(c, "http://gateway/v1/agents/default/echo/work?sleep=50ms", workers,
 		http.Header{"Idempotency-Key": {"set-per-request"}})
-	time.Sleep(time.Second)
-
-	accepted := inFlightIDs(agents)
-	sigterm := time.Now()
-	a.signal(syscall.SIGTERM)
-	code := a.wait(t, 30*time.Second)
-	drained := time.Since(sigterm)
-	_, listening := startStaticGateway(t, file, addrA, replicas)
-	time.Sleep(1500 * time.Millisecond)
-	outcomes := load.finish()
-
-	if code != 0 {
-		t.Errorf("gateway exited %d after SIGTERM, want 0", code)
-	}
-	if len(accepted) == 0 {
-		t.Fatal("no request was in flight at SIGTERM: the test proves nothing")
-	}
-	tl := tally(outcomes, agents)
-	if tl.ok != len(outcomes) {
-		t.Errorf("%d of %d requests failed through a gateway restart behind a fallback client: %v", len(outcomes)-tl.ok, len(outcomes), tl.errs)
-	}
-	if tl.ok < 100 {
-		t.Fatalf("only %d requests succeeded: the load did not run", tl.ok)
-	}
-	if n := countDupes(agents); n > 0 {
-		t.Errorf("%d requests reached an agent twice", n)
-	}
+	r := restartUnderLoad(t, load, agents, a, func() time.Time {
+		_, listening := startStaticGateway(t, file, addrA, replicas)
+		return listening
+	})
+	checkNothingLost(t, r, agents, "a fallback client")
+	outcomes, listening, sigterm, drained := r.outcomes, r.listening, r.sigterm, r.exited.Sub(r.sigterm)
 	var viaB, viaNewA int
 	for _, o := range outcomes {
 		if o.via == 2 {
