@@ -181,6 +181,7 @@ func TestScaleDeploymentUpAndDown(t *testing.T) {
 			continue
 		}
 		key := ns + "/" + p.Name
+		waitPodGone(t, ns, p.Name) // the pod list can drop it before the agent logs the deletion
 		inOrder(t, events.about(key+":"), "sending SIGTERM to echo", "container echo exited with code 0", "pod deleted")
 		if pid := pidOf(t, key, "echo"); processAlive(pid) {
 			t.Errorf("echo of deleted pod %s (pid %d) still runs", p.Name, pid)
