@@ -6,6 +6,7 @@ import (
 	"flag"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -124,8 +125,11 @@ func TestLoopPokeScalesFromZeroAtOnce(t *testing.T) {
 		if len(calls) != 1 || calls[0].n != 1 || !calls[0].at.Equal(poked) {
 			t.Fatalf("scale calls %+v, want exactly one to 1 at the poke (%v)", calls, poked)
 		}
-		if decs := l.Decisions(key); decs[len(decs)-1].Reason != ReasonPoke {
-			t.Errorf("last decision %+v, want poke", decs[len(decs)-1])
+		// The burst may reach the loop in more than one round; a later one
+		// runs an early tick, which keeps the replica (no second scale call).
+		decs := l.Decisions(key)
+		if !slices.ContainsFunc(decs, func(d Decision) bool { return d.Reason == ReasonPoke && d.Time.Equal(poked) }) {
+			t.Errorf("decisions %+v, want one for the poke at %v", decs, poked)
 		}
 		// The next ticks keep the replica: the poke counts as traffic.
 		time.Sleep(10 * time.Second)
