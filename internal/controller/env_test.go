@@ -106,23 +106,6 @@ func startManager(env *testenv.Env) (stop func(), err error) {
 	}, nil
 }
 
-// eventually polls check until it returns nil, failing t with the last
-// error after timeout.
-func eventually(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // createAgent creates a valid agent in ns, after mutate.
 func createAgent(t *testing.T, env *testenv.Env, ns, name string, mutate func(*v1alpha1.Agent)) *v1alpha1.Agent {
 	t.Helper()

@@ -39,7 +39,7 @@ func TestAgentBecomesDeploymentAndService(t *testing.T) {
 	})
 
 	var d appsv1.Deployment
-	eventually(t, settle, func() error { return get(env, ns, "echo", &d) })
+	testenv.Eventually(t, settle, func() error { return get(env, ns, "echo", &d) })
 	checkOwned(t, &d.ObjectMeta, agent)
 	if *d.Spec.Replicas != 1 {
 		t.Errorf("replicas %d, want minReplicas 1", *d.Spec.Replicas)
@@ -106,7 +106,7 @@ func TestAgentBecomesDeploymentAndService(t *testing.T) {
 	}
 
 	var svc corev1.Service
-	eventually(t, settle, func() error { return get(env, ns, "echo", &svc) })
+	testenv.Eventually(t, settle, func() error { return get(env, ns, "echo", &svc) })
 	checkOwned(t, &svc.ObjectMeta, agent)
 	if svc.Spec.Selector[LabelAgent] != "echo" || len(svc.Spec.Selector) != 1 {
 		t.Errorf("service selector %v", svc.Spec.Selector)
@@ -119,7 +119,7 @@ func TestAgentBecomesDeploymentAndService(t *testing.T) {
 		t.Errorf("service ports %v", ports)
 	}
 
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		var a v1alpha1.Agent
 		if err := get(env, ns, "echo", &a); err != nil {
 			return err
@@ -139,7 +139,7 @@ func TestAgentSpecChangeUpdatesDeployment(t *testing.T) {
 	ns := env.Namespace(t)
 	createAgent(t, env, ns, "change", nil)
 	var d appsv1.Deployment
-	eventually(t, settle, func() error { return get(env, ns, "change", &d) })
+	testenv.Eventually(t, settle, func() error { return get(env, ns, "change", &d) })
 
 	updateAgent(t, env, ns, "change", func(a *v1alpha1.Agent) {
 		a.Spec.Container.Image = "example.com/echo:2"
@@ -147,7 +147,7 @@ func TestAgentSpecChangeUpdatesDeployment(t *testing.T) {
 		a.Spec.Concurrency = 4
 		a.Spec.Scaling.Target = ptr[int32](3)
 	})
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		if err := get(env, ns, "change", &d); err != nil {
 			return err
 		}
@@ -158,7 +158,7 @@ func TestAgentSpecChangeUpdatesDeployment(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		var got v1alpha1.Agent
 		if err := get(env, ns, "change", &got); err != nil {
 			return err
@@ -180,7 +180,7 @@ func TestScaleSubresourceDrivesDeployment(t *testing.T) {
 	// Nothing asked for yet and minReplicas 0: scaled to zero, and Ready,
 	// since the next request wakes it.
 	waitReplicas(t, env, ns, "scaled", 0)
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		var a v1alpha1.Agent
 		if err := get(env, ns, "scaled", &a); err != nil {
 			return err
@@ -193,7 +193,7 @@ func TestScaleSubresourceDrivesDeployment(t *testing.T) {
 	agent.Namespace, agent.Name = ns, "scaled"
 	// The scale subresource can be read (by an HPA, KEDA, kubectl) before
 	// the autoscaler ever acts, with status.selector as its selector.
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		scale := &autoscalingv1.Scale{}
 		if err := env.Client.SubResource("scale").Get(ctx, agent, scale); err != nil {
 			return fmt.Errorf("get scale: %w", err)
@@ -205,7 +205,7 @@ func TestScaleSubresourceDrivesDeployment(t *testing.T) {
 	})
 	setScale(t, env, agent, 2)
 	waitReplicas(t, env, ns, "scaled", 2)
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		var a v1alpha1.Agent
 		if err := get(env, ns, "scaled", &a); err != nil {
 			return err
@@ -233,7 +233,7 @@ func TestManualDeploymentEditIsReverted(t *testing.T) {
 	if err := env.Client.Patch(context.Background(), d, patch); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		if err := get(env, ns, "owned", d); err != nil {
 			return err
 		}
@@ -249,7 +249,7 @@ func TestDeletingAgentCollectsItsObjects(t *testing.T) {
 	env := cluster(t)
 	ns := env.Namespace(t)
 	a := createAgent(t, env, ns, "doomed", nil)
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		return firstErr(get(env, ns, "doomed", &appsv1.Deployment{}), get(env, ns, "doomed", &corev1.Service{}))
 	})
 	if err := env.Client.Delete(context.Background(), a); err != nil {
@@ -257,7 +257,7 @@ func TestDeletingAgentCollectsItsObjects(t *testing.T) {
 	}
 	// The garbage collector needs a few seconds to discover a new CRD's
 	// resources before it acts on owner references.
-	eventually(t, 90*time.Second, func() error {
+	testenv.Eventually(t, 90*time.Second, func() error {
 		return firstErr(gone(env, ns, "doomed", &appsv1.Deployment{}), gone(env, ns, "doomed", &corev1.Service{}))
 	})
 }
@@ -304,7 +304,7 @@ func setScale(t *testing.T, env *testenv.Env, a *v1alpha1.Agent, n int32) {
 
 func waitReplicas(t *testing.T, env *testenv.Env, ns, name string, n int32) {
 	t.Helper()
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		var d appsv1.Deployment
 		if err := get(env, ns, name, &d); err != nil {
 			return err

@@ -29,7 +29,7 @@ func TestStatusSurfacesPodFailures(t *testing.T) {
 	createAgent(t, env, ns, "flaky", func(a *v1alpha1.Agent) { a.Spec.Scaling.MinReplicas = ptr[int32](1) })
 
 	var pod corev1.Pod
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		var pods corev1.PodList
 		if err := env.Client.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelAgent: "flaky"}); err != nil {
 			return err
@@ -55,7 +55,7 @@ func TestStatusSurfacesPodFailures(t *testing.T) {
 	})
 	waitReady(t, env, ns, "flaky", "False", "ImagePullBackOff", "pod "+pod.Name, "Back-off pulling image")
 	// kubectl describe shows when it started failing.
-	eventually(t, settle, func() error { return findEvent(env, ns, "flaky", "ImagePullBackOff", corev1.EventTypeWarning) })
+	testenv.Eventually(t, settle, func() error { return findEvent(env, ns, "flaky", "ImagePullBackOff", corev1.EventTypeWarning) })
 
 	setPodStatus(t, env, &pod, func(st *corev1.PodStatus) {
 		crash := agentWaiting("CrashLoopBackOff", "back-off 10s restarting failed container=agent")
@@ -81,7 +81,7 @@ func TestStatusSurfacesPodFailures(t *testing.T) {
 		}
 	})
 	waitReady(t, env, ns, "flaky", "True", ReasonReady, "1 of 1 replica(s) ready")
-	eventually(t, settle, func() error { return findEvent(env, ns, "flaky", ReasonRecovered, corev1.EventTypeNormal) })
+	testenv.Eventually(t, settle, func() error { return findEvent(env, ns, "flaky", ReasonRecovered, corev1.EventTypeNormal) })
 	var a v1alpha1.Agent
 	if err := get(env, ns, "flaky", &a); err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func setPodStatus(t *testing.T, env *testenv.Env, pod *corev1.Pod, mutate func(*
 // reason and a message containing each of msgs.
 func waitReady(t *testing.T, env *testenv.Env, ns, name, status, reason string, msgs ...string) {
 	t.Helper()
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		var a v1alpha1.Agent
 		if err := get(env, ns, name, &a); err != nil {
 			return err

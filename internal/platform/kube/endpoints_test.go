@@ -132,7 +132,7 @@ func TestReadyEndpointsFollowEndpointSlices(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		if eps, _ := p.ReadyEndpoints(key); len(eps) != 0 {
 			return fmt.Errorf("endpoints after the slices are gone: %v", names(eps))
 		}

@@ -118,23 +118,6 @@ func startShared() (err error) {
 	return nil
 }
 
-// eventually polls check until it returns nil, failing t with the last
-// error after timeout.
-func eventually(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitClosed waits for a ReadyEndpoints channel to be closed.
 func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()

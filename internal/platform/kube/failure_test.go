@@ -13,6 +13,7 @@ import (
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 func TestFailureOfReadsTheReadyCondition(t *testing.T) {
@@ -52,7 +53,7 @@ func TestFailureFollowsThePods(t *testing.T) {
 	ctx := context.Background()
 
 	var pod corev1.Pod
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		var pods corev1.PodList
 		if err := env.Client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{controller.LabelAgent: "broken"}); err != nil {
 			return err
@@ -68,7 +69,7 @@ func TestFailureFollowsThePods(t *testing.T) {
 	if err := env.Client.Status().Update(ctx, &pod); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		reason, msg, failing := p.Failure(key)
 		if !failing || reason != "ErrImagePull" || !strings.Contains(msg, "manifest unknown") {
 			return fmt.Errorf("failure %q %q %v", reason, msg, failing)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 func TestInvocationLogKeepsTheLatest(t *testing.T) {
@@ -121,7 +122,7 @@ func TestRecordInvocationNeverGoesBack(t *testing.T) {
 	if err := p.writeLastInvocation(ctx, key, recent); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		if a, ok := p.Agent(key); !ok || a.Status.LastInvocationAt == nil || !a.Status.LastInvocationAt.Time.Equal(recent) {
 			return errors.New("the platform has not seen the written time yet")
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 const settle = 30 * time.Second
@@ -29,7 +30,7 @@ func TestAgentsComeDefaultedFromTheCluster(t *testing.T) {
 	a := createAgent(t, env, ns, "echo", func(a *v1alpha1.Agent) { a.Spec.Concurrency = 10 })
 	key := platform.AgentKey{Namespace: ns, Name: "echo"}
 
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		got, ok := p.Agent(key)
 		if !ok {
 			return errors.New("agent not seen")
@@ -60,7 +61,7 @@ func TestSetScaleWritesTheAgentsScale(t *testing.T) {
 	ns := env.Namespace(t)
 	createAgent(t, env, ns, "scaled", nil)
 	key := platform.AgentKey{Namespace: ns, Name: "scaled"}
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		if _, ok := p.Agent(key); !ok {
 			return errors.New("agent not seen")
 		}
@@ -82,7 +83,7 @@ func TestSetScaleWritesTheAgentsScale(t *testing.T) {
 		t.Errorf("spec.scaling.replicas = %v, want 3", r)
 	}
 	// The manager copies the scale to the Deployment.
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		var d appsv1.Deployment
 		if err := get(env, ns, "scaled", &d); err != nil {
 			return err
@@ -111,7 +112,7 @@ func TestAutoscalerPokeScalesTheDeployment(t *testing.T) {
 	ns := env.Namespace(t)
 	createAgent(t, env, ns, "sleepy", nil)
 	key := platform.AgentKey{Namespace: ns, Name: "sleepy"}
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		if _, ok := p.Agent(key); !ok {
 			return errors.New("agent not seen")
 		}
@@ -132,7 +133,7 @@ func TestAutoscalerPokeScalesTheDeployment(t *testing.T) {
 	}()
 
 	loop.Poke(key)
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		var d appsv1.Deployment
 		if err := get(env, ns, "sleepy", &d); err != nil {
 			return err
@@ -154,7 +155,7 @@ func TestReadyEndpointsFromPods(t *testing.T) {
 	ensureNode(t, env, "flint-test-node")
 	createAgent(t, env, ns, "web", nil)
 	key := platform.AgentKey{Namespace: ns, Name: "web"}
-	eventually(t, settle, func() error { return get(env, ns, "web", &corev1.Service{}) })
+	testenv.Eventually(t, settle, func() error { return get(env, ns, "web", &corev1.Service{}) })
 
 	_, changed := p.ReadyEndpoints(key)
 	pod := &corev1.Pod{
@@ -191,7 +192,7 @@ func TestReadyEndpointsFromPods(t *testing.T) {
 	if err := env.Client.Delete(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, func() error {
+	testenv.Eventually(t, settle, func() error {
 		ready, _ := p.ReadyEndpoints(key)
 		draining, _ := p.DrainingEndpoints(key)
 		if len(ready) != 0 || len(draining) != 1 || draining[0].Replica != "web-1" {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // fakeSidecar answers /readyz 503 until readyAfter probes, then 200.
@@ -131,7 +132,7 @@ func TestPendingReplicasNotProbed(t *testing.T) {
 		sc := startFakeSidecar(t, 1<<62) // never ready
 		p := probingPlatform(t, nil)
 		p.upsertSlice(sc.slice(false))
-		eventually(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 10*time.Second, func() error {
 			if n := sc.probes.Load(); n < 3 {
 				return fmt.Errorf("%d probes of a pending replica", n)
 			}

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 func corev1EnvVar(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
@@ -29,7 +30,7 @@ func TestDeletingAnAgentCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	eventually(t, "everything of the agent gone", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "everything of the agent gone", func() (bool, string) {
 		deps, _ := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
 		svcs, _ := kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
 		all, _ := pods(t, ns, "echo")
@@ -39,7 +40,7 @@ func TestDeletingAnAgentCleansUp(t *testing.T) {
 			len(deps.Items), len(svcs.Items), describePods(all), len(slices.Items))
 	})
 	for _, gw := range []*gatewayProc{direct, viaSvc} {
-		eventually(t, gw.name+" to answer 404", func() (bool, string) {
+		testenv.Await(t, waitTimeout, gw.name+" to answer 404", func() (bool, string) {
 			status, body, _, _ := timedGet(t, invokeURL(gw, ns, "echo", "/"))
 			return status == http.StatusNotFound, fmt.Sprintf("%d %s", status, body)
 		})

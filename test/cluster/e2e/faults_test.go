@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // TestManagerRestartUnderLoad: the data plane does not depend on the
@@ -16,7 +17,7 @@ func TestManagerRestartUnderLoad(t *testing.T) {
 	ns := namespace(t)
 	create(t, echoAgent(ns, "echo", func(a *v1alpha1.Agent) { a.Spec.Scaling.MinReplicas = ptr32(1) }))
 	waitKnown(t, direct, ns, "echo")
-	eventually(t, "the replica", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "the replica", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
 		return len(ready) == 1, describePods(ready)
 	})

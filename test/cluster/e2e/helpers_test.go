@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // waitTimeout is generous: a loaded 2-core machine runs the control plane,
@@ -86,23 +87,6 @@ func getAgent(t *testing.T, ns, name string) *v1alpha1.Agent {
 	return a
 }
 
-// eventually polls cond every 100ms until it holds, failing t with the
-// last state it described after waitTimeout.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", waitTimeout, what, state)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // pods lists the agent's pods: all of them, and the ready ones.
 func pods(t *testing.T, ns, agent string) (all, ready []corev1.Pod) {
 	t.Helper()
@@ -131,7 +115,7 @@ func describePods(ps []corev1.Pod) string {
 // waitScaledToZero waits until the agent has a Deployment at zero and no pods.
 func waitScaledToZero(t *testing.T, ns, name string) {
 	t.Helper()
-	eventually(t, ns+"/"+name+" at zero with no pods", func() (bool, string) {
+	testenv.Await(t, waitTimeout, ns+"/"+name+" at zero with no pods", func() (bool, string) {
 		d, err := kube.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -261,7 +245,7 @@ var _ client.Object = (*v1alpha1.Agent)(nil)
 // then the gateway rightly answers 404 for it.
 func waitKnown(t *testing.T, gw *gatewayProc, ns, name string) {
 	t.Helper()
-	eventually(t, gw.name+" to know "+ns+"/"+name, func() (bool, string) {
+	testenv.Await(t, waitTimeout, gw.name+" to know "+ns+"/"+name, func() (bool, string) {
 		res, err := http.Get(gw.url + "/api/v1/agents")
 		if err != nil {
 			return false, err.Error()

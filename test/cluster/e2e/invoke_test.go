@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // TestInvokeEchoThroughBothGateways: an Agent created with the API is
@@ -36,7 +37,7 @@ func TestInvokeEchoThroughBothGateways(t *testing.T) {
 			t.Errorf("%s: the agent saw path %q, headers %v", gw.name, echo.Path, echo.Headers)
 		}
 	}
-	eventually(t, "status.lastInvocationAt", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "status.lastInvocationAt", func() (bool, string) {
 		a := getAgent(t, ns, "echo")
 		return a.Status.LastInvocationAt != nil, "not set"
 	})

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // TestScaleUpUnderLoadAndBackDown: steady load needing several replicas
@@ -24,14 +25,14 @@ func TestScaleUpUnderLoadAndBackDown(t *testing.T) {
 		a.Spec.Scaling.MinReplicas = ptr32(1)
 	}))
 	waitKnown(t, direct, ns, "echo")
-	eventually(t, "the first replica", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "the first replica", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
 		return len(ready) == 1, describePods(ready)
 	})
 	// 40 req/s of 200ms each keep 8 requests in flight: 3 replicas.
 	l := startLoad(invokeURL(direct, ns, "echo", "/?sleep=200ms"), 40)
 	peak := 0
-	eventually(t, "at least 3 ready replicas under load", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "at least 3 ready replicas under load", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
 		peak = max(peak, len(ready))
 		return len(ready) >= 3, fmt.Sprintf("%d ready; load %s", len(ready), l)
@@ -68,7 +69,7 @@ func TestConcurrencyCapAnswers503WithRetryAfter(t *testing.T) {
 		a.Spec.Scaling.MinReplicas, a.Spec.Scaling.MaxReplicas = ptr32(1), ptr32(1)
 	}))
 	waitKnown(t, direct, ns, "echo")
-	eventually(t, "the replica", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "the replica", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
 		return len(ready) == 1, describePods(ready)
 	})
@@ -118,7 +119,7 @@ func TestDeletePodUnderLoad(t *testing.T) {
 	ns := namespace(t)
 	create(t, echoAgent(ns, "echo", func(a *v1alpha1.Agent) { a.Spec.Scaling.MinReplicas = ptr32(3) }))
 	waitKnown(t, direct, ns, "echo")
-	eventually(t, "3 ready replicas", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "3 ready replicas", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
 		return len(ready) == 3, describePods(ready)
 	})
@@ -129,7 +130,7 @@ func TestDeletePodUnderLoad(t *testing.T) {
 	if err := kube.CoreV1().Pods(ns).Delete(context.Background(), victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the pod gone and a replacement ready", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "the pod gone and a replacement ready", func() (bool, string) {
 		all, ready := pods(t, ns, "echo")
 		for _, p := range all {
 			if p.Name == victim {
@@ -153,7 +154,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	ns := namespace(t)
 	create(t, echoAgent(ns, "echo", func(a *v1alpha1.Agent) { a.Spec.Scaling.MinReplicas = ptr32(2) }))
 	waitKnown(t, direct, ns, "echo")
-	eventually(t, "2 ready replicas", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "2 ready replicas", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
 		return len(ready) == 2, describePods(ready)
 	})
@@ -165,7 +166,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	if err := env.Client.Update(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "every pod replaced and ready", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "every pod replaced and ready", func() (bool, string) {
 		all, ready := pods(t, ns, "echo")
 		for _, p := range all {
 			for _, old := range before {

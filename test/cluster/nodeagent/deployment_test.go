@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
+	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/test/cluster/podnet"
 )
 
@@ -71,7 +72,7 @@ func TestDeploymentBecomesReadyAndServesOnPodIPs(t *testing.T) {
 		t.Fatalf("create deployment: %v", err)
 	}
 	var pods []corev1.Pod
-	eventually(t, "2 ready echo pods", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "2 ready echo pods", func() (bool, string) {
 		all, ready := readyPods(t, ns)
 		pods = ready
 		var states []string
@@ -113,7 +114,7 @@ func TestDeploymentBecomesReadyAndServesOnPodIPs(t *testing.T) {
 	}
 
 	// kube-controller-manager's EndpointSlice controller publishes them.
-	eventually(t, "an EndpointSlice listing both pod IPs as ready", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "an EndpointSlice listing both pod IPs as ready", func() (bool, string) {
 		slices, err := client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=echo"})
 		if err != nil {
 			return false, err.Error()
@@ -162,7 +163,7 @@ func TestScaleDeploymentUpAndDown(t *testing.T) {
 	waitPods := func(n int) []corev1.Pod {
 		t.Helper()
 		var ready []corev1.Pod
-		eventually(t, fmt.Sprintf("exactly %d pods, all ready", n), func() (bool, string) {
+		testenv.Await(t, waitTimeout, fmt.Sprintf("exactly %d pods, all ready", n), func() (bool, string) {
 			all, r := readyPods(t, ns)
 			ready = r
 			return len(all) == n && len(r) == n, fmt.Sprintf("%d pods, %d ready", len(all), len(r))

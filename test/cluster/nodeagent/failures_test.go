@@ -7,6 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 func waitingReason(p *corev1.Pod, c string) string {
@@ -91,7 +93,7 @@ func TestDownwardAPIExpansionAndAddressRewrite(t *testing.T) {
 	pod := waitPod(t, ns, "env", "ready", isReady)
 	ip := pod.Status.PodIP
 	want := fmt.Sprintf("ip=%s name=env ns=%s host=%s up=%s:8080 a1=-listen=%s:9000 a2=%s:8080\n", ip, ns, ip, ip, ip, ip)
-	eventually(t, "the container's output", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "the container's output", func() (bool, string) {
 		got := agent.Logs(ns, "env", "app")
 		return got == want, fmt.Sprintf("got %q, want %q", got, want)
 	})

@@ -19,28 +19,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // waitTimeout is generous: a loaded 2-core machine runs the control plane,
 // the build cache and the containers.
 const waitTimeout = 60 * time.Second
-
-// eventually polls cond every 50ms until it holds, failing t with what
-// describes the last state when waitTimeout passes.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", waitTimeout, what, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 func createPod(t *testing.T, pod *corev1.Pod) *corev1.Pod {
 	t.Helper()
@@ -64,7 +49,7 @@ func getPod(t *testing.T, ns, name string) *corev1.Pod {
 func waitPod(t *testing.T, ns, name, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
 	var pod *corev1.Pod
-	eventually(t, fmt.Sprintf("pod %s/%s %s", ns, name, what), func() (bool, string) {
+	testenv.Await(t, waitTimeout, fmt.Sprintf("pod %s/%s %s", ns, name, what), func() (bool, string) {
 		p, err := client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -77,7 +62,7 @@ func waitPod(t *testing.T, ns, name, what string, cond func(*corev1.Pod) bool) *
 
 func waitPodGone(t *testing.T, ns, name string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("pod %s/%s to be deleted", ns, name), func() (bool, string) {
+	testenv.Await(t, waitTimeout, fmt.Sprintf("pod %s/%s to be deleted", ns, name), func() (bool, string) {
 		p, err := client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, ""
@@ -89,7 +74,7 @@ func waitPodGone(t *testing.T, ns, name string) {
 	})
 	// The API answers NotFound before the agent's Delete call has returned
 	// and its last event is logged.
-	eventually(t, "the agent to log the deletion", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "the agent to log the deletion", func() (bool, string) {
 		return len(events.about(ns+"/"+name+": pod deleted")) > 0, ""
 	})
 }

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/test/cluster/nodeagent"
 )
 
@@ -28,7 +29,7 @@ func TestDeletionRunsPreStopThenKillsAtGraceDeadline(t *testing.T) {
 	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](3)
 	createPod(t, pod)
 	waitPod(t, ns, "stubborn", "ready", isReady)
-	eventually(t, "the shell to start sleep", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "the shell to start sleep", func() (bool, string) {
 		pids := podProcesses("stubborn")
 		return len(pids) >= 2, strings.Join(events.about(ns+"/stubborn"), "\n")
 	})
@@ -58,7 +59,7 @@ func TestForceDeletionStopsProcesses(t *testing.T) {
 	createPod(t, podWith(ns, "forced", shellContainer("app", "exec sleep 1000")))
 	waitPod(t, ns, "forced", "ready", isReady)
 	deletePod(t, ns, "forced", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
-	eventually(t, "the processes of a force-deleted pod to stop", func() (bool, string) {
+	testenv.Await(t, waitTimeout, "the processes of a force-deleted pod to stop", func() (bool, string) {
 		pids := podProcesses("forced")
 		return len(pids) == 0, strings.Join(events.about(ns+"/forced"), "\n")
 	})
