@@ -128,7 +128,8 @@ func start(o options, dir string) ([]*path, func(), error) {
 		args []string
 	}{
 		{[]string{"PORT=" + procs.Port(agent)}, echo, nil},
-		{nil, flint, []string{"proxy", "-serving-addr", sidecar, "-admin-addr", admin, "-upstream", agent, "-log-level", "warn"}},
+		// -request-timeout as the controller and the local runtime pass it (the agent's default).
+		{nil, flint, []string{"proxy", "-serving-addr", sidecar, "-admin-addr", admin, "-upstream", agent, "-request-timeout", "300s", "-log-level", "warn"}},
 		{nil, flint, []string{"gateway", "-f", agentFile, "-addr", gw, "-replica", "default/echo=" + sidecar + "@" + admin, "-log-level", "warn"}},
 		{nil, self, []string{"-baseline-proxy", rp2 + "=" + agent}},
 		{nil, self, []string{"-baseline-proxy", rp1 + "=" + rp2}},
