@@ -69,8 +69,8 @@ func nginxBinary() (string, error) {
 }
 
 // startNginx runs one nginx hop listening on listen and proxying to
-// upstream, with its own prefix directory under dir. nginx is the group's
-// process number len(before); its workers are found as its children.
+// upstream, with its own prefix directory under dir, as g's next process:
+// the master, whose workers cpuTime finds as its children.
 func startNginx(g *procs.Group, bin, dir, name, listen, upstream string) error {
 	prefix := filepath.Join(dir, name)
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
