@@ -10,6 +10,7 @@ type result struct {
 	p50, p90, p99, max time.Duration
 	success            float64
 	throughput         float64
+	requests           int64
 }
 
 // attack loads url at rate requests per second (open loop), or as fast as
@@ -29,6 +30,6 @@ func attack(url string, rate int, duration time.Duration, workers int) result {
 	m.Close()
 	return result{
 		p50: m.Latencies.P50, p90: m.Latencies.P90, p99: m.Latencies.P99, max: m.Latencies.Max,
-		success: m.Success, throughput: m.Throughput,
+		success: m.Success, throughput: m.Throughput, requests: int64(m.Requests),
 	}
 }

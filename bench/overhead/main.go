@@ -1,10 +1,25 @@
-// Command overhead measures what Flint's data plane adds to a request: the
-// echo agent called directly, through the sidecar only, through gateway +
-// sidecar, and through a plain two-hop httputil.ReverseProxy chain as a
-// baseline, all as separate processes on loopback, under the same
-// open-loop load (vegeta), at fixed rates and at maximum throughput.
+// Command overhead measures what Flint's data plane adds to a request, side
+// by side with nginx: the echo agent called directly, through one and two
+// nginx reverse-proxy hops, through Flint's sidecar, through gateway +
+// sidecar, and through a plain two-hop httputil.ReverseProxy chain, all as
+// separate processes on loopback. Each round measures every path in turn
+// (rounds interleave, so drifting machine load hits every path alike):
 //
-//	go run ./bench/overhead -rates 500,1000,2000 -duration 10s
+//   - closed loop (wrk: a fixed number of keep-alive connections, each
+//     sending its next request when the last is answered): maximum
+//     throughput and its latency, the CPU time each process spent per
+//     request (user+sys from /proc/<pid>/stat over the run), and the
+//     allocations per request of Flint's processes (go_memstats_mallocs_total);
+//   - open loop (vegeta: fixed rates, whether or not earlier requests have
+//     been answered): latency at moderate load.
+//
+// Before the processes start it also runs the in-process Go benchmarks for
+// allocations and bytes per request. Ratios are to nginx with the same
+// number of hops.
+//
+//	go run ./bench/overhead                      # the full run (about 10 minutes)
+//	go run ./bench/overhead -quick               # a smoke test of the harness (under a minute)
+//	go run ./bench/overhead -doc docs/benchmarks.md   # also rewrite the doc's table
 package main
 
 import (
@@ -15,13 +30,26 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/flint-dev/flint/bench/internal/procs"
 )
+
+// options are the run's settings; see the flags for their meaning.
+type options struct {
+	repo      string
+	duration  time.Duration
+	warmup    time.Duration
+	rounds    int
+	conns     int
+	threads   int
+	rates     []int
+	sleep     time.Duration
+	nginx     bool
+	gobench   bool
+	benchtime string
+	doc       string
+}
 
 func main() {
 	// Re-executed as a baseline proxy hop: -baseline-proxy LISTEN=UPSTREAM.
@@ -29,121 +57,57 @@ func main() {
 		serveBaseline(os.Args[2])
 		return
 	}
-	rates := flag.String("rates", "500,1000,2000", "fixed request rates (per second) to measure latency at")
-	duration := flag.Duration("duration", 10*time.Second, "length of each measurement")
-	sleep := flag.Duration("sleep", 0, "time the agent takes per request (e.g. 100ms)")
-	maxWorkers := flag.Int("max-workers", 64, "concurrent connections for the maximum-throughput run")
-	repo := flag.String("repo", ".", "repository root (to build flint and the echo agent)")
-	flag.Parse()
-
-	if err := run(*repo, *rates, *duration, *sleep, *maxWorkers); err != nil {
+	o, err := parseFlags(flag.CommandLine, os.Args[1:])
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := run(o, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(repo, rateList string, duration, sleep time.Duration, maxWorkers int) error {
-	dir, err := os.MkdirTemp("", "flint-bench-")
-	if err != nil {
-		return err
+func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
+	var o options
+	rates := fs.String("rates", "1000,4000", "fixed request rates (per second) for the open-loop latency table")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measurement (whole seconds for the closed loop)")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load on each path before the first round (connection pools, GC)")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each measures every path once, in a rotated order")
+	fs.IntVar(&o.conns, "conns", 32, "connections for the closed loop")
+	fs.IntVar(&o.threads, "threads", 2, "wrk threads for the closed loop")
+	fs.DurationVar(&o.sleep, "sleep", 0, "time the agent takes per request (e.g. 100ms)")
+	fs.BoolVar(&o.nginx, "nginx", true, "include the nginx paths (needs nginx: apt-get install nginx-light)")
+	fs.BoolVar(&o.gobench, "gobench", true, "run the in-process Go benchmarks for allocations per request")
+	fs.StringVar(&o.benchtime, "benchtime", "2s", "-benchtime of the Go benchmarks")
+	fs.StringVar(&o.repo, "repo", ".", "repository root (to build flint and the echo agent)")
+	fs.StringVar(&o.doc, "doc", "", "also replace the generated section of this Markdown file (docs/benchmarks.md)")
+	quick := fs.Bool("quick", false, "a smoke test of the harness: 1 round of 1s, one rate, short Go benchmarks")
+	if err := fs.Parse(args); err != nil {
+		return o, err
 	}
-	defer os.RemoveAll(dir)
-	flint, echo, err := procs.Build(repo, dir)
-	if err != nil {
-		return err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	var g procs.Group
-	defer g.Stop()
-
-	agent, sidecar, admin, gw := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
-	hop1, hop2 := procs.FreeAddr(), procs.FreeAddr()
-	agentFile := filepath.Join(dir, "echo.yaml")
-	if err := os.WriteFile(agentFile, []byte(fmt.Sprintf(agentYAML, echo)), 0o644); err != nil {
-		return err
-	}
-	steps := [][]string{
-		{"PORT=" + procs.Port(agent), echo},
-		{"", flint, "proxy", "-serving-addr", sidecar, "-admin-addr", admin, "-upstream", agent, "-log-level", "warn"},
-		{"", flint, "gateway", "-f", agentFile, "-addr", gw, "-replica", "default/echo=" + sidecar + "@" + admin, "-log-level", "warn"},
-		{"", self, "-baseline-proxy", hop2 + "=" + agent},
-		{"", self, "-baseline-proxy", hop1 + "=" + hop2},
-	}
-	for i, s := range steps {
-		var env []string
-		if s[0] != "" {
-			env = []string{s[0]}
-		}
-		if err := g.Start(filepath.Join(dir, "proc"+strconv.Itoa(i)+".log"), env, s[1], s[2:]...); err != nil {
-			return err
+	if *quick {
+		o.duration, o.warmup, o.rounds, o.benchtime = time.Second, 200*time.Millisecond, 1, "200x"
+		if !flagSet(fs, "rates") {
+			*rates = "500"
 		}
 	}
-	query := ""
-	if sleep > 0 {
-		query = "?sleep=" + sleep.String()
-	}
-	targets := []target{
-		{"direct", "http://" + agent + "/bench" + query},
-		{"sidecar", "http://" + sidecar + "/bench" + query},
-		{"gateway+sidecar", "http://" + gw + "/v1/agents/default/echo/bench" + query},
-		{"ReverseProxy x2", "http://" + hop1 + "/bench" + query},
-	}
-	for _, t := range targets {
-		if err := procs.WaitOK(t.url, 30*time.Second); err != nil {
-			return err
+	for _, r := range strings.Split(*rates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("-rates: %q is not a positive number", r)
 		}
+		o.rates = append(o.rates, n)
 	}
-
-	fmt.Printf("# Data-plane overhead (agent sleep %s, %s per run, GOMAXPROCS %s)\n\n", sleep, duration, os.Getenv("GOMAXPROCS"))
-	fmt.Println("| path | rate/s | p50 | p90 | p99 | max | success |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-	results := map[string]map[int]result{}
-	for _, r := range strings.Split(rateList, ",") {
-		rate, err := strconv.Atoi(strings.TrimSpace(r))
-		if err != nil {
-			return fmt.Errorf("-rates: %q is not a number", r)
-		}
-		for _, t := range targets {
-			res := attack(t.url, rate, duration, 0)
-			if results[t.name] == nil {
-				results[t.name] = map[int]result{}
-			}
-			results[t.name][rate] = res
-			fmt.Printf("| %s | %d | %s | %s | %s | %s | %.4f |\n", t.name, rate, ms(res.p50), ms(res.p90), ms(res.p99), ms(res.max), res.success)
-		}
+	if o.rounds < 1 || o.conns < 1 || o.threads < 1 || o.threads > o.conns || o.duration < time.Second {
+		return o, fmt.Errorf("need -rounds ≥ 1, 1 ≤ -threads ≤ -conns and -duration ≥ 1s")
 	}
-	fmt.Println()
-	fmt.Println("| path | max throughput (req/s) | p50 at max | success |")
-	fmt.Println("| --- | ---: | ---: | ---: |")
-	max := map[string]result{}
-	for _, t := range targets {
-		res := attack(t.url, 0, duration, maxWorkers)
-		max[t.name] = res
-		fmt.Printf("| %s | %.0f | %s | %.4f |\n", t.name, res.throughput, ms(res.p50), res.success)
-	}
-	fmt.Println()
-	fmt.Println("Added by gateway+sidecar over direct, per rate (p50 / p99):")
-	for _, r := range strings.Split(rateList, ",") {
-		rate, _ := strconv.Atoi(strings.TrimSpace(r))
-		d, c := results["direct"][rate], results["gateway+sidecar"][rate]
-		fmt.Printf("- %d/s: +%s / +%s\n", rate, ms(c.p50-d.p50), ms(c.p99-d.p99))
-	}
-	fmt.Printf("\nThroughput ratio gateway+sidecar / ReverseProxy x2: %.2f\n", max["gateway+sidecar"].throughput/max["ReverseProxy x2"].throughput)
-	return nil
+	return o, nil
 }
 
-type target struct{ name, url string }
-
-const agentYAML = `apiVersion: flint.dev/v1alpha1
-kind: Agent
-metadata: {name: echo, namespace: default}
-spec:
-  container: {command: [%q], port: 8080}
-`
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond)) }
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
 
 // serveBaseline is one hop of the baseline chain: a stock ReverseProxy.
 func serveBaseline(spec string) {

@@ -55,6 +55,7 @@ type gatewayFlags struct {
 }
 
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	tuneDataPlaneGC() // gc.go
 	cfg := gateway.DefaultConfig()
 	f := gatewayFlags{CheckInterval: time.Second, ShutdownTimeout: 30 * time.Second,
 		Kube: defaultKubeConnection(), Platform: kube.DefaultConfig()}

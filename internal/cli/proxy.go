@@ -17,6 +17,7 @@ admin address only. On SIGTERM it fails readiness at once, keeps serving for
 exits 0.`
 
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	tuneDataPlaneGC() // gc.go
 	cfg := proxy.DefaultConfig()
 	var logCfg logConfig
 	fs := newFlagSet("proxy", proxySynopsis, stderr)

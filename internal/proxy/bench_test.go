@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"testing"
+	"time"
 )
 
 var benchBody = []byte(`{"ok":true,"message":"hello from the agent"}`)
@@ -107,14 +108,18 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 // BenchmarkSidecarHandler is the sidecar's serving handler alone, in
 // process: admission, stats, metrics and ReverseProxy, with the agent's
 // answer canned. The harness allocates the request copy and the response.
+// "timeout300s" runs as deployed: the controller and the local runtime
+// always pass the agent's request timeout (300s by default).
 func BenchmarkSidecarHandler(b *testing.B) {
 	for _, bc := range []struct {
 		name        string
 		concurrency int
-	}{{"unlimited", 0}, {"cap1000", 1000}} {
+		timeout     time.Duration
+	}{{"unlimited", 0, 0}, {"cap1000", 1000, 0}, {"timeout300s", 0, 300 * time.Second}} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := testConfig(hostOf(benchAgent(b)))
 			cfg.Concurrency = bc.concurrency
+			cfg.RequestTimeout = bc.timeout
 			s := startSidecar(b, cfg, true)
 			s.proxy.Transport = cannedTransport{}
 			in := httptest.NewRequest(http.MethodGet, "http://agent.default/bench?x=1", nil)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 const (
@@ -95,17 +96,47 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		if prior := nonEmpty(out["X-Forwarded-For"]); len(prior) > 0 {
-			out["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
-		} else {
-			out["X-Forwarded-For"] = []string{ip}
-		}
+		out["X-Forwarded-For"] = appendForwardedFor(nonEmpty(out["X-Forwarded-For"]), ip)
 	}
 	if _, ok := out["X-Forwarded-Proto"]; !ok {
 		// The serving port is plain HTTP; TLS, if any, ended at the gateway,
 		// which then sets this header itself.
 		out["X-Forwarded-Proto"] = protoHTTP
 	}
+}
+
+// forwardedFor is an X-Forwarded-For header value in one allocation: the
+// one-element slice and, when they fit, the string's bytes. Behind the
+// gateway every request has a prior value to extend, which took two
+// allocations (the joined string and the slice).
+type forwardedFor struct {
+	vals [1]string
+	buf  [48]byte // with vals, a 64-byte size class; holds "client, gateway" for IPv4
+}
+
+// appendForwardedFor is prior's addresses, then ip, as one header line.
+func appendForwardedFor(prior []string, ip string) []string {
+	if len(prior) == 0 {
+		return []string{ip}
+	}
+	n := len(ip)
+	for _, p := range prior {
+		n += len(p) + len(", ")
+	}
+	f := new(forwardedFor)
+	if n > len(f.buf) {
+		f.vals[0] = strings.Join(prior, ", ") + ", " + ip
+		return f.vals[:]
+	}
+	b := f.buf[:0]
+	for _, p := range prior {
+		b = append(b, p...)
+		b = append(b, ", "...)
+	}
+	b = append(b, ip...)
+	// The bytes are never written again, and f lives as long as the string.
+	f.vals[0] = unsafe.String(&f.buf[0], len(b))
+	return f.vals[:]
 }
 
 // namesHeader reports whether a Connection header lists name.

@@ -47,6 +47,9 @@ func (g *Group) Start(logFile string, env []string, name string, args ...string)
 	return nil
 }
 
+// Pid returns the process id of the i-th process started.
+func (g *Group) Pid(i int) int { return g.cmds[i].Process.Pid }
+
 // Stop terminates every process group and waits for them.
 func (g *Group) Stop() {
 	for _, c := range g.cmds {
