@@ -126,6 +126,17 @@ func (im Image) ForPlatform(p v1.Platform) (v1.Image, error) {
 	return nil, fmt.Errorf("image %s was not built for %s", im.Ref, p)
 }
 
+// WithRegistry is im named under another registry prefix (for Push): the
+// same content and digests, since an image's name is not part of it.
+func (im Image) WithRegistry(registry string) (Image, error) {
+	ref, err := name.NewTag(strings.TrimSuffix(registry, "/") + "/" + im.Repository + ":" + im.Ref.TagStr())
+	if err != nil {
+		return Image{}, fmt.Errorf("image name: %w", err)
+	}
+	im.Ref = ref
+	return im, nil
+}
+
 // Build compiles the binaries (CGO_ENABLED=0, -trimpath, the version
 // stamped in) for every platform and assembles the images.
 func Build(ctx context.Context, o Options) (*Result, error) {

