@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "OCI layout:      %s\n", w.Layout)
+	fmt.Fprintf(stdout, "OCI archive:     %s (ctr -n k8s.io images import --platform linux/amd64 %s)\n", w.OCIArchive, w.OCIArchive)
 	for _, a := range w.Archives {
 		fmt.Fprintf(stdout, "docker archive:  %s\n", a)
 	}

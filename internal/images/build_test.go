@@ -215,6 +215,24 @@ func TestBuildIsReproducibleMultiPlatformAndPushes(t *testing.T) {
 			mf.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != o.Version {
 			t.Errorf("OCI layout index %+v", mf.Manifests)
 		}
+		// The packed layout holds the same index.json and blobs.
+		unpacked := t.TempDir()
+		if out, err := exec.Command("tar", "-xf", w.OCIArchive, "-C", unpacked).CombinedOutput(); err != nil {
+			t.Fatalf("tar -xf %s: %v\n%s", w.OCIArchive, err, out)
+		}
+		packed, err := layout.ImageIndexFromPath(unpacked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d1, d2 := digestOf(t, packed), digestOf(t, idx); d1 != d2 {
+			t.Errorf("oci.tar's index.json %s, the layout's %s", d1, d2)
+		}
+		cfgName, _ := echo.Platforms[0].Image.ConfigName()
+		for _, h := range []v1.Hash{echo.Platforms[0].Digest, cfgName} {
+			if _, err := layout.Path(unpacked).Bytes(h); err != nil {
+				t.Errorf("oci.tar lacks the echo image's blob %s: %v", h, err)
+			}
+		}
 		list, err := os.ReadFile(w.Manifest)
 		if err != nil || !strings.Contains(string(list), echo.Ref.String()+"@"+echo.Digest.String()) {
 			t.Errorf("images.txt %q (%v) lacks %s@%s", list, err, echo.Ref, echo.Digest)
@@ -285,4 +303,13 @@ func TestFlintImage(t *testing.T) {
 			t.Errorf("flint %s: %q (%v), want %q", arg, out, err, "flint "+o.Version+"\n")
 		}
 	}
+}
+
+func digestOf(t *testing.T, idx v1.ImageIndex) v1.Hash {
+	t.Helper()
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

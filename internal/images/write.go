@@ -1,8 +1,11 @@
 package images
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +40,73 @@ func WriteLayout(dir string, images []Image) error {
 		}
 	}
 	return nil
+}
+
+// WriteOCIArchive writes images as an OCI layout packed in one tar file at
+// path: `ctr -n k8s.io images import --platform linux/amd64 FILE` imports
+// every image under its name in one go and keeps the index digests (a
+// docker archive's import gets a manifest digest containerd makes up).
+func WriteOCIArchive(path string, images []Image) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".oci-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := WriteLayout(filepath.Join(tmp, "oci"), images); err != nil {
+		return err
+	}
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := tarDir(f, filepath.Join(tmp, "oci")); err != nil {
+		f.Close()
+		return fmt.Errorf("OCI archive %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// tarDir writes the files under dir to w, sorted, with zero mtimes.
+func tarDir(w io.Writer, dir string) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		h := &tar.Header{Name: filepath.ToSlash(rel), ModTime: epoch, Mode: 0o644, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		if d.IsDir() {
+			h.Name += "/"
+			h.Mode, h.Typeflag = 0o755, tar.TypeDir
+			return tw.WriteHeader(h)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h.Size = info.Size()
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
 }
 
 // WriteDockerArchive writes the platform-p images of images, tagged with
@@ -88,15 +158,18 @@ func Push(ctx context.Context, images []Image, opts ...remote.Option) error {
 
 // Written lists what WriteAll wrote.
 type Written struct {
-	Layout   string   // the OCI layout directory
-	Archives []string // docker-archive tarballs, one per image and platform
+	Layout string // the OCI layout directory
+	// OCIArchive is the same layout in one tar file (for `ctr images import`).
+	OCIArchive string
+	Archives   []string // docker-archive tarballs, one per image and platform
 	// Values is a Helm values file pointing the chart at the flint image.
 	Values string
 	// Manifest lists every image's reference and digests, one per line.
 	Manifest string
 }
 
-// WriteAll writes r under dir: the OCI layout in dir/oci, a docker archive
+// WriteAll writes r under dir: the OCI layout in dir/oci and packed in
+// dir/oci.tar, a docker archive
 // per image and platform (ArchiveName), dir/helm-values.yaml (image.repository
 // and image.tag of the flint image, for `helm install -f`) and dir/images.txt
 // (each image's reference, index digest and per-platform digests).
@@ -106,6 +179,10 @@ func (r *Result) WriteAll(dir string) (Written, error) {
 		return w, err
 	}
 	if err := WriteLayout(w.Layout, r.Images); err != nil {
+		return w, err
+	}
+	w.OCIArchive = filepath.Join(dir, "oci.tar")
+	if err := WriteOCIArchive(w.OCIArchive, r.Images); err != nil {
 		return w, err
 	}
 	var list strings.Builder
