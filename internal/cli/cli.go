@@ -15,7 +15,8 @@ import (
 	"syscall"
 )
 
-// Version is set at build time with -ldflags "-X github.com/flint-dev/flint/internal/cli.Version=v1.2.3".
+// Version is set at build time with -ldflags "-X github.com/flint-dev/flint/internal/cli.Version=v1.2.3";
+// hack/images.sh stamps the images' tag, from git describe, into it.
 var Version = ""
 
 type command struct {
@@ -44,6 +45,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {

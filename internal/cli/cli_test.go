@@ -24,6 +24,19 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 }
 
+// The version stamped with -ldflags -X (hack/images.sh does) is what every
+// spelling of the version command prints.
+func TestVersionSpellings(t *testing.T) {
+	defer func(v string) { Version = v }(Version)
+	Version = "v0.0.0-12-gabcdef0-dirty"
+	for _, arg := range []string{"version", "--version", "-version"} {
+		var out, errOut bytes.Buffer
+		if code := Main([]string{arg}, &out, &errOut); code != 0 || out.String() != "flint v0.0.0-12-gabcdef0-dirty\n" {
+			t.Errorf("flint %s: code %d, out %q, stderr %q", arg, code, out.String(), errOut.String())
+		}
+	}
+}
+
 func TestUnknownCommandAndBadFlags(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := Main([]string{"nope"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown command "nope"`) {

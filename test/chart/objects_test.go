@@ -205,7 +205,7 @@ func TestArgsParse(t *testing.T) {
 	mgr := convert[appsv1.Deployment](t, one(t, objs, "Deployment", "rel-flint-manager"))
 	args := mgr.Spec.Template.Spec.Containers[0].Args
 	for _, want := range []string{
-		"manager", "--leader-elect=true", "--sidecar-image=ghcr.io/flint-dev/flint:0.1.0",
+		"manager", "--leader-elect=true", "--sidecar-image=ghcr.io/flint-dev/flint:v0.1.0",
 		"--gateway-url=https://agents.example.com", "--namespaces=team-a",
 		// The autoscaler reads every gateway pod through the headless control Service.
 		"--gateways=http://rel-flint-gateway-control.flint-system.svc:9090",
