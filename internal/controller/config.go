@@ -27,8 +27,8 @@ const (
 	// request timeout asks for: a node drain or rollout waits at most this
 	// long for a replica.
 	DefaultMaxTerminationGracePeriod = 15 * time.Minute
-	defaultSidecarImageTag         = "latest"
-	gatewayAgentsPathPrefix        = "/v1/agents/"
+	defaultSidecarImageTag           = "latest"
+	gatewayAgentsPathPrefix          = "/v1/agents/"
 )
 
 // Config is what the manager puts into every agent's pods and status.
@@ -68,9 +68,9 @@ func DefaultConfig(version string) Config {
 		tag = defaultSidecarImageTag
 	}
 	return Config{
-		SidecarImage:            DefaultSidecarRepository + ":" + tag,
-		DrainDelay:              proxy.DefaultDrainDelay,
-		DrainTimeout:            proxy.DefaultDrainTimeout,
+		SidecarImage:              DefaultSidecarRepository + ":" + tag,
+		DrainDelay:                proxy.DefaultDrainDelay,
+		DrainTimeout:              proxy.DefaultDrainTimeout,
 		ShutdownMargin:            DefaultShutdownMargin,
 		MaxTerminationGracePeriod: DefaultMaxTerminationGracePeriod,
 		MaxConcurrentReconciles:   DefaultMaxConcurrentReconciles,

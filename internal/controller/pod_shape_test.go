@@ -16,7 +16,6 @@ import (
 	"github.com/flint-dev/flint/internal/proxy"
 )
 
-
 // testAgent is a valid, defaulted agent.
 func testAgent(ns, name string) *v1alpha1.Agent {
 	a := &v1alpha1.Agent{}

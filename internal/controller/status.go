@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,7 @@ const (
 	ReasonReconcileFailed          = "ReconcileFailed"
 	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
 	ReasonReplicaFailure           = "ReplicaFailure"
+	ReasonPodSecurity              = "PodSecurity"
 )
 
 // Reasons of Events besides the Ready condition's: Recovered when a replica
@@ -136,13 +138,8 @@ func readyCondition(st v1alpha1.AgentStatus, o observation) metav1.Condition {
 	case failing:
 		return cond(metav1.ConditionFalse, podFail.Reason, podFail.Message)
 	}
-	for _, c := range o.deployment.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
-			return cond(metav1.ConditionFalse, ReasonProgressDeadlineExceeded, c.Message)
-		}
-		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
-			return cond(metav1.ConditionFalse, ReasonReplicaFailure, c.Message)
-		}
+	if f, ok := deploymentFailure(o.deployment); ok {
+		return cond(metav1.ConditionFalse, f.Reason, f.Message)
 	}
 	return cond(metav1.ConditionFalse, ReasonProgressing,
 		fmt.Sprintf("waiting for %d replica(s) to become ready (%d exist)", o.desired, st.Replicas))
@@ -155,10 +152,36 @@ func lastFailure(st v1alpha1.AgentStatus, o observation) *v1alpha1.AgentFailure 
 	if f, failing := findPodFailure(o.pods); failing {
 		return &v1alpha1.AgentFailure{Reason: f.Reason, Message: f.Message, PodTemplate: o.template}
 	}
+	if f, failing := deploymentFailure(o.deployment); failing && f.Reason == ReasonPodSecurity {
+		return &v1alpha1.AgentFailure{Reason: f.Reason, Message: f.Message, PodTemplate: o.template}
+	}
 	if last := st.LastFailure; last != nil && st.ReadyReplicas == 0 && last.PodTemplate == o.template {
 		return last
 	}
 	return nil
+}
+
+// deploymentFailure is what the Deployment reports: a rollout past its
+// deadline, or pods its ReplicaSet cannot create (a quota; a namespace whose
+// Pod Security level refuses them, which gets a reason of its own since the
+// fix is in the Agent's securityContext).
+func deploymentFailure(d *appsv1.Deployment) (agentFailure, bool) {
+	if d == nil {
+		return agentFailure{}, false
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			return agentFailure{Reason: ReasonProgressDeadlineExceeded, Message: c.Message}, true
+		}
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
+			if strings.Contains(c.Message, "violates PodSecurity") {
+				return agentFailure{Reason: ReasonPodSecurity, Message: c.Message +
+					"; change spec.container.securityContext or spec.pod.securityContext to meet the namespace's level (or drop the fields that break it: Flint's defaults meet restricted)"}, true
+			}
+			return agentFailure{Reason: ReasonReplicaFailure, Message: c.Message}, true
+		}
+	}
+	return agentFailure{}, false
 }
 
 // IsFailure tells a Ready condition that needs someone's attention from one
