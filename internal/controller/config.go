@@ -37,6 +37,9 @@ type Config struct {
 	// entrypoint must be the flint binary (the manager passes `proxy ...`
 	// as arguments).
 	SidecarImage string
+	// FlintBinary is the flint binary's path in SidecarImage, which the
+	// stdio bridge's installer runs.
+	FlintBinary string
 	// GatewayURL is the gateway's public base URL; status.url is
 	// GatewayURL/v1/agents/{namespace}/{name}/. Empty leaves status.url unset.
 	GatewayURL string
@@ -69,6 +72,7 @@ func DefaultConfig(version string) Config {
 	}
 	return Config{
 		SidecarImage:              DefaultSidecarRepository + ":" + tag,
+		FlintBinary:               DefaultFlintBinary,
 		DrainDelay:                proxy.DefaultDrainDelay,
 		DrainTimeout:              proxy.DefaultDrainTimeout,
 		ShutdownMargin:            DefaultShutdownMargin,
@@ -81,6 +85,8 @@ func DefaultConfig(version string) Config {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SidecarImage, "sidecar-image", c.SidecarImage,
 		"`image` of the flint proxy sidecar in every agent pod (its entrypoint must be the flint binary)")
+	fs.StringVar(&c.FlintBinary, "flint-binary", c.FlintBinary,
+		"`path` of the flint binary in the -sidecar-image, which stdio MCP agents' init container copies into their pods")
 	fs.StringVar(&c.GatewayURL, "gateway-url", c.GatewayURL,
 		"public base `URL` of the gateway, for agents' status.url (empty: status.url is not set)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay,
@@ -103,6 +109,9 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if strings.TrimSpace(c.SidecarImage) == "" {
 		bad("-sidecar-image is empty: set the image of the flint proxy sidecar (e.g. %s:v1.0.0)", DefaultSidecarRepository)
+	}
+	if !strings.HasPrefix(c.FlintBinary, "/") {
+		bad("-flint-binary=%q must be an absolute path (e.g. %s)", c.FlintBinary, DefaultFlintBinary)
 	}
 	if c.GatewayURL != "" {
 		if u, err := url.Parse(c.GatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -80,13 +80,25 @@ func (c Config) podSpec(a *v1alpha1.Agent) (*corev1ac.PodSpecApplyConfiguration,
 	if err := convert(user, spec); err != nil {
 		return nil, fmt.Errorf("spec.pod: %w", err)
 	}
+	stdio, err := stdioAgent(a)
+	if err != nil {
+		return nil, err
+	}
+	if stdio {
+		spec.WithVolumes(bridgeVolumeSource())
+	}
 	if spec.AutomountServiceAccountToken == nil {
 		// Agents run arbitrary code and most have no use for API
 		// credentials; an Agent that needs them says so.
 		spec.WithAutomountServiceAccountToken(false)
 	}
+	spec.WithInitContainers(c.sidecarContainer(a))
+	if stdio {
+		// After the sidecar, which starts at once (it has no startup
+		// probe), so the copy overlaps the sidecar's start.
+		spec.WithInitContainers(c.bridgeInstaller(a))
+	}
 	return spec.
-		WithInitContainers(c.sidecarContainer(a)).
 		WithContainers(agent).
 		WithTerminationGracePeriodSeconds(int64(c.shutdownBudget(a).Grace.Seconds())).
 		// Service links put every Service of the namespace in the
@@ -126,6 +138,10 @@ func (c Config) agentContainer(a *v1alpha1.Agent) (*corev1ac.ContainerApplyConfi
 	env, err := agentEnv(spec.Env, spec.Port)
 	if err != nil {
 		return nil, err
+	}
+	if stdio, _ := stdioAgent(a); stdio {
+		ctr.Command, ctr.Args = c.bridgeCommand(a), nil
+		ctr.WithVolumeMounts(corev1ac.VolumeMount().WithName(bridgeVolume).WithMountPath(bridgeDir).WithReadOnly(true))
 	}
 	return ctr.
 		WithName(AgentContainerName).

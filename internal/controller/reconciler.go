@@ -106,6 +106,11 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		obs.failure = &agentFailure{Reason: ReasonInvalidSpec, Message: errs.ToAggregate().Error()}
 		return ctrl.Result{}, r.updateStatus(ctx, &agent, obs)
 	}
+	// The transport annotation is metadata, out of the CRD rules' reach.
+	if _, err := stdioAgent(a); err != nil {
+		obs.failure = &agentFailure{Reason: ReasonInvalidSpec, Message: err.Error()}
+		return ctrl.Result{}, r.updateStatus(ctx, &agent, obs)
+	}
 
 	obs.template = r.cfg.templateHash(a)
 	deploy, err := r.applyDeployment(ctx, a)

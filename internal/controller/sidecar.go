@@ -18,6 +18,8 @@ import (
 var (
 	sidecarCPURequest    = resource.MustParse("25m")
 	sidecarMemoryRequest = resource.MustParse("32Mi")
+	// bridgeVolumeLimit holds the flint binary (about 60MB) with room to grow.
+	bridgeVolumeLimit = resource.MustParse("256Mi")
 )
 
 // sidecarArgs are the `flint proxy` arguments for one agent. The sidecar
@@ -64,6 +66,9 @@ func (c Config) sidecarArgs(a *v1alpha1.Agent) []string {
 func sidecarProbe(a *v1alpha1.Agent) (path string, kubelet *corev1.Probe) {
 	p := a.Spec.Container.ReadinessProbe
 	if p == nil {
+		if stdio, _ := stdioAgent(a); stdio {
+			return "/healthz", nil // the bridge's: ready once it can start a child
+		}
 		return "", nil
 	}
 	onAgentPort := func(port intstr.IntOrString) bool {
