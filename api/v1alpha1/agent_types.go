@@ -54,7 +54,6 @@ type Agent struct {
 // so they stay out of the CRD's descriptions; controller-gen reads markers
 // from both blocks.)
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.container.volumeMounts) || self.container.volumeMounts.all(m, has(self.pod) && has(self.pod.volumes) && self.pod.volumes.exists(v, v.name == m.name))",message="every container.volumeMounts[].name must name a volume in pod.volumes",fieldPath=".container.volumeMounts",reason="FieldValueInvalid"
 // +kubebuilder:validation:XValidation:rule="!has(self.scaling) || !has(self.scaling.target) || !has(self.concurrency) || self.concurrency == 0 || self.scaling.target <= self.concurrency",message="target must not exceed concurrency: replicas can never hold more",messageExpression="'target (%d) must not exceed concurrency (%d): replicas can never hold more'.format([self.scaling.target, self.concurrency])",fieldPath=".scaling.target"
 
 // AgentSpec describes how to run an agent and how far to scale it.

@@ -63,8 +63,6 @@ func TestInvalidAgentsRefused(t *testing.T) {
 			"spec.container.port", "ports 8012 and 8022 belong to the flint-proxy sidecar", true},
 		{"reserved volume name", set("spec.pod.volumes", []any{map[string]any{"name": "flint-bin", "emptyDir": map[string]any{}}}),
 			"spec.pod.volumes", "volume names starting with flint- are used by Flint", false},
-		{"mount of an undeclared volume", set("spec.container.volumeMounts", []any{map[string]any{"name": "data", "mountPath": "/data"}}),
-			"spec.container.volumeMounts", "every container.volumeMounts[].name must name a volume in pod.volumes", true},
 		{"reserved pod label", set("spec.pod.labels", map[string]any{"flint.dev/agent": "x"}),
 			"spec.pod.labels", "pod label keys under flint.dev/ and app.kubernetes.io/managed-by are set by Flint", true},
 		{"bad protocol", set("spec.protocol", "grpc"),
