@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -38,6 +40,12 @@ func TestAgentPodsPassRestrictedPodSecurity(t *testing.T) {
 	t.Parallel()
 	env := cluster(t)
 	ns := restrictedNamespace(t, env)
+
+	// The full agent names a RuntimeClass, which admission wants to exist.
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nvidia"}, Handler: "nvidia"}
+	if err := env.Client.Create(context.Background(), rc); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 
 	// A server-side dry run of the pod template as a Pod: what the
 	// ReplicaSet would create, judged by admission without creating it.

@@ -41,7 +41,7 @@ func fullAgent() *v1alpha1.Agent {
 		TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "topology.kubernetes.io/zone",
 			WhenUnsatisfiable: corev1.ScheduleAnyway}},
 		RuntimeClassName:  ptr("nvidia"),
-		PriorityClassName: "agents",
+		PriorityClassName: "system-cluster-critical", // exists in every cluster
 		SecurityContext:   &corev1.PodSecurityContext{FSGroup: ptr[int64](2000)},
 	}
 	return a
@@ -61,7 +61,7 @@ func TestPodSpecPassesTheAgentsFieldsThrough(t *testing.T) {
 	if s.ServiceAccountName != "agent-sa" || !slices.Equal(s.ImagePullSecrets, p.ImagePullSecrets) ||
 		len(s.Volumes) != 1 || s.Volumes[0].PersistentVolumeClaim == nil || s.NodeSelector["accelerator"] != "a100" ||
 		len(s.Tolerations) != 1 || s.Affinity == nil || s.Affinity.PodAntiAffinity == nil || len(s.TopologySpreadConstraints) != 1 ||
-		deref(s.RuntimeClassName) != "nvidia" || s.PriorityClassName != "agents" {
+		deref(s.RuntimeClassName) != "nvidia" || s.PriorityClassName != "system-cluster-critical" {
 		t.Errorf("pod-level fields not carried over: %+v", s)
 	}
 	if s.AutomountServiceAccountToken == nil || *s.AutomountServiceAccountToken {

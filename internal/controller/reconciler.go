@@ -265,8 +265,18 @@ func (r *Reconciler) noteReadyTransition(agent *v1alpha1.Agent, status v1alpha1.
 	switch {
 	case IsFailure(cur):
 		r.recorder.Eventf(agent, nil, corev1.EventTypeWarning, cur.Reason, "Reconcile", "%s", cur.Message)
-	case prev != nil && IsFailure(prev) && cur.Status == metav1.ConditionTrue && cur.Reason == ReasonReady:
-		r.recorder.Eventf(agent, nil, corev1.EventTypeNormal, ReasonRecovered, "Reconcile", "no longer %s: %s", prev.Reason, cur.Message)
+	case cur.Status == metav1.ConditionTrue && cur.Reason == ReasonReady:
+		// The failure may have been followed by a while of Progressing
+		// (the pod running, not yet counted ready): lastFailure remembers it.
+		was := ""
+		if prev != nil && IsFailure(prev) {
+			was = prev.Reason
+		} else if f := agent.Status.LastFailure; f != nil {
+			was = f.Reason
+		}
+		if was != "" {
+			r.recorder.Eventf(agent, nil, corev1.EventTypeNormal, ReasonRecovered, "Reconcile", "no longer %s: %s", was, cur.Message)
+		}
 	}
 }
 
