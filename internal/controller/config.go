@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/proxy"
 )
 
@@ -59,6 +60,11 @@ type Config struct {
 	// SidecarQueueDepth is how many requests each sidecar queues when all
 	// its slots are busy (only for agents with a concurrency cap).
 	SidecarQueueDepth int
+	// GatewayTokenFile holds the token the gateways present to sidecars
+	// (their -sidecar-token-file). Set, every sidecar requires it and
+	// answers 403 to requests that bypass the gateway; NewReconciler reads it.
+	GatewayTokenFile string
+	gatewayToken     string
 	// MaxConcurrentReconciles is how many Agents are reconciled in parallel.
 	MaxConcurrentReconciles int
 }
@@ -97,6 +103,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"added to the drain delay and timeout to make pods' terminationGracePeriodSeconds: the sidecar's close-down and the agent's exit")
 	fs.DurationVar(&c.MaxTerminationGracePeriod, "max-termination-grace-period", c.MaxTerminationGracePeriod,
 		"cap of an agent's terminationGracePeriodSeconds (drain delay + its request timeout + margin); longer requests are cut when a replica stops")
+	fs.StringVar(&c.GatewayTokenFile, "gateway-token-file", c.GatewayTokenFile,
+		"`file` with the token the gateways present to sidecars (their -sidecar-token-file): copied into a Secret per agent and required by every sidecar, which answers 403 to requests that bypass the gateway (empty: not required)")
 	fs.IntVar(&c.SidecarQueueDepth, "sidecar-queue-depth", c.SidecarQueueDepth,
 		"requests each sidecar queues when all its slots are busy (agents with a concurrency cap only)")
 	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", c.MaxConcurrentReconciles,
@@ -166,6 +174,19 @@ func (c Config) shutdownBudget(a *v1alpha1.Agent) shutdownBudget {
 }
 
 func ceilSecond(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
+
+// LoadGatewayToken reads -gateway-token-file, if set, into c.
+func (c *Config) LoadGatewayToken() error {
+	if c.GatewayTokenFile == "" {
+		return nil
+	}
+	tok, err := gatewaytoken.Read(c.GatewayTokenFile)
+	if err != nil {
+		return fmt.Errorf("-gateway-token-file: %w", err)
+	}
+	c.gatewayToken = tok
+	return nil
+}
 
 // agentURL is where the agent is invoked through the gateway, or "" when
 // the gateway's URL is not configured.

@@ -37,6 +37,9 @@ func (c Config) desiredDeployment(a *v1alpha1.Agent) (*appsv1ac.DeploymentApplyC
 			template.WithAnnotations(p.Annotations)
 		}
 	}
+	if c.gatewayToken != "" {
+		template.WithAnnotations(map[string]string{AnnotationGatewayTokenHash: c.gatewayTokenHash()})
+	}
 	return appsv1ac.Deployment(a.Name, a.Namespace).
 		WithLabels(labelsFor(a)).
 		WithOwnerReferences(ownerReference(a)).
@@ -86,6 +89,9 @@ func (c Config) podSpec(a *v1alpha1.Agent) (*corev1ac.PodSpecApplyConfiguration,
 	}
 	if stdio {
 		spec.WithVolumes(bridgeVolumeSource())
+	}
+	if c.gatewayToken != "" {
+		spec.WithVolumes(gatewayTokenVolumeSource(a))
 	}
 	if spec.AutomountServiceAccountToken == nil {
 		// Agents run arbitrary code and most have no use for API

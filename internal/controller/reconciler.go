@@ -50,6 +50,9 @@ func NewReconciler(c client.Client, cfg Config, recorder events.EventRecorder, r
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("agent controller: %w", err)
 	}
+	if err := cfg.LoadGatewayToken(); err != nil {
+		return nil, fmt.Errorf("agent controller: %w", err)
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -113,7 +116,12 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	obs.template = r.cfg.templateHash(a)
-	deploy, err := r.applyDeployment(ctx, a)
+	// The Secret first: pods that mount it cannot start without it.
+	err := r.applyGatewaySecret(ctx, a)
+	var deploy *appsv1.Deployment
+	if err == nil {
+		deploy, err = r.applyDeployment(ctx, a)
+	}
 	if err == nil {
 		err = r.applyService(ctx, a)
 	}

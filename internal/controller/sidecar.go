@@ -52,6 +52,9 @@ func (c Config) sidecarArgs(a *v1alpha1.Agent) []string {
 	if path, _ := sidecarProbe(a); path != "" {
 		args = append(args, "-probe-path="+path)
 	}
+	if c.gatewayToken != "" {
+		args = append(args, "-gateway-token-file="+gatewayTokenFile())
+	}
 	return args
 }
 
@@ -94,7 +97,11 @@ func sidecarProbe(a *v1alpha1.Agent) (path string, kubelet *corev1.Probe) {
 // traffic for an agent that is still there, nor forwards to one that is gone.
 func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConfiguration {
 	admin := intstr.FromString(AdminPortName)
-	return corev1ac.Container().
+	ctr := corev1ac.Container()
+	if c.gatewayToken != "" {
+		ctr.WithVolumeMounts(gatewayTokenMount())
+	}
+	return ctr.
 		WithName(SidecarContainerName).
 		WithImage(c.SidecarImage).
 		WithArgs(c.sidecarArgs(a)...).
