@@ -103,3 +103,52 @@ func TestParseStat(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgeAsSubreaperReapsOrphansOfItsChildren runs a whole bridge as a
+// child subreaper (as PID 1 it gets orphans the same way) over stdio
+// servers that each leave an orphan behind: the orphans are reaped, the
+// sessions' children are untouched and still answer, and shutdown stops
+// them in the spec's order.
+func TestBridgeAsSubreaperReapsOrphansOfItsChildren(t *testing.T) {
+	if os.Getenv(reaperHelperEnv) != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBridgeAsSubreaperReapsOrphansOfItsChildren$", "-test.v")
+		cmd.Env = append(os.Environ(), reaperHelperEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("bridge as subreaper failed: %v\n%s", err, out)
+		}
+		return
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
+	}
+	tb := startBridge(t, nil, "FAKE_CHILD_ORPHAN=1")
+	tb.waitReady(t) // the probe child left an orphan
+	cs := tb.connect(t, nil)
+	pid, err := callInt(t, cs, "whoami", "pid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The probe's and the session's orphans (sleep 0.2) die and are reaped.
+	waitFor(t, func() bool {
+		if tb.reaper.reaped.Load() < 2 {
+			return false
+		}
+		tb.reaper.mu.Lock()
+		defer tb.reaper.mu.Unlock()
+		for _, z := range zombieChildren(os.Getpid()) {
+			if !tb.reaper.own[z] {
+				return false
+			}
+		}
+		return true
+	}, "the orphans to be reaped")
+	if again, err := callInt(t, cs, "whoami", "pid", nil); err != nil || again != pid {
+		t.Fatalf("the session's child after reaping: pid %d, %v; want %d still serving", again, err, pid)
+	}
+	tb.stop()
+	ev := eventsOf(readChildLog(t, tb.childLog), pid)
+	if ev["stdin-eof"].IsZero() || ev["exit"].IsZero() || ev["exit"].Before(ev["stdin-eof"]) || !ev["sigterm"].IsZero() {
+		t.Errorf("session child's shutdown %v: want stdin closed first, then a clean exit without SIGTERM", ev)
+	}
+}
