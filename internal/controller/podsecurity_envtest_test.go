@@ -49,9 +49,11 @@ func TestAgentPodsPassRestrictedPodSecurity(t *testing.T) {
 
 	// A server-side dry run of the pod template as a Pod: what the
 	// ReplicaSet would create, judged by admission without creating it.
-	for name, a := range map[string]*v1alpha1.Agent{"plain": testAgent(ns, "plain"), "full": fullAgent()} {
+	// The stdio agent has the bridge's installer and emptyDir, and the
+	// gateway token's Secret volume.
+	for name, a := range map[string]*v1alpha1.Agent{"plain": testAgent(ns, "plain"), "full": fullAgent(), "stdio": stdioTestAgent()} {
 		a.Namespace = ns
-		tmpl, err := render(testConfig(), a)
+		tmpl, err := render(tokenConfig(t), a)
 		if err != nil {
 			t.Fatal(err)
 		}
