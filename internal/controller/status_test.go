@@ -164,3 +164,18 @@ func TestFailureOutlivesScaleToZero(t *testing.T) {
 		t.Errorf("healthy agent at zero: %+v", c)
 	}
 }
+
+// TestRootImageGetsAHint: restricted defaults make the kubelet refuse an
+// image that runs as root; the failure says what to change in the Agent.
+func TestRootImageGetsAHint(t *testing.T) {
+	p := waitingPod("p", time.Now(), "agent", "CreateContainerConfigError",
+		"container has runAsNonRoot and image will run as root (pod: \"p\", container: agent)")
+	f, ok := findPodFailure([]corev1.Pod{p})
+	if !ok || f.Reason != "CreateContainerConfigError" || !strings.Contains(f.Message, "spec.container.securityContext.runAsUser") {
+		t.Errorf("failure %+v", f)
+	}
+	q := waitingPod("q", time.Now(), "agent", "CreateContainerConfigError", `secret "keys" not found`)
+	if f, _ := findPodFailure([]corev1.Pod{q}); strings.Contains(f.Message, "runAsUser") {
+		t.Errorf("hint on an unrelated failure: %s", f.Message)
+	}
+}
