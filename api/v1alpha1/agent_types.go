@@ -24,15 +24,19 @@ const (
 // The name becomes the name of the agent's Service, hence the DNS-1035 rule.
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:categories=flint
+// +kubebuilder:resource:categories=flint,shortName=ag
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit"
 // +kubebuilder:subresource:status
 // +kubebuilder:subresource:scale:specpath=.spec.scaling.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`
-// +kubebuilder:printcolumn:name="Protocol",type=string,JSONPath=`.spec.protocol`
+// +kubebuilder:printcolumn:name="Min",type=integer,JSONPath=`.spec.scaling.minReplicas`
+// +kubebuilder:printcolumn:name="Max",type=integer,JSONPath=`.status.maxReplicas`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:printcolumn:name="Last Invocation",type=date,JSONPath=`.status.lastInvocationAt`
+// +kubebuilder:printcolumn:name="Protocol",type=string,JSONPath=`.spec.protocol`,priority=1
+// +kubebuilder:printcolumn:name="Last Invocation",type=date,JSONPath=`.status.lastInvocationAt`,priority=1
 type Agent struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -79,38 +83,75 @@ type AgentSpec struct {
 	// +kubebuilder:default={}
 	Timeouts Timeouts `json:"timeouts,omitempty"`
 
+	// Pod holds the pod-level settings of the agent's replicas on Kubernetes.
+	// +optional
+	Pod *AgentPod `json:"pod,omitempty"`
+
 	// Public lets anyone invoke the agent when the gateway requires
 	// authentication (API keys or JWTs); other agents need credentials.
 	// +optional
 	Public bool `json:"public,omitempty"`
 }
 
-// AgentContainer is the subset of a core/v1 Container that an agent needs.
+// AgentContainer is the agent's container: the fields of a core/v1
+// Container a workload needs, as Knative Serving allows them. Flint owns the
+// rest (name, ports, lifecycle, restartPolicy): it sets them itself, so they
+// are not fields here and the API server refuses them as unknown fields.
 //
-// +kubebuilder:validation:XValidation:rule="(has(self.image) && size(self.image) > 0) || (has(self.command) && size(self.command) > 0)",message="set image (or command) so there is something to run",fieldPath=".image",reason="FieldValueRequired"
+// +kubebuilder:validation:XValidation:rule="has(self.image) && size(self.image) > 0",message="set image: the container image the agent runs on Kubernetes (local mode runs command instead)",fieldPath=".image",reason="FieldValueRequired"
 type AgentContainer struct {
-	// Image is the container image used on Kubernetes.
+	// Image is the container image run on Kubernetes; required there.
+	// Local mode runs command+args instead and ignores it.
 	// +optional
 	Image string `json:"image,omitempty"`
+	// ImagePullPolicy is Always, Never or IfNotPresent (the Kubernetes default applies when unset).
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
 	// Command is the entrypoint. Locally it is run directly; on Kubernetes it overrides the image's entrypoint.
 	// +optional
 	Command []string `json:"command,omitempty"`
 	// Args are passed to the command.
 	// +optional
 	Args []string `json:"args,omitempty"`
+	// WorkingDir is the container's working directory on Kubernetes.
+	// +optional
+	WorkingDir string `json:"workingDir,omitempty"`
 	// Port is the port the agent listens on (1-65535); the environment variable PORT is set to it.
 	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 65535",message="set port to the TCP port the agent listens on (1-65535)"
+	// +kubebuilder:validation:XValidation:rule="self != 8012 && self != 8022",message="ports 8012 and 8022 belong to the flint-proxy sidecar in the agent's pod: make the agent listen on another port"
 	Port int32 `json:"port"`
 	// Env sets environment variables for the agent.
 	// +optional
 	Env []corev1.EnvVar `json:"env,omitempty"`
-	// Resources are the compute resources of the agent container on Kubernetes.
+	// EnvFrom sets environment variables from ConfigMaps and Secrets (Kubernetes only).
+	// +optional
+	EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
+	// Resources are the compute resources of the agent container on Kubernetes,
+	// extended resources (e.g. nvidia.com/gpu) included.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
-	// ReadinessProbe tells when the agent can serve. The sidecar runs it
-	// aggressively at start; without one it checks that the port accepts connections.
+	// VolumeMounts mount spec.pod.volumes into the agent container.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+	// ReadinessProbe tells when the agent can serve. The sidecar runs an
+	// HTTP GET or TCP probe of the agent's port itself, aggressively at start;
+	// any other probe (exec, gRPC, another port, HTTPS, headers) is also
+	// run by the kubelet on the agent container. Without one the sidecar
+	// checks that the port accepts connections.
 	// +optional
 	ReadinessProbe *corev1.Probe `json:"readinessProbe,omitempty"`
+	// LivenessProbe restarts the agent container when it fails (Kubernetes only).
+	// +optional
+	LivenessProbe *corev1.Probe `json:"livenessProbe,omitempty"`
+	// StartupProbe holds liveness checks back until it succeeds (Kubernetes only).
+	// +optional
+	StartupProbe *corev1.Probe `json:"startupProbe,omitempty"`
+	// SecurityContext of the agent container. Unset fields get the Pod
+	// Security "restricted" values (runAsNonRoot, no privilege escalation,
+	// all capabilities dropped, RuntimeDefault seccomp) unless spec.pod.securityContext sets them.
+	// +optional
+	SecurityContext *corev1.SecurityContext `json:"securityContext,omitempty"`
 }
 
 // Each duration has a format rule and a value rule; the value rule passes on
@@ -191,15 +232,20 @@ type Timeouts struct {
 
 // AgentStatus is what Flint observed about an agent.
 type AgentStatus struct {
-	// Replicas is the number of replicas that exist.
+	// Replicas is the number of replicas that exist. Always written (0
+	// included), so kubectl shows 0 rather than <none> at zero.
 	// +optional
-	Replicas int32 `json:"replicas,omitempty"`
+	Replicas int32 `json:"replicas"`
 	// ReadyReplicas is the number of replicas that can serve.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
 	// DesiredReplicas is the autoscaler's latest decision.
 	// +optional
 	DesiredReplicas int32 `json:"desiredReplicas,omitempty"`
+	// MaxReplicas is the effective replica ceiling: spec.scaling.maxReplicas
+	// or its default.
+	// +optional
+	MaxReplicas int32 `json:"maxReplicas,omitempty"`
 	// Selector is the label selector of the agent's pods, for the scale subresource.
 	// +optional
 	Selector string `json:"selector,omitempty"`
@@ -209,20 +255,43 @@ type AgentStatus struct {
 	// URL is where the agent is invoked through the gateway.
 	// +optional
 	URL string `json:"url,omitempty"`
+	// LastFailure is the last failure an agent's replica reported (an image
+	// that cannot be pulled, a crash loop). It is kept after the agent scales
+	// to zero, so the Ready condition still says what is wrong, until a
+	// replica turns ready or the pod template changes.
+	// +optional
+	LastFailure *AgentFailure `json:"lastFailure,omitempty"`
 	// ObservedGeneration is the generation last reconciled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready and ScaledToZero.
+	// Conditions: Ready, ScaledToZero and GracefulShutdown.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
+// AgentFailure is why an agent's last replica could not serve.
+type AgentFailure struct {
+	// Reason is the kubelet's or scheduler's, e.g. ImagePullBackOff.
+	Reason string `json:"reason"`
+	// Message names the pod and container and what went wrong.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// PodTemplate identifies the pod template the failure happened with
+	// (a hash): a new template gets a fresh start.
+	// +optional
+	PodTemplate string `json:"podTemplate,omitempty"`
+}
+
 // Condition types of an Agent.
 const (
 	ConditionReady        = "Ready"
 	ConditionScaledToZero = "ScaledToZero"
+	// ConditionGracefulShutdown says whether a stopping replica gets its
+	// full request timeout to finish (False when the manager's cap on the
+	// grace period cut it).
+	ConditionGracefulShutdown = "GracefulShutdown"
 )
 
 // AgentList is a list of Agents.

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -54,8 +55,8 @@ func (s *AgentSpec) validate(p *field.Path, requireCommand bool) field.ErrorList
 		errs = append(errs, field.Required(c.Child("command"),
 			"local mode runs command+args directly, from the agent file's directory: set command (e.g. [\"./run.sh\"] or [\"python3\", \"agent.py\"])"))
 	}
-	if !requireCommand && s.Container.Image == "" && len(s.Container.Command) == 0 {
-		errs = append(errs, field.Required(c.Child("image"), "set image (or command) so there is something to run"))
+	if !requireCommand {
+		errs = append(errs, s.validateKube(p)...)
 	}
 
 	if s.Concurrency < 0 {
@@ -95,6 +96,52 @@ func (s *AgentSpec) validate(p *field.Path, requireCommand bool) field.ErrorList
 	}
 	if d := s.ColdStartTimeout(); d <= 0 {
 		errs = append(errs, field.Invalid(t.Child("coldStart"), d.String(), "coldStart timeout must be positive"))
+	}
+	return errs
+}
+
+// Sidecar ports in every agent pod; internal/controller names them too.
+const (
+	sidecarServingPort = 8012
+	sidecarAdminPort   = 8022
+)
+
+// validateKube checks what only matters on Kubernetes, where an image runs
+// next to Flint's sidecar and volumes.
+func (s *AgentSpec) validateKube(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	c := p.Child("container")
+	if s.Container.Image == "" {
+		errs = append(errs, field.Required(c.Child("image"),
+			"set image: the container image the agent runs on Kubernetes (local mode runs command instead)"))
+	}
+	if port := s.Container.Port; port == sidecarServingPort || port == sidecarAdminPort {
+		errs = append(errs, field.Invalid(c.Child("port"), port,
+			"ports 8012 and 8022 belong to the flint-proxy sidecar in the agent's pod: make the agent listen on another port"))
+	}
+	volumes := map[string]bool{}
+	if pod := s.Pod; pod != nil {
+		pp := p.Child("pod")
+		for k := range pod.Labels {
+			if strings.HasPrefix(k, "flint.dev/") || k == "app.kubernetes.io/managed-by" {
+				errs = append(errs, field.Invalid(pp.Child("labels"), k,
+					"pod label keys under flint.dev/ and app.kubernetes.io/managed-by are set by Flint: use other keys"))
+			}
+		}
+		for i, v := range pod.Volumes {
+			volumes[v.Name] = true
+			if strings.HasPrefix(v.Name, ReservedPrefix) {
+				errs = append(errs, field.Invalid(pp.Child("volumes").Index(i).Child("name"), v.Name,
+					"volume names starting with flint- are used by Flint: rename the volume"))
+			}
+		}
+	}
+	for _, m := range s.Container.VolumeMounts {
+		if !volumes[m.Name] {
+			errs = append(errs, field.Invalid(c.Child("volumeMounts"), m.Name,
+				"every container.volumeMounts[].name must name a volume in pod.volumes"))
+			break
+		}
 	}
 	return errs
 }

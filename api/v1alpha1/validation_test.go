@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func validAgent() *Agent {
@@ -12,6 +14,7 @@ func validAgent() *Agent {
 	a.Name = "echo"
 	a.Namespace = "default"
 	a.Spec.Container.Command = []string{"./echo"}
+	a.Spec.Container.Image = "ghcr.io/example/echo:1.0"
 	a.Spec.Container.Port = 8080
 	a.Spec.Concurrency = 10
 	return a
@@ -56,8 +59,22 @@ func TestValidate(t *testing.T) {
 			a.Spec.Container.Command = nil
 			a.Spec.Container.Image = "ghcr.io/example/echo:1.0" // an image does not help locally
 		}, want: []string{"spec.container.command: Required value: local mode runs command+args directly, from the agent file's directory: set command (e.g. [\"./run.sh\"]"}},
-		{name: "nothing to run in cluster mode", mutate: func(a *Agent) { a.Spec.Container.Command = nil },
-			want: []string{"spec.container.image: Required value: set image (or command) so there is something to run"}},
+		{name: "no image in cluster mode, even with a command", mutate: func(a *Agent) { a.Spec.Container.Image = "" },
+			want: []string{"spec.container.image: Required value: set image: the container image the agent runs on Kubernetes (local mode runs command instead)"}},
+		{name: "no image is fine locally", requireCommand: true, mutate: func(a *Agent) { a.Spec.Container.Image = "" }},
+		{name: "sidecar port in cluster mode", mutate: func(a *Agent) { a.Spec.Container.Port = 8012 },
+			want: []string{"spec.container.port: Invalid value: 8012: ports 8012 and 8022 belong to the flint-proxy sidecar"}},
+		{name: "sidecar port is fine locally", requireCommand: true, mutate: func(a *Agent) { a.Spec.Container.Port = 8022 }},
+		{name: "reserved volume name", mutate: func(a *Agent) {
+			a.Spec.Pod = &AgentPod{Volumes: []corev1.Volume{{Name: "flint-data"}}}
+		}, want: []string{`spec.pod.volumes[0].name: Invalid value: "flint-data": volume names starting with flint- are used by Flint`}},
+		{name: "mount of an undeclared volume", mutate: func(a *Agent) {
+			a.Spec.Pod = &AgentPod{Volumes: []corev1.Volume{{Name: "data"}}}
+			a.Spec.Container.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "cache", MountPath: "/cache"}}
+		}, want: []string{`spec.container.volumeMounts: Invalid value: "cache": every container.volumeMounts[].name must name a volume in pod.volumes`}},
+		{name: "reserved pod label", mutate: func(a *Agent) {
+			a.Spec.Pod = &AgentPod{Labels: map[string]string{"flint.dev/agent": "other", "team": "a"}}
+		}, want: []string{`spec.pod.labels: Invalid value: "flint.dev/agent": pod label keys under flint.dev/`}},
 		{name: "negative concurrency", mutate: func(a *Agent) { a.Spec.Concurrency = -1 },
 			want: []string{"spec.concurrency: Invalid value: -1: concurrency must be 0 (unlimited) or a positive cap"}},
 

@@ -58,7 +58,7 @@ func (m *applyMemo) remember(key string, r appliedRecord) {
 func (m *applyMemo) forget(nn types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, kind := range []string{kindDeployment, kindService} {
+	for _, kind := range []string{kindDeployment, kindService, kindSecret} {
 		delete(m.records, m.key(kind, nn))
 	}
 }

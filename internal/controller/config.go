@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/proxy"
 )
 
@@ -22,8 +24,12 @@ const (
 	// at least a second to exit cleanly.
 	MinShutdownMargin              = 2 * time.Second
 	DefaultMaxConcurrentReconciles = 4
-	defaultSidecarImageTag         = "latest"
-	gatewayAgentsPathPrefix        = "/v1/agents/"
+	// DefaultMaxTerminationGracePeriod caps the grace period an agent's
+	// request timeout asks for: a node drain or rollout waits at most this
+	// long for a replica.
+	DefaultMaxTerminationGracePeriod = 15 * time.Minute
+	defaultSidecarImageTag           = "latest"
+	gatewayAgentsPathPrefix          = "/v1/agents/"
 )
 
 // Config is what the manager puts into every agent's pods and status.
@@ -32,20 +38,33 @@ type Config struct {
 	// entrypoint must be the flint binary (the manager passes `proxy ...`
 	// as arguments).
 	SidecarImage string
+	// FlintBinary is the flint binary's path in SidecarImage, which the
+	// stdio bridge's installer runs.
+	FlintBinary string
 	// GatewayURL is the gateway's public base URL; status.url is
 	// GatewayURL/v1/agents/{namespace}/{name}/. Empty leaves status.url unset.
 	GatewayURL string
 	// DrainDelay is how long a stopping replica keeps serving after it
 	// fails readiness, while endpoint removal reaches every gateway.
 	DrainDelay time.Duration
-	// DrainTimeout is how long in-flight requests then get to finish.
+	// DrainTimeout is the least time in-flight requests then get to finish;
+	// an agent whose timeouts.request is longer gets that instead.
 	DrainTimeout time.Duration
-	// ShutdownMargin is added to DrainDelay+DrainTimeout to make the pods'
-	// terminationGracePeriodSeconds.
+	// ShutdownMargin is added to the drain delay and timeout to make the
+	// pods' terminationGracePeriodSeconds.
 	ShutdownMargin time.Duration
+	// MaxTerminationGracePeriod caps each agent's grace period; an agent
+	// whose request timeout does not fit gets a shorter drain, and its
+	// status says so.
+	MaxTerminationGracePeriod time.Duration
 	// SidecarQueueDepth is how many requests each sidecar queues when all
 	// its slots are busy (only for agents with a concurrency cap).
 	SidecarQueueDepth int
+	// GatewayTokenFile holds the token the gateways present to sidecars
+	// (their -sidecar-token-file). Set, every sidecar requires it and
+	// answers 403 to requests that bypass the gateway; NewReconciler reads it.
+	GatewayTokenFile string
+	gatewayToken     string
 	// MaxConcurrentReconciles is how many Agents are reconciled in parallel.
 	MaxConcurrentReconciles int
 }
@@ -58,11 +77,13 @@ func DefaultConfig(version string) Config {
 		tag = defaultSidecarImageTag
 	}
 	return Config{
-		SidecarImage:            DefaultSidecarRepository + ":" + tag,
-		DrainDelay:              proxy.DefaultDrainDelay,
-		DrainTimeout:            proxy.DefaultDrainTimeout,
-		ShutdownMargin:          DefaultShutdownMargin,
-		MaxConcurrentReconciles: DefaultMaxConcurrentReconciles,
+		SidecarImage:              DefaultSidecarRepository + ":" + tag,
+		FlintBinary:               DefaultFlintBinary,
+		DrainDelay:                proxy.DefaultDrainDelay,
+		DrainTimeout:              proxy.DefaultDrainTimeout,
+		ShutdownMargin:            DefaultShutdownMargin,
+		MaxTerminationGracePeriod: DefaultMaxTerminationGracePeriod,
+		MaxConcurrentReconciles:   DefaultMaxConcurrentReconciles,
 	}
 }
 
@@ -70,14 +91,20 @@ func DefaultConfig(version string) Config {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SidecarImage, "sidecar-image", c.SidecarImage,
 		"`image` of the flint proxy sidecar in every agent pod (its entrypoint must be the flint binary)")
+	fs.StringVar(&c.FlintBinary, "flint-binary", c.FlintBinary,
+		"`path` of the flint binary in the -sidecar-image, which stdio MCP agents' init container copies into their pods")
 	fs.StringVar(&c.GatewayURL, "gateway-url", c.GatewayURL,
 		"public base `URL` of the gateway, for agents' status.url (empty: status.url is not set)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay,
 		"how long a stopping replica keeps serving after failing readiness, so endpoint removal reaches every gateway")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout,
-		"after -drain-delay, how long a stopping replica's in-flight requests and streams get to finish")
+		"after -drain-delay, the least time a stopping replica's in-flight requests and streams get to finish (an agent's longer timeouts.request wins)")
 	fs.DurationVar(&c.ShutdownMargin, "shutdown-margin", c.ShutdownMargin,
-		"added to -drain-delay + -drain-timeout to make pods' terminationGracePeriodSeconds: the sidecar's close-down and the agent's exit")
+		"added to the drain delay and timeout to make pods' terminationGracePeriodSeconds: the sidecar's close-down and the agent's exit")
+	fs.DurationVar(&c.MaxTerminationGracePeriod, "max-termination-grace-period", c.MaxTerminationGracePeriod,
+		"cap of an agent's terminationGracePeriodSeconds (drain delay + its request timeout + margin); longer requests are cut when a replica stops")
+	fs.StringVar(&c.GatewayTokenFile, "gateway-token-file", c.GatewayTokenFile,
+		"`file` with the token the gateways present to sidecars (their -sidecar-token-file): copied into a Secret per agent and required by every sidecar, which answers 403 to requests that bypass the gateway (empty: not required)")
 	fs.IntVar(&c.SidecarQueueDepth, "sidecar-queue-depth", c.SidecarQueueDepth,
 		"requests each sidecar queues when all its slots are busy (agents with a concurrency cap only)")
 	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", c.MaxConcurrentReconciles,
@@ -90,6 +117,9 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if strings.TrimSpace(c.SidecarImage) == "" {
 		bad("-sidecar-image is empty: set the image of the flint proxy sidecar (e.g. %s:v1.0.0)", DefaultSidecarRepository)
+	}
+	if !strings.HasPrefix(c.FlintBinary, "/") {
+		bad("-flint-binary=%q must be an absolute path (e.g. %s)", c.FlintBinary, DefaultFlintBinary)
 	}
 	if c.GatewayURL != "" {
 		if u, err := url.Parse(c.GatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -106,6 +136,10 @@ func (c Config) Validate() error {
 		bad("-shutdown-margin=%s must be at least %s: the sidecar needs about 1s to close down after the drain, and the agent time to exit",
 			c.ShutdownMargin, MinShutdownMargin)
 	}
+	if least := c.DrainDelay + c.DrainTimeout + c.ShutdownMargin; c.MaxTerminationGracePeriod <= 0 || c.MaxTerminationGracePeriod < least {
+		bad("-max-termination-grace-period=%s must be at least -drain-delay + -drain-timeout + -shutdown-margin (%s)",
+			c.MaxTerminationGracePeriod, least)
+	}
 	if c.SidecarQueueDepth < 0 {
 		bad("-sidecar-queue-depth=%d must not be negative", c.SidecarQueueDepth)
 	}
@@ -115,12 +149,43 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// TerminationGracePeriod is the pods' terminationGracePeriodSeconds:
-// the whole drain plus the margin, rounded up to whole seconds (the field's
-// unit) so rounding never eats into the drain.
-func (c Config) TerminationGracePeriod() time.Duration {
-	total := c.DrainDelay + c.DrainTimeout + c.ShutdownMargin
-	return (total + time.Second - 1).Truncate(time.Second)
+// shutdownBudget is how long one agent's replicas get to stop.
+type shutdownBudget struct {
+	// DrainTimeout is the sidecar's -drain-timeout: the agent's request
+	// timeout, at least Config.DrainTimeout, cut to fit Grace.
+	DrainTimeout time.Duration
+	// Grace is the pods' terminationGracePeriodSeconds, whole seconds.
+	Grace time.Duration
+	// Capped says the request timeout did not fit under
+	// MaxTerminationGracePeriod.
+	Capped bool
+}
+
+// shutdownBudget is drain delay + the agent's request timeout (never less
+// than -drain-timeout) + margin, rounded up to whole seconds (the field's
+// unit) so rounding never eats into the drain, and capped.
+func (c Config) shutdownBudget(a *v1alpha1.Agent) shutdownBudget {
+	drain := max(c.DrainTimeout, a.Spec.RequestTimeout())
+	grace := ceilSecond(c.DrainDelay + drain + c.ShutdownMargin)
+	if ceiling := c.MaxTerminationGracePeriod.Truncate(time.Second); ceiling > 0 && grace > ceiling {
+		return shutdownBudget{DrainTimeout: ceiling - c.DrainDelay - c.ShutdownMargin, Grace: ceiling, Capped: true}
+	}
+	return shutdownBudget{DrainTimeout: drain, Grace: grace}
+}
+
+func ceilSecond(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
+
+// LoadGatewayToken reads -gateway-token-file, if set, into c.
+func (c *Config) LoadGatewayToken() error {
+	if c.GatewayTokenFile == "" {
+		return nil
+	}
+	tok, err := gatewaytoken.Read(c.GatewayTokenFile)
+	if err != nil {
+		return fmt.Errorf("-gateway-token-file: %w", err)
+	}
+	c.gatewayToken = tok
+	return nil
 }
 
 // agentURL is where the agent is invoked through the gateway, or "" when

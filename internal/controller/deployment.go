@@ -24,11 +24,22 @@ const revisionHistoryLimit = 3
 // manager, so defaults and other controllers' fields are left alone. a must
 // be defaulted.
 func (c Config) desiredDeployment(a *v1alpha1.Agent) (*appsv1ac.DeploymentApplyConfiguration, error) {
-	agent, err := c.agentContainer(a)
+	podSpec, err := c.podSpec(a)
 	if err != nil {
 		return nil, err
 	}
 	zero, surge := intstr.FromInt32(0), intstr.FromString("25%")
+	template := corev1ac.PodTemplateSpec().WithLabels(labelsFor(a)).WithSpec(podSpec)
+	if p := a.Spec.Pod; p != nil {
+		// The CRD refuses Flint's own label keys, and Flint's win anyway.
+		template.WithLabels(p.Labels).WithLabels(labelsFor(a))
+		if len(p.Annotations) > 0 {
+			template.WithAnnotations(p.Annotations)
+		}
+	}
+	if c.gatewayToken != "" {
+		template.WithAnnotations(map[string]string{AnnotationGatewayTokenHash: c.gatewayTokenHash()})
+	}
 	return appsv1ac.Deployment(a.Name, a.Namespace).
 		WithLabels(labelsFor(a)).
 		WithOwnerReferences(ownerReference(a)).
@@ -42,48 +53,121 @@ func (c Config) desiredDeployment(a *v1alpha1.Agent) (*appsv1ac.DeploymentApplyC
 				WithType(appsv1.RollingUpdateDeploymentStrategyType).
 				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
 					WithMaxUnavailable(zero).WithMaxSurge(surge))).
-			WithTemplate(corev1ac.PodTemplateSpec().
-				WithLabels(labelsFor(a)).
-				WithSpec(corev1ac.PodSpec().
-					WithInitContainers(c.sidecarContainer(a)).
-					WithContainers(agent).
-					WithTerminationGracePeriodSeconds(int64(c.TerminationGracePeriod().Seconds())).
-					// Service links put every Service of the namespace in
-					// the environment: slow to start with many agents, and
-					// none of the agent's business.
-					WithEnableServiceLinks(false).
-					// Agents run arbitrary code and have no use for API
-					// credentials.
-					WithAutomountServiceAccountToken(false)))), nil
+			WithTemplate(template)), nil
 }
 
-// agentContainer is the user's container. It has no readiness probe: the
-// sidecar probes the agent and the pod's readiness is the sidecar's.
+// podSpec is the agent's pod: the Agent's pod-level settings as written,
+// with the fields Flint owns set over them.
+func (c Config) podSpec(a *v1alpha1.Agent) (*corev1ac.PodSpecApplyConfiguration, error) {
+	agent, err := c.agentContainer(a)
+	if err != nil {
+		return nil, err
+	}
+	var user corev1.PodSpec
+	if p := a.Spec.Pod; p != nil {
+		user = corev1.PodSpec{
+			ServiceAccountName:           p.ServiceAccountName,
+			AutomountServiceAccountToken: p.AutomountServiceAccountToken,
+			ImagePullSecrets:             p.ImagePullSecrets,
+			Volumes:                      p.Volumes,
+			NodeSelector:                 p.NodeSelector,
+			Tolerations:                  p.Tolerations,
+			Affinity:                     p.Affinity,
+			TopologySpreadConstraints:    p.TopologySpreadConstraints,
+			RuntimeClassName:             p.RuntimeClassName,
+			PriorityClassName:            p.PriorityClassName,
+		}
+	}
+	user.SecurityContext = podSecurityContext(a)
+	spec := corev1ac.PodSpec()
+	if err := convert(user, spec); err != nil {
+		return nil, fmt.Errorf("spec.pod: %w", err)
+	}
+	stdio, err := stdioAgent(a)
+	if err != nil {
+		return nil, err
+	}
+	if stdio {
+		spec.WithVolumes(bridgeVolumeSource())
+	}
+	if c.gatewayToken != "" {
+		spec.WithVolumes(gatewayTokenVolumeSource(a))
+	}
+	if spec.AutomountServiceAccountToken == nil {
+		// Agents run arbitrary code and most have no use for API
+		// credentials; an Agent that needs them says so.
+		spec.WithAutomountServiceAccountToken(false)
+	}
+	spec.WithInitContainers(c.sidecarContainer(a))
+	if stdio {
+		// After the sidecar, which starts at once (it has no startup
+		// probe), so the copy overlaps the sidecar's start.
+		spec.WithInitContainers(c.bridgeInstaller(a))
+	}
+	return spec.
+		WithContainers(agent).
+		WithTerminationGracePeriodSeconds(int64(c.shutdownBudget(a).Grace.Seconds())).
+		// Service links put every Service of the namespace in the
+		// environment: slow to start with many agents, and none of the
+		// agent's business.
+		WithEnableServiceLinks(false), nil
+}
+
+// agentContainer is the user's container as written, with Flint's name,
+// environment (PORT), preStop hook and restricted security defaults. Its
+// readiness probe is the sidecar's business unless the sidecar cannot
+// mirror it (see sidecarProbe).
 func (c Config) agentContainer(a *v1alpha1.Agent) (*corev1ac.ContainerApplyConfiguration, error) {
 	spec := a.Spec.Container
+	_, kubeletProbe := sidecarProbe(a)
+	user := corev1.Container{
+		Image:           spec.Image,
+		ImagePullPolicy: spec.ImagePullPolicy,
+		Command:         spec.Command,
+		Args:            spec.Args,
+		WorkingDir:      spec.WorkingDir,
+		EnvFrom:         spec.EnvFrom,
+		Resources:       spec.Resources,
+		VolumeMounts:    spec.VolumeMounts,
+		ReadinessProbe:  kubeletProbe,
+		LivenessProbe:   spec.LivenessProbe,
+		StartupProbe:    spec.StartupProbe,
+		SecurityContext: agentSecurityContext(a),
+	}
+	ctr := corev1ac.Container()
+	if err := convert(user, ctr); err != nil {
+		return nil, fmt.Errorf("spec.container: %w", err)
+	}
+	if r := ctr.Resources; r != nil && r.Limits == nil && r.Requests == nil && r.Claims == nil {
+		ctr.Resources = nil // `resources: {}` would be a field the manager owns for nothing
+	}
 	env, err := agentEnv(spec.Env, spec.Port)
 	if err != nil {
 		return nil, err
 	}
-	ctr := corev1ac.Container().
+	if stdio, _ := stdioAgent(a); stdio {
+		ctr.Command, ctr.Args = c.bridgeCommand(a), nil
+		ctr.WithVolumeMounts(corev1ac.VolumeMount().WithName(bridgeVolume).WithMountPath(bridgeDir).WithReadOnly(true))
+	}
+	return ctr.
 		WithName(AgentContainerName).
-		WithImage(spec.Image).
 		WithEnv(env...).
-		WithLifecycle(waitForDrainHook())
-	if len(spec.Command) > 0 {
-		ctr.WithCommand(spec.Command...)
+		WithLifecycle(waitForDrainHook()), nil
+}
+
+// templateHash identifies the pod template desiredDeployment makes for a,
+// so a failure can be tied to the template it happened with. "" when the
+// template cannot be built (the apply reports why).
+func (c Config) templateHash(a *v1alpha1.Agent) string {
+	d, err := c.desiredDeployment(a)
+	if err != nil {
+		return ""
 	}
-	if len(spec.Args) > 0 {
-		ctr.WithArgs(spec.Args...)
+	h, err := hashOf(d.Spec.Template)
+	if err != nil {
+		return ""
 	}
-	if len(spec.Resources.Limits) > 0 || len(spec.Resources.Requests) > 0 || len(spec.Resources.Claims) > 0 {
-		var res corev1ac.ResourceRequirementsApplyConfiguration
-		if err := convert(spec.Resources, &res); err != nil {
-			return nil, fmt.Errorf("spec.container.resources: %w", err)
-		}
-		ctr.WithResources(&res)
-	}
-	return ctr, nil
+	return h[:16]
 }
 
 // agentEnv is the agent's environment with PORT set to its port. Apply

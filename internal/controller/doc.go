@@ -11,17 +11,21 @@
 // ordering.
 package controller
 
-// The manager's permissions, least privilege: it never deletes what it
-// creates (the garbage collector does, through owner references) and reads
-// pods and EndpointSlices only.
+// The manager's permissions, as the chart grants them
+// (deploy/helm/flint/templates/manager-rbac.yaml; docs/manager.md). The
+// manager writes Agents only through status and scale and never deletes
+// what it creates (the garbage collector does, through owner references):
+// update/patch on agents and delete on Deployments and Services are the
+// chart's headroom, unused by this code.
 //
-// +kubebuilder:rbac:groups=flint.dev,resources=agents,verbs=get;list;watch
+// +kubebuilder:rbac:groups=flint.dev,resources=agents,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=flint.dev,resources=agents/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=flint.dev,resources=agents/scale,verbs=get;update;patch
 // +kubebuilder:rbac:groups=flint.dev,resources=agents/finalizers,verbs=update
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=flint-system

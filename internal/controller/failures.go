@@ -49,7 +49,7 @@ func failureOf(pod *corev1.Pod) (agentFailure, bool) {
 	statuses := slices.Concat(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses)
 	for _, cs := range statuses {
 		if w := cs.State.Waiting; w != nil && !normalWaitingReasons[w.Reason] {
-			return agentFailure{Reason: w.Reason, Message: describe(pod, cs, w.Message)}, true
+			return agentFailure{Reason: w.Reason, Message: describe(pod, cs, w.Message) + hint(w.Message)}, true
 		}
 	}
 	for _, cs := range statuses {
@@ -95,4 +95,15 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// hint says what to change in the Agent for kubelet refusals that Flint's
+// own defaults can cause.
+func hint(kubeletMessage string) string {
+	if strings.Contains(kubeletMessage, "runAsNonRoot") {
+		// Flint sets runAsNonRoot by default (Pod Security restricted).
+		return "; the image runs as root: give it a non-root USER, set spec.container.securityContext.runAsUser " +
+			"to a non-root UID, or set spec.pod.securityContext.runAsNonRoot: false to allow root"
+	}
+	return ""
 }

@@ -16,8 +16,6 @@ import (
 	"github.com/flint-dev/flint/internal/proxy"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 // testAgent is a valid, defaulted agent.
 func testAgent(ns, name string) *v1alpha1.Agent {
 	a := &v1alpha1.Agent{}
@@ -67,7 +65,7 @@ func TestSidecarArgsAreAcceptedByTheProxy(t *testing.T) {
 	want := proxy.Config{
 		ServingAddr: ":8012", AdminAddr: ":8022", UpstreamAddr: "127.0.0.1:8080",
 		Concurrency: 10, QueueDepth: 4, RequestTimeout: 90 * time.Second, ProbePath: "/healthz",
-		DrainDelay: cfg.DrainDelay, DrainTimeout: cfg.DrainTimeout, TerminationGracePeriod: 40 * time.Second,
+		DrainDelay: cfg.DrainDelay, DrainTimeout: 90 * time.Second, TerminationGracePeriod: 100 * time.Second,
 	}
 	if got.ServingAddr != want.ServingAddr || got.AdminAddr != want.AdminAddr || got.UpstreamAddr != want.UpstreamAddr ||
 		got.Concurrency != want.Concurrency || got.QueueDepth != want.QueueDepth || got.RequestTimeout != want.RequestTimeout ||
@@ -85,26 +83,62 @@ func TestSidecarArgsAreAcceptedByTheProxy(t *testing.T) {
 	}
 }
 
-func TestDrainBudgetFitsTheGracePeriod(t *testing.T) {
+func TestGracePeriodFollowsTheRequestTimeout(t *testing.T) {
 	for _, tc := range []struct {
-		delay, timeout, margin time.Duration
-		want                   time.Duration
+		name                      string
+		delay, floor, margin, max time.Duration
+		request                   time.Duration
+		wantDrain, wantGrace      time.Duration
+		wantCapped                bool
 	}{
-		{5 * time.Second, 30 * time.Second, 5 * time.Second, 40 * time.Second},
-		{0, 10 * time.Second, 2 * time.Second, 12 * time.Second},
+		{"default agent: delay + 300s requests + margin", 5 * time.Second, 30 * time.Second, 5 * time.Second, 15 * time.Minute,
+			300 * time.Second, 300 * time.Second, 310 * time.Second, false},
+		{"short requests keep the -drain-timeout floor", 5 * time.Second, 30 * time.Second, 5 * time.Second, 15 * time.Minute,
+			10 * time.Second, 30 * time.Second, 40 * time.Second, false},
 		// Rounded up, never down: the field has whole seconds.
-		{1500 * time.Millisecond, 10 * time.Second, 2 * time.Second, 14 * time.Second},
+		{"rounded up", 1500 * time.Millisecond, 10 * time.Second, 2 * time.Second, 15 * time.Minute,
+			10 * time.Second, 10 * time.Second, 14 * time.Second, false},
+		{"capped: the drain gives way", 5 * time.Second, 30 * time.Second, 5 * time.Second, 15 * time.Minute,
+			2 * time.Hour, 890 * time.Second, 900 * time.Second, true},
 	} {
-		cfg := testConfig()
-		cfg.DrainDelay, cfg.DrainTimeout, cfg.ShutdownMargin = tc.delay, tc.timeout, tc.margin
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		if got := cfg.TerminationGracePeriod(); got != tc.want {
-			t.Errorf("grace for %s+%s+%s = %s, want %s", tc.delay, tc.timeout, tc.margin, got, tc.want)
-		}
-		// The sidecar checks the same budget itself.
-		parseSidecarArgs(t, cfg.sidecarArgs(testAgent("ns", "a")))
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.DrainDelay, cfg.DrainTimeout, cfg.ShutdownMargin, cfg.MaxTerminationGracePeriod = tc.delay, tc.floor, tc.margin, tc.max
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			a := testAgent("ns", "a")
+			a.Spec.Timeouts.Request.Duration = tc.request
+			b := cfg.shutdownBudget(a)
+			if b.DrainTimeout != tc.wantDrain || b.Grace != tc.wantGrace || b.Capped != tc.wantCapped {
+				t.Errorf("budget %+v, want drain %s grace %s capped %t", b, tc.wantDrain, tc.wantGrace, tc.wantCapped)
+			}
+			// The sidecar checks the same budget itself and must start.
+			got := parseSidecarArgs(t, cfg.sidecarArgs(a))
+			if got.DrainTimeout != tc.wantDrain || got.TerminationGracePeriod != tc.wantGrace {
+				t.Errorf("sidecar drain %s grace %s", got.DrainTimeout, got.TerminationGracePeriod)
+			}
+			spec, err := cfg.podSpec(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := spec.TerminationGracePeriodSeconds; g == nil || *g != int64(tc.wantGrace.Seconds()) {
+				t.Errorf("terminationGracePeriodSeconds %v, want %s", g, tc.wantGrace)
+			}
+		})
+	}
+}
+
+func TestMCPSidecarHasNoRequestTimeout(t *testing.T) {
+	a := testAgent("ns", "mcp")
+	a.Spec.Protocol = v1alpha1.ProtocolMCP
+	got := parseSidecarArgs(t, testConfig().sidecarArgs(a))
+	if got.RequestTimeout != 0 {
+		t.Errorf("MCP sidecar request timeout %s: session streams would be cut", got.RequestTimeout)
+	}
+	// Its replicas still get the request timeout to drain.
+	if got.DrainTimeout != a.Spec.RequestTimeout() {
+		t.Errorf("MCP drain %s, want the request timeout %s", got.DrainTimeout, a.Spec.RequestTimeout())
 	}
 }
 
@@ -115,7 +149,7 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		t.Fatal("invalid config accepted")
 	}
 	for _, flag := range []string{"-sidecar-image", "-gateway-url", "-drain-delay", "-drain-timeout", "-shutdown-margin",
-		"-sidecar-queue-depth", "-max-concurrent-reconciles"} {
+		"-sidecar-queue-depth", "-max-concurrent-reconciles", "-max-termination-grace-period"} {
 		if !strings.Contains(err.Error(), flag+"=") && !strings.Contains(err.Error(), flag+" ") {
 			t.Errorf("error does not name %s: %v", flag, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -47,6 +48,9 @@ type Reconciler struct {
 // metrics are exported).
 func NewReconciler(c client.Client, cfg Config, recorder events.EventRecorder, reg prometheus.Registerer) (*Reconciler, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("agent controller: %w", err)
+	}
+	if err := cfg.LoadGatewayToken(); err != nil {
 		return nil, fmt.Errorf("agent controller: %w", err)
 	}
 	m, err := newMetrics(reg)
@@ -105,8 +109,19 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		obs.failure = &agentFailure{Reason: ReasonInvalidSpec, Message: errs.ToAggregate().Error()}
 		return ctrl.Result{}, r.updateStatus(ctx, &agent, obs)
 	}
+	// The transport annotation is metadata, out of the CRD rules' reach.
+	if _, err := stdioAgent(a); err != nil {
+		obs.failure = &agentFailure{Reason: ReasonInvalidSpec, Message: err.Error()}
+		return ctrl.Result{}, r.updateStatus(ctx, &agent, obs)
+	}
 
-	deploy, err := r.applyDeployment(ctx, a)
+	obs.template = r.cfg.templateHash(a)
+	// The Secret first: pods that mount it cannot start without it.
+	err := r.applyGatewaySecret(ctx, a)
+	var deploy *appsv1.Deployment
+	if err == nil {
+		deploy, err = r.applyDeployment(ctx, a)
+	}
 	if err == nil {
 		err = r.applyService(ctx, a)
 	}
@@ -232,26 +247,44 @@ func (r *Reconciler) updateStatus(ctx context.Context, agent *v1alpha1.Agent, ob
 	return nil
 }
 
-// noteReadyTransition updates the metrics and records an Event when the
-// agent starts failing, fails differently, or recovers: a Warning with the
-// reason, so `kubectl describe` shows when and why. Routine transitions
-// (scaling from zero, starting, scaling to zero) are not recorded; they
-// happen on every cold start.
+// noteReadyTransition updates the metrics and records Events: a Warning
+// with the reason when the agent starts failing or fails differently, so
+// `kubectl describe` shows when and why; Recovered only when a replica is
+// ready again after a failure (not when a failing agent merely scales to
+// zero or restarts); and a Normal Scaled event when the replicas asked for
+// change. Other routine transitions are not recorded.
 func (r *Reconciler) noteReadyTransition(agent *v1alpha1.Agent, status v1alpha1.AgentStatus) {
 	cur := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
 	if cur == nil {
 		return
 	}
 	r.metrics.setReason(types.NamespacedName{Namespace: agent.Namespace, Name: agent.Name}, cur.Reason)
+	if r.recorder == nil {
+		return
+	}
+	if old := agent.Status.DesiredReplicas; agent.Status.Selector != "" && old != status.DesiredReplicas {
+		r.recorder.Eventf(agent, nil, corev1.EventTypeNormal, ReasonScaled, "Scale",
+			"scaled from %d to %d replica(s)", old, status.DesiredReplicas)
+	}
 	prev := meta.FindStatusCondition(agent.Status.Conditions, v1alpha1.ConditionReady)
-	if r.recorder == nil || (prev != nil && prev.Reason == cur.Reason) {
+	if prev != nil && prev.Reason == cur.Reason {
 		return
 	}
 	switch {
 	case IsFailure(cur):
 		r.recorder.Eventf(agent, nil, corev1.EventTypeWarning, cur.Reason, "Reconcile", "%s", cur.Message)
-	case prev != nil && IsFailure(prev):
-		r.recorder.Eventf(agent, nil, corev1.EventTypeNormal, ReasonRecovered, "Reconcile", "no longer %s: %s", prev.Reason, cur.Message)
+	case cur.Status == metav1.ConditionTrue && cur.Reason == ReasonReady:
+		// The failure may have been followed by a while of Progressing
+		// (the pod running, not yet counted ready): lastFailure remembers it.
+		was := ""
+		if prev != nil && IsFailure(prev) {
+			was = prev.Reason
+		} else if f := agent.Status.LastFailure; f != nil {
+			was = f.Reason
+		}
+		if was != "" {
+			r.recorder.Eventf(agent, nil, corev1.EventTypeNormal, ReasonRecovered, "Reconcile", "no longer %s: %s", was, cur.Message)
+		}
 	}
 }
 

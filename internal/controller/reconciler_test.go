@@ -54,8 +54,8 @@ func TestAgentBecomesDeploymentAndService(t *testing.T) {
 	if pod.Labels[LabelManagedBy] != ManagedByValue || pod.Labels[LabelAgent] != "echo" {
 		t.Errorf("pod labels %v", pod.Labels)
 	}
-	if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || *g != 40 {
-		t.Errorf("terminationGracePeriodSeconds %v, want 40 (5s delay + 30s drain + 5s margin)", g)
+	if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || *g != 310 {
+		t.Errorf("terminationGracePeriodSeconds %v, want 310 (5s delay + 300s request timeout + 5s margin)", g)
 	}
 	if pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks ||
 		pod.Spec.AutomountServiceAccountToken == nil || *pod.Spec.AutomountServiceAccountToken {
@@ -73,7 +73,7 @@ func TestAgentBecomesDeploymentAndService(t *testing.T) {
 		t.Error("the sidecar must be a native sidecar (restartPolicy Always)")
 	}
 	for _, arg := range []string{"proxy", "-serving-addr=:8012", "-admin-addr=:8022", "-upstream=127.0.0.1:8080",
-		"-concurrency=10", "-probe-path=/ready", "-drain-delay=5s", "-drain-timeout=30s", "-termination-grace-period=40s"} {
+		"-concurrency=10", "-probe-path=/ready", "-drain-delay=5s", "-drain-timeout=5m0s", "-termination-grace-period=5m10s"} {
 		if !slices.Contains(sc.Args, arg) {
 			t.Errorf("sidecar args %q lack %s", sc.Args, arg)
 		}

@@ -18,45 +18,77 @@ import (
 var (
 	sidecarCPURequest    = resource.MustParse("25m")
 	sidecarMemoryRequest = resource.MustParse("32Mi")
+	// bridgeVolumeLimit holds the flint binary (about 60MB) with room to grow.
+	bridgeVolumeLimit = resource.MustParse("256Mi")
 )
-
-// sidecarUID is the distroless "nonroot" user the flint image runs as.
-const sidecarUID = 65532
 
 // sidecarArgs are the `flint proxy` arguments for one agent. The sidecar
 // listens on all addresses so the gateway and the kubelet reach it on the pod
 // IP; the agent is reached on loopback only.
 func (c Config) sidecarArgs(a *v1alpha1.Agent) []string {
+	budget := c.shutdownBudget(a)
+	// MCP sessions hold a stream open for as long as the client keeps the
+	// session: a request timeout would cut them (local mode sets none either).
+	requestTimeout := a.Spec.RequestTimeout()
+	if a.Spec.Protocol == v1alpha1.ProtocolMCP {
+		requestTimeout = 0
+	}
 	args := []string{
 		"proxy",
 		"-serving-addr=:" + strconv.Itoa(ServingPort),
 		"-admin-addr=:" + strconv.Itoa(AdminPort),
 		"-upstream=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(int(a.Spec.Container.Port))),
 		"-concurrency=" + strconv.Itoa(int(a.Spec.Concurrency)),
-		"-request-timeout=" + a.Spec.RequestTimeout().String(),
+		"-request-timeout=" + requestTimeout.String(),
 		"-drain-delay=" + c.DrainDelay.String(),
-		"-drain-timeout=" + c.DrainTimeout.String(),
+		"-drain-timeout=" + budget.DrainTimeout.String(),
 		// The sidecar checks again that its drain fits in the grace period,
 		// so a manager/sidecar version skew cannot silently break shutdown.
-		"-termination-grace-period=" + c.TerminationGracePeriod().String(),
+		"-termination-grace-period=" + budget.Grace.String(),
 	}
 	if a.Spec.Concurrency > 0 && c.SidecarQueueDepth > 0 {
 		args = append(args, "-queue-depth="+strconv.Itoa(c.SidecarQueueDepth))
 	}
-	if path := probePath(a); path != "" {
+	if path, _ := sidecarProbe(a); path != "" {
 		args = append(args, "-probe-path="+path)
+	}
+	if c.gatewayToken != "" {
+		args = append(args, "-gateway-token-file="+gatewayTokenFile())
 	}
 	return args
 }
 
-// probePath is the agent's HTTP readiness path, which the sidecar probes
-// aggressively in place of the kubelet; other probe kinds fall back to the
-// sidecar's TCP connect check on the agent's port.
-func probePath(a *v1alpha1.Agent) string {
-	if p := a.Spec.Container.ReadinessProbe; p != nil && p.HTTPGet != nil {
-		return p.HTTPGet.Path
+// sidecarProbe splits the agent's readiness probe between the sidecar and
+// the kubelet. The sidecar probes the agent itself (every 50ms at start, so
+// a replica is usable well before the kubelet's first period) with an HTTP
+// GET of a path or a TCP connect, both on the agent's port: a probe of that
+// shape is mirrored exactly and the agent container gets none. Any other
+// probe (exec, gRPC, another port, HTTPS, headers) cannot be mirrored, so
+// the kubelet runs it on the agent container as written, and the sidecar
+// checks the port in the meantime; nothing the user wrote is dropped.
+func sidecarProbe(a *v1alpha1.Agent) (path string, kubelet *corev1.Probe) {
+	p := a.Spec.Container.ReadinessProbe
+	if p == nil {
+		if stdio, _ := stdioAgent(a); stdio {
+			return "/healthz", nil // the bridge's: ready once it can start a child
+		}
+		return "", nil
 	}
-	return ""
+	onAgentPort := func(port intstr.IntOrString) bool {
+		return port.Type == intstr.Int && port.IntVal == a.Spec.Container.Port
+	}
+	switch h := p.ProbeHandler; {
+	case h.HTTPGet != nil && onAgentPort(h.HTTPGet.Port) && h.HTTPGet.Host == "" &&
+		(h.HTTPGet.Scheme == "" || h.HTTPGet.Scheme == corev1.URISchemeHTTP) && len(h.HTTPGet.HTTPHeaders) == 0:
+		path = h.HTTPGet.Path
+		if path == "" {
+			path = "/"
+		}
+		return path, nil
+	case h.TCPSocket != nil && onAgentPort(h.TCPSocket.Port) && h.TCPSocket.Host == "":
+		return "", nil // the sidecar's own check without a path
+	}
+	return "", p
 }
 
 // sidecarContainer is the `flint proxy` container. It is a native sidecar
@@ -65,7 +97,11 @@ func probePath(a *v1alpha1.Agent) string {
 // traffic for an agent that is still there, nor forwards to one that is gone.
 func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConfiguration {
 	admin := intstr.FromString(AdminPortName)
-	return corev1ac.Container().
+	ctr := corev1ac.Container()
+	if c.gatewayToken != "" {
+		ctr.WithVolumeMounts(gatewayTokenMount())
+	}
+	return ctr.
 		WithName(SidecarContainerName).
 		WithImage(c.SidecarImage).
 		WithArgs(c.sidecarArgs(a)...).
@@ -90,12 +126,7 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 			corev1.ResourceCPU:    sidecarCPURequest,
 			corev1.ResourceMemory: sidecarMemoryRequest,
 		})).
-		WithSecurityContext(corev1ac.SecurityContext().
-			WithRunAsNonRoot(true).
-			WithRunAsUser(sidecarUID).
-			WithAllowPrivilegeEscalation(false).
-			WithReadOnlyRootFilesystem(true).
-			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")))
+		WithSecurityContext(sidecarSecurityContext(a))
 }
 
 // waitForDrainHook is the agent container's preStop: the kubelet runs it

@@ -129,3 +129,53 @@ func TestPodHealthIgnoresNoise(t *testing.T) {
 		t.Error("a container that started running must reconcile the agent")
 	}
 }
+
+// TestFailureOutlivesScaleToZero: an agent whose replica could not pull its
+// image is not reported Ready once it is back at zero; the failure stays
+// until a replica is ready or the pod template changes.
+func TestFailureOutlivesScaleToZero(t *testing.T) {
+	cfg := testConfig()
+	a := testAgent("agents", "broken")
+	pulling := []corev1.Pod{waitingPod("p", time.Now(), "agent", "ImagePullBackOff", "Back-off pulling image")}
+	at := func(replicas, ready int32) *appsv1.Deployment {
+		return &appsv1.Deployment{Status: appsv1.DeploymentStatus{Replicas: replicas, ReadyReplicas: ready}}
+	}
+	ready := func(st v1alpha1.AgentStatus) *metav1.Condition {
+		return meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+	}
+
+	st := cfg.computeStatus(v1alpha1.AgentStatus{}, observation{agent: a, deployment: at(1, 0), desired: 1, pods: pulling, template: "t1"})
+	if st.LastFailure == nil || st.LastFailure.Reason != "ImagePullBackOff" {
+		t.Fatalf("failure not remembered: %+v", st.LastFailure)
+	}
+	st = cfg.computeStatus(st, observation{agent: a, deployment: at(0, 0), desired: 0, template: "t1"})
+	if c := ready(st); c.Status != metav1.ConditionFalse || c.Reason != "ImagePullBackOff" ||
+		!strings.Contains(c.Message, "scaled to zero; its last replica failed") {
+		t.Errorf("at zero after a failure: %+v", c)
+	}
+	if cfg.computeStatus(st, observation{agent: a, deployment: at(0, 0), desired: 0, template: "t2"}).LastFailure != nil {
+		t.Error("a new pod template must get a fresh start")
+	}
+	healed := cfg.computeStatus(st, observation{agent: a, deployment: at(1, 1), desired: 1, template: "t1"})
+	if healed.LastFailure != nil || ready(healed).Reason != ReasonReady {
+		t.Errorf("a ready replica clears the failure: %+v", healed)
+	}
+	if c := ready(cfg.computeStatus(healed, observation{agent: a, deployment: at(0, 0), desired: 0, template: "t1"})); c.Reason != ReasonScaledToZero {
+		t.Errorf("healthy agent at zero: %+v", c)
+	}
+}
+
+// TestRootImageGetsAHint: restricted defaults make the kubelet refuse an
+// image that runs as root; the failure says what to change in the Agent.
+func TestRootImageGetsAHint(t *testing.T) {
+	p := waitingPod("p", time.Now(), "agent", "CreateContainerConfigError",
+		"container has runAsNonRoot and image will run as root (pod: \"p\", container: agent)")
+	f, ok := findPodFailure([]corev1.Pod{p})
+	if !ok || f.Reason != "CreateContainerConfigError" || !strings.Contains(f.Message, "spec.container.securityContext.runAsUser") {
+		t.Errorf("failure %+v", f)
+	}
+	q := waitingPod("q", time.Now(), "agent", "CreateContainerConfigError", `secret "keys" not found`)
+	if f, _ := findPodFailure([]corev1.Pod{q}); strings.Contains(f.Message, "runAsUser") {
+		t.Errorf("hint on an unrelated failure: %s", f.Message)
+	}
+}

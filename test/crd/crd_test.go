@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -112,9 +115,30 @@ func TestValidAgentsAccepted(t *testing.T) {
 			}
 			a.Spec.Timeouts = v1alpha1.Timeouts{Request: dur("10m"), ColdStart: dur("1.5m")}
 		}},
-		{"command only", func(a *v1alpha1.Agent) {
-			a.Spec.Container.Image = ""
-			a.Spec.Container.Command = []string{"./run.sh"}
+		{"image and command", func(a *v1alpha1.Agent) { a.Spec.Container.Command = []string{"./run.sh"} }},
+		{"every pod and container field", func(a *v1alpha1.Agent) {
+			gpu := corev1.ResourceName("nvidia.com/gpu")
+			a.Spec.Container.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "keys"}}}}
+			a.Spec.Container.Resources.Limits = corev1.ResourceList{gpu: resource.MustParse("1")}
+			a.Spec.Container.VolumeMounts = []corev1.VolumeMount{{Name: "models", MountPath: "/models"}}
+			a.Spec.Container.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9090}}}
+			a.Spec.Container.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}
+			a.Spec.Container.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}}
+			a.Spec.Container.SecurityContext = &corev1.SecurityContext{RunAsUser: ptr.To[int64](1000)}
+			a.Spec.Pod = &v1alpha1.AgentPod{
+				Labels: map[string]string{"team": "a"}, Annotations: map[string]string{"note": "x"},
+				ServiceAccountName: "agent", ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}},
+				Volumes:      []corev1.Volume{{Name: "models", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+				NodeSelector: map[string]string{"gpu": "a100"},
+				Tolerations:  []corev1.Toleration{{Key: "gpu", Operator: corev1.TolerationOpExists}},
+				Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+					NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{
+						Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}}}}}}},
+				TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "zone", WhenUnsatisfiable: corev1.ScheduleAnyway}},
+				RuntimeClassName:          ptr.To("nvidia"), PriorityClassName: "high",
+				SecurityContext: &corev1.PodSecurityContext{FSGroup: ptr.To[int64](2000)},
+			}
 		}},
 		{"min equals max", func(a *v1alpha1.Agent) {
 			a.Spec.Scaling.MinReplicas, a.Spec.Scaling.MaxReplicas = ptr.To[int32](3), ptr.To[int32](3)

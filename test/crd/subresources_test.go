@@ -2,6 +2,7 @@ package crd
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -43,9 +44,12 @@ func TestCRDServedWithSubresourcesAndColumns(t *testing.T) {
 	for _, c := range v.AdditionalPrinterColumns {
 		cols = append(cols, c.Name)
 	}
-	want := []string{"Ready", "Replicas", "Protocol", "Age", "Last Invocation"}
+	want := []string{"Ready", "Reason", "Replicas", "Min", "Max", "URL", "Age", "Protocol", "Last Invocation"}
 	if !slices.Equal(cols, want) {
 		t.Errorf("printer columns %q, want %q", cols, want)
+	}
+	if !slices.Equal(crd.Spec.Names.ShortNames, []string{"ag"}) {
+		t.Errorf("short names %q, want ag (kubectl get ag)", crd.Spec.Names.ShortNames)
 	}
 	if !slices.Contains(crd.Spec.Names.Categories, "flint") {
 		t.Errorf("categories %q lack flint (kubectl get flint)", crd.Spec.Names.Categories)
@@ -57,6 +61,14 @@ func TestCRDServedWithSubresourcesAndColumns(t *testing.T) {
 	if err := env.Client.Create(t.Context(), a); err != nil {
 		t.Fatal(err)
 	}
+	// As the manager writes it for an agent at zero: replicas is always
+	// written, so the column shows 0, not <none>.
+	a.Status = v1alpha1.AgentStatus{Replicas: 0, MaxReplicas: 10, URL: "https://agents.example.com/v1/agents/" + ns + "/table/",
+		Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "ScaledToZero",
+			Message: "scaled to zero", LastTransitionTime: metav1.Now()}}}
+	if err := env.Client.Status().Update(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
 	table := getTable(t, "/apis/flint.dev/v1alpha1/namespaces/"+ns+"/agents")
 	var got []string
 	for _, c := range table.ColumnDefinitions {
@@ -65,8 +77,12 @@ func TestCRDServedWithSubresourcesAndColumns(t *testing.T) {
 	if want := append([]string{"Name"}, want...); !slices.Equal(got, want) {
 		t.Errorf("table columns %q, want %q", got, want)
 	}
-	if len(table.Rows) != 1 || table.Rows[0].Cells[3] != "http" {
-		t.Errorf("table rows: %+v", table.Rows)
+	if len(table.Rows) != 1 {
+		t.Fatalf("%d table rows, want 1", len(table.Rows))
+	}
+	cells := fmt.Sprint(table.Rows[0].Cells[:7]) + " " + fmt.Sprint(table.Rows[0].Cells[8])
+	if want := "[table True ScaledToZero 0 0 10 https://agents.example.com/v1/agents/" + ns + "/table/] http"; cells != want {
+		t.Errorf("table row %s, want %s", cells, want)
 	}
 }
 

@@ -50,6 +50,8 @@ type Bridge struct {
 	endStreams context.CancelFunc
 
 	addr chan string // the bound address, once known
+
+	reaper *orphanReaper // reaps orphans when the bridge is PID 1 (reaper.go)
 }
 
 // New validates cfg and prepares a bridge for the command argv. Children's
@@ -61,7 +63,8 @@ func New(cfg Config, argv []string, log *slog.Logger, out io.Writer) (*Bridge, e
 	if len(argv) == 0 {
 		return nil, errors.New("no command to run: give it after --, as in flint stdio-bridge -- npx -y @modelcontextprotocol/server-everything")
 	}
-	b := &Bridge{cfg: cfg, argv: argv, log: log, out: out, sessions: map[string]*session{}, addr: make(chan string, 1)}
+	b := &Bridge{cfg: cfg, argv: argv, log: log, out: out, sessions: map[string]*session{}, addr: make(chan string, 1),
+		reaper: newOrphanReaper()}
 	b.streams, b.endStreams = context.WithCancel(context.Background())
 	return b, nil
 }
@@ -92,6 +95,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", b.cfg.Listen, err)
 	}
 	b.addr <- ln.Addr().String()
+	defer b.startReaper()()
 	srv := &http.Server{
 		Handler:           b,
 		ReadHeaderTimeout: 10 * time.Second,

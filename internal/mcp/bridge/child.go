@@ -18,8 +18,9 @@ import (
 // child is one run of the stdio server: its process and the SDK connection
 // over its stdin and stdout.
 type child struct {
-	cmd  *exec.Cmd
-	conn mcp.Connection
+	cmd    *exec.Cmd
+	conn   mcp.Connection
+	reaper *orphanReaper
 }
 
 // startChild starts the command with the SDK's CommandTransport, which
@@ -39,11 +40,13 @@ func (b *Bridge) startChild(ctx context.Context, name string) (*child, error) {
 	// A grandchild that keeps stderr open must not hold Wait forever.
 	cmd.WaitDelay = time.Second
 	t := &mcp.CommandTransport{Command: cmd, TerminateDuration: b.cfg.ChildStopWait}
+	started := b.reaper.starting() // see reaper.go
 	conn, err := t.Connect(ctx)
+	started(pidOf(cmd))
 	if err != nil {
 		return nil, fmt.Errorf("start %q: %w", b.argv[0], err)
 	}
-	return &child{cmd: cmd, conn: conn}, nil
+	return &child{cmd: cmd, conn: conn, reaper: b.reaper}, nil
 }
 
 // stop shuts the child down in the spec's order (see startChild), then
@@ -53,6 +56,9 @@ func (c *child) stop() (status string, took time.Duration) {
 	start := time.Now()
 	err := c.conn.Close()
 	took = time.Since(start)
+	if c.cmd.ProcessState != nil {
+		c.reaper.waited(c.cmd.Process.Pid)
+	}
 	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 	if c.cmd.ProcessState != nil {
 		// Wait has returned, so stderr is fully copied: flush its last,

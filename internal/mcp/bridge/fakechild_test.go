@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 //
 //	<unix nanos> <pid> start | stdin-eof | sigterm | exit | begin <id> | end <id>
 //
+// FAKE_CHILD_ORPHAN makes it leave an orphaned process behind at start.
 // FAKE_CHILD_IGNORE_EOF keeps it running after stdin closes, and
 // FAKE_CHILD_IGNORE_TERM makes it ignore SIGTERM, like badly behaved servers.
 func TestMain(m *testing.M) {
@@ -52,6 +54,13 @@ func fakeChild(path string) int {
 		}
 	}()
 	logf("start")
+	if os.Getenv("FAKE_CHILD_ORPHAN") != "" {
+		// Leave an orphan behind, as a shell wrapper's background job does:
+		// sh exits at once and its sleep is reparented to the nearest
+		// subreaper (the bridge, as PID 1).
+		_ = exec.Command("/bin/sh", "-c", "sleep 0.2 &").Run()
+		logf("orphaned")
+	}
 	fmt.Fprintln(os.Stderr, "fake child", os.Getpid(), "up") // exercises the bridge's stderr relay
 
 	s := mcp.NewServer(&mcp.Implementation{Name: "fake", Version: "1"}, nil)
