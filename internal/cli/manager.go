@@ -151,10 +151,14 @@ func serveManager(ctx context.Context, cfg managerConfig, restCfg *rest.Config, 
 		return err
 	}
 	namespaces := cfg.Kube.namespaces()
+	cacheOpts, err := cfg.Kube.cacheOptions()
+	if err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  logger,
-		Cache:                   controller.CacheOptions(namespaces),
+		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress:  cfg.HealthProbeAddr,
 		LeaderElection:          cfg.LeaderElect,

@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+
+	"github.com/flint-dev/flint/internal/cli"
 )
 
 func deployment(t *testing.T, values map[string]any, component string) *appsv1.Deployment {
@@ -151,5 +153,33 @@ func TestPublicServiceHidesAdmin(t *testing.T) {
 		if p.HTTPGet.Port.StrVal != "admin" {
 			t.Errorf("probe on port %v, want admin", p.HTTPGet.Port)
 		}
+	}
+}
+
+// TestReleaseScope: watchNamespaces and agentSelector reach the manager and
+// the gateway (which parse them), and the NetworkPolicy covers those
+// namespaces, so two releases can split one cluster.
+func TestReleaseScope(t *testing.T) {
+	vals := map[string]any{"watchNamespaces": []any{"team-a", "team-b"}, "agentSelector": "flint.dev/class=team-a"}
+	objs := render(t, vals)
+	for _, c := range []string{"gateway", "manager"} {
+		d := convert[appsv1.Deployment](t, one(t, objs, "Deployment", "rel-flint-"+c))
+		args := d.Spec.Template.Spec.Containers[0].Args
+		if !slices.Contains(args, "--namespaces=team-a,team-b") || !slices.Contains(args, "--agent-selector=flint.dev/class=team-a") {
+			t.Errorf("%s args %q lack the release's scope", c, args)
+		}
+		var stderr strings.Builder
+		if code := cli.Main(append(withSecretFiles(t, d), "-h"), &strings.Builder{}, &stderr); code != 0 {
+			t.Errorf("%s args do not parse: %s", c, firstLine(stderr.String()))
+		}
+	}
+	var namespaces []string
+	for _, np := range find(objs, "NetworkPolicy") {
+		if np.GetName() == "rel-flint-agents" {
+			namespaces = append(namespaces, np.GetNamespace())
+		}
+	}
+	if !slices.Equal(namespaces, []string{"team-a", "team-b"}) {
+		t.Errorf("agents' NetworkPolicies in %v, want team-a and team-b", namespaces)
 	}
 }
