@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +49,7 @@ type gatewayFlags struct {
 	Platform         kube.Config
 	ControlAddr      string
 	ControlTokenFile string
+	AdminAddr        string
 
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
@@ -68,6 +70,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	f.Platform.RegisterRoutingFlags(fs)
 	fs.StringVar(&f.ControlAddr, "control-addr", "", "`address` serving held and in-flight requests, and scale-from-zero pokes, to the manager's autoscaler (empty: off)")
 	fs.StringVar(&f.ControlTokenFile, "control-token-file", "", "`file` with the secret the manager presents on -control-addr (required with it)")
+	fs.StringVar(&f.AdminAddr, "admin-addr", "", "`address` of /metrics, the dashboard, the agent listing and the probes, apart from invocations (e.g. a port a public Service does not expose); empty: served on -addr")
 	fs.DurationVar(&f.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz failing and connections closed after each response, so load balancers stop sending here before the gateway stops listening (behind a Service: a few seconds)")
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", f.ShutdownTimeout, "on SIGTERM, after -drain-delay, how long in-flight requests get to finish")
 	cfg.RegisterFlags(fs)
@@ -129,11 +132,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
+		// Listen at once: /readyz answers 503 until Agents and EndpointSlices
+		// have synced, and so does an agent not yet seen (package gateway).
 		goPlatform(start)
-		log.Info("waiting for Agents and EndpointSlices to sync")
-		if err := kp.WaitForSync(ctx); err != nil {
-			return err
-		}
 		p = kp
 	}
 	return serveGateway(ctx, cfg, f, p, control, log, stdout, stderr)
@@ -161,13 +162,27 @@ func serveGateway(ctx context.Context, cfg gateway.Config, f gatewayFlags, p pla
 	defer gw.Close()
 	servers := []*http.Server{gw.Server()}
 	listeners := []string{cfg.Addr}
+	names := []string{"listening"}
 	if control != nil {
 		control.Attach(gw)
 		servers = append(servers, &http.Server{Handler: control, ReadHeaderTimeout: 10 * time.Second})
 		listeners = append(listeners, f.ControlAddr)
+		names = append(names, "control")
 	}
-	serveErr := make(chan error, len(servers))
-	for i, srv := range servers {
+	var admin *http.Server
+	if f.AdminAddr != "" {
+		// Closed last (deferred below): the kubelet reads /readyz failing
+		// there while the gateway drains.
+		admin = &http.Server{Handler: gw.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		listeners = append(listeners, f.AdminAddr)
+		names = append(names, "admin")
+	}
+	all := servers
+	if admin != nil {
+		all = append(slices.Clone(servers), admin)
+	}
+	serveErr := make(chan error, len(all))
+	for i, srv := range all {
 		ln, err := net.Listen("tcp", listeners[i])
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", listeners[i], err)
@@ -177,7 +192,7 @@ func serveGateway(ctx context.Context, cfg gateway.Config, f gatewayFlags, p pla
 		if i == 0 {
 			fmt.Fprintf(stdout, "flint gateway listening on http://%s\n", ln.Addr())
 		} else {
-			fmt.Fprintf(stdout, "flint gateway control on http://%s\n", ln.Addr())
+			fmt.Fprintf(stdout, "flint gateway %s on http://%s\n", names[i], ln.Addr())
 		}
 	}
 	hctx, stopHistory := context.WithCancel(context.WithoutCancel(ctx))

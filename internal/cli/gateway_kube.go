@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -31,6 +32,10 @@ type kubeConnection struct {
 	QPS        float64
 	Burst      int
 	Namespaces string
+	// AgentSelector limits the Agents watched to those whose labels match,
+	// so two installations can share a cluster without both acting on one
+	// Agent.
+	AgentSelector string
 }
 
 func defaultKubeConnection() kubeConnection { return kubeConnection{QPS: 50, Burst: 100} }
@@ -40,6 +45,21 @@ func (k *kubeConnection) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&k.QPS, "kube-api-qps", k.QPS, "sustained requests per second to the API server")
 	fs.IntVar(&k.Burst, "kube-api-burst", k.Burst, "burst of requests to the API server above -kube-api-qps")
 	fs.StringVar(&k.Namespaces, "namespaces", "", "comma-separated `namespaces` to watch for Agents (empty: all)")
+	fs.StringVar(&k.AgentSelector, "agent-selector", "", "label `selector` of the Agents to act on, e.g. flint.dev/class=team-a (empty: all); other installations in the cluster must select others")
+}
+
+// cacheOptions is the informer cache of Agents and what the manager makes
+// for them, limited to -namespaces and -agent-selector.
+func (k kubeConnection) cacheOptions() (cache.Options, error) {
+	opts := controller.CacheOptions(k.namespaces())
+	if k.AgentSelector != "" {
+		sel, err := labels.Parse(k.AgentSelector)
+		if err != nil {
+			return cache.Options{}, fmt.Errorf("-agent-selector %q: %w", k.AgentSelector, err)
+		}
+		opts.ByObject[&v1alpha1.Agent{}] = cache.ByObject{Label: sel}
+	}
+	return opts, nil
 }
 
 // config validates the flags and finds the API server.
@@ -99,7 +119,10 @@ func newGatewayKubePlatform(ctx context.Context, conn kubeConnection, cfg kube.C
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := controller.CacheOptions(conn.namespaces())
+	opts, err := conn.cacheOptions()
+	if err != nil {
+		return nil, nil, err
+	}
 	opts.Scheme = scheme
 	informers, err := cache.New(restCfg, opts)
 	if err != nil {

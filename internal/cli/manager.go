@@ -36,6 +36,7 @@ type managerConfig struct {
 	Autoscaler              autoscaler.LoopConfig
 	Gateways                string
 	ControlTokenFile        string
+	Secrets                 managerSecrets // manager_secrets.go
 	GatewayScrapeInterval   time.Duration
 	GatewayScrapeTimeout    time.Duration
 	Log                     logConfig
@@ -73,6 +74,7 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.StringVar(&cfg.Gateways, "gateways", "", "comma-separated `URLs` of gateways' control ports (-control-addr); each name is resolved to every address it has, "+
 		"so a headless Service reaches every gateway pod. Their held requests count as demand and wake agents at zero at once (empty: sidecar load only)")
 	fs.StringVar(&cfg.ControlTokenFile, "control-token-file", "", "`file` with the secret the gateways' control ports expect (required with -gateways)")
+	cfg.Secrets.RegisterFlags(fs)
 	fs.DurationVar(&cfg.GatewayScrapeInterval, "gateway-scrape-interval", cfg.GatewayScrapeInterval, "how often every gateway's demand is read")
 	fs.DurationVar(&cfg.GatewayScrapeTimeout, "gateway-scrape-timeout", cfg.GatewayScrapeTimeout, "timeout of one read of a gateway's demand")
 	cfg.Log.RegisterFlags(fs)
@@ -86,11 +88,17 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := errors.Join(cfg.Controller.Validate(), cfg.Platform.Validate(), cfg.Autoscaler.Validate()); err != nil {
 		return err
 	}
-	collector, err := cfg.demandCollector(log)
+	restCfg, err := cfg.Kube.config()
 	if err != nil {
 		return err
 	}
-	restCfg, err := cfg.Kube.config()
+	if err := cfg.Secrets.ensure(ctx, restCfg, log); err != nil {
+		return err
+	}
+	// -gateway-token-secret gives sidecars the token the gateways mount
+	// from the same Secret, unless -gateway-token-file names one.
+	cfg.Controller.UseGatewayToken(string(cfg.Secrets.gatewayToken))
+	collector, err := cfg.demandCollector(log)
 	if err != nil {
 		return err
 	}
@@ -108,7 +116,7 @@ func (cfg managerConfig) demandCollector(log *slog.Logger) (*demand.Collector, e
 	if len(urls) == 0 {
 		return nil, nil
 	}
-	var token string
+	token := string(cfg.Secrets.controlToken) // -control-token-secret, unless a file is given
 	if cfg.ControlTokenFile != "" {
 		var err error
 		if token, err = demand.ReadToken(cfg.ControlTokenFile); err != nil {
@@ -146,10 +154,14 @@ func serveManager(ctx context.Context, cfg managerConfig, restCfg *rest.Config, 
 		return err
 	}
 	namespaces := cfg.Kube.namespaces()
+	cacheOpts, err := cfg.Kube.cacheOptions()
+	if err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  logger,
-		Cache:                   controller.CacheOptions(namespaces),
+		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress:  cfg.HealthProbeAddr,
 		LeaderElection:          cfg.LeaderElect,

@@ -175,6 +175,15 @@ func (c Config) shutdownBudget(a *v1alpha1.Agent) shutdownBudget {
 
 func ceilSecond(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
 
+// UseGatewayToken sets the token the gateways present to sidecars when it
+// comes from elsewhere than -gateway-token-file (the manager's
+// -gateway-token-secret); the file, when set, wins.
+func (c *Config) UseGatewayToken(tok string) {
+	if c.GatewayTokenFile == "" {
+		c.gatewayToken = tok
+	}
+}
+
 // LoadGatewayToken reads -gateway-token-file, if set, into c.
 func (c *Config) LoadGatewayToken() error {
 	if c.GatewayTokenFile == "" {

@@ -148,3 +148,23 @@ func TestBypassingRequestGets403(t *testing.T) {
 		t.Errorf("request with the gateway's token: %d, want 200", got)
 	}
 }
+
+// TestGatewayTokenFromSecret: the manager's -gateway-token-secret value
+// guards sidecars, unless -gateway-token-file names a token, which wins.
+func TestGatewayTokenFromSecret(t *testing.T) {
+	cfg := testConfig()
+	cfg.UseGatewayToken(testGatewayToken)
+	pod, err := render(cfg, testAgent("ns", "guarded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pod.Spec.InitContainers[0].Args, "-gateway-token-file=/var/run/flint/gateway-token/token") {
+		t.Errorf("a token from the Secret does not guard the sidecar: args %q", pod.Spec.InitContainers[0].Args)
+	}
+	fromFile := tokenConfig(t)
+	want := fromFile.gatewayToken
+	fromFile.UseGatewayToken("another-token-from-a-secret-0123456789")
+	if fromFile.gatewayToken != want {
+		t.Error("-gateway-token-file did not win over the Secret's token")
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flint-dev/flint/internal/mcp/session"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/telemetry"
 	"github.com/flint-dev/flint/internal/upgrade"
@@ -45,6 +46,8 @@ type Gateway struct {
 	mcp      *mcpState      // MCP session keys and open session streams (mcp_protocol.go)
 	draining atomic.Bool    // set by Drain (drain.go)
 	stop     context.CancelFunc
+
+	adminSeparate atomic.Bool // the admin endpoints have a listener of their own (admin_port.go)
 }
 
 // New builds a gateway over p. scaler may be nil; reg may be nil to skip
@@ -65,6 +68,7 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		stop()
 		return nil, err
 	}
+	go g.mcp.keys.Watch(ctx, session.WatchInterval, log) // a rotated -session-key-file applies without a restart
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	if g.tls, err = newUpstreamTLS(dialer, cfg.UpstreamCAFile); err != nil {
 		stop()
@@ -104,7 +108,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.closeWhenDraining(w, r)
 	route, err := ParseRoute(r.URL.EscapedPath())
 	if errors.Is(err, errNotAgentRoute) {
-		g.admin.ServeHTTP(w, r)
+		g.serveNonAgent(w, r) // admin_port.go
 		return
 	}
 	if err != nil {
@@ -126,6 +130,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
+		if g.syncing() { // it may exist: the gateway listens before its informers sync
+			errStarting(g.cfg.RetryAfter).write(w)
+			return
+		}
 		errUnknownAgent(route.Agent).write(w)
 		return
 	}

@@ -25,20 +25,29 @@ func TestApplyToAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	objs := render(t, map[string]any{"networkPolicy": map[string]any{"agentNamespaces": []any{"team-a"}}})
-	for _, o := range objs {
-		opts := []client.ApplyOption{client.FieldOwner("helm"), client.ForceOwnership}
-		if o.GetKind() == "CustomResourceDefinition" {
-			// testenv installed the same CRD from deploy/crds; validate only.
-			opts = append(opts, client.DryRunAll)
+	base := map[string]any{"networkPolicy": map[string]any{"agentNamespaces": []any{"team-a"}}}
+	// apply installs or upgrades the release with base and more values.
+	apply := func(more []any) {
+		vals := base
+		for _, m := range more {
+			vals = merge(vals, m.(map[string]any))
 		}
-		if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), opts...); err != nil {
-			t.Errorf("apply %s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		for _, o := range render(t, vals) {
+			opts := []client.ApplyOption{client.FieldOwner("helm"), client.ForceOwnership}
+			if o.GetKind() == "CustomResourceDefinition" {
+				// testenv installed the same CRD from deploy/crds; validate only.
+				opts = append(opts, client.DryRunAll)
+			}
+			if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), opts...); err != nil {
+				t.Errorf("apply %s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+			}
 		}
 	}
+	apply(nil)
 	if t.Failed() {
 		return
 	}
+	t.Run("SecretsStayPut", func(t *testing.T) { checkSecretsStayPut(t, env, apply) })
 
 	sa := func(component string) string {
 		return fmt.Sprintf("system:serviceaccount:%s:rel-flint-%s", releaseNamespace, component)
@@ -56,6 +65,15 @@ func TestApplyToAPIServer(t *testing.T) {
 		{sa("manager"), "create", "coordination.k8s.io", "leases", "", releaseNamespace, true},
 		{sa("manager"), "delete", "", "pods", "", "team-a", false},
 		{sa("manager"), "get", "", "secrets", "", "team-a", false},
+		{sa("manager"), "create", "", "secrets", "", "team-a", true},
+		{sa("manager"), "patch", "", "secrets", "", "team-a", true},
+		{sa("manager"), "list", "", "secrets", "", "team-a", false},
+		{sa("manager"), "watch", "", "secrets", "", "team-a", false},
+		{sa("manager"), "delete", "", "secrets", "", "team-a", false},
+		{sa("manager"), "create", "", "secrets", "", releaseNamespace, true},
+		{sa("manager"), "update", "", "secrets", "", releaseNamespace, false},
+		{sa("manager"), "list", "", "secrets", "", releaseNamespace, false},
+		{sa("gateway"), "get", "", "secrets", "", releaseNamespace, false},
 		{sa("manager"), "create", "coordination.k8s.io", "leases", "", "team-a", false},
 		{sa("manager"), "delete", "flint.dev", "agents", "", "team-a", false},
 		{sa("gateway"), "watch", "flint.dev", "agents", "", "team-a", true},
@@ -81,4 +99,22 @@ func TestApplyToAPIServer(t *testing.T) {
 				tc.ns, sar.Status.Allowed, tc.allowed, sar.Status.Reason)
 		}
 	}
+}
+
+// merge is a deep merge of b over a, as Helm merges --set over values.
+func merge(a, b map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if bm, ok := v.(map[string]any); ok {
+			if am, ok := out[k].(map[string]any); ok {
+				out[k] = merge(am, bm)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
 }

@@ -3,6 +3,8 @@ package chart
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/flint-dev/flint/internal/bootstrap"
 	"github.com/flint-dev/flint/internal/cli"
 	"github.com/flint-dev/flint/internal/controller"
 )
@@ -52,8 +55,13 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			" services get,list,watch,create,update,patch,delete",
 			" pods get,list,watch",
 			"discovery.k8s.io endpointslices get,list,watch",
+			" secrets create,patch",
 			" events create,patch",
 			"events.k8s.io events create,patch",
+		},
+		"Role/rel-flint-manager-secrets": {
+			" secrets get",
+			" secrets create",
 		},
 		"Role/rel-flint-manager-leader-election": {
 			"coordination.k8s.io leases get,create,update",
@@ -75,10 +83,24 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 				if slices.Contains(all, "*") || len(r.NonResourceURLs) > 0 {
 					t.Errorf("%s has a wildcard or non-resource rule: %+v", key, r)
 				}
-				if slices.Contains(r.Resources, "secrets") || slices.ContainsFunc(r.Verbs, func(v string) bool {
+				if slices.ContainsFunc(r.Verbs, func(v string) bool {
 					return v == "escalate" || v == "bind" || v == "impersonate"
 				}) {
-					t.Errorf("%s grants secrets or privilege escalation: %+v", key, r)
+					t.Errorf("%s grants privilege escalation: %+v", key, r)
+				}
+				// Secrets: only the manager. In its own namespace it reads
+				// the shared Secrets by name and creates them when missing;
+				// cluster-wide it writes (never reads) agents' copies of the
+				// gateway token.
+				if slices.Contains(r.Resources, "secrets") {
+					named := slices.Equal(r.Verbs, []string{"get"}) && slices.Equal(r.ResourceNames,
+						[]string{"rel-flint-control-token", "rel-flint-session-keys", "rel-flint-gateway-token", "rel-flint-api-keys"})
+					shared := key == "Role/rel-flint-manager-secrets" && u.GetNamespace() == releaseNamespace &&
+						(named || slices.Equal(r.Verbs, []string{"create"}))
+					agentCopies := key == "ClusterRole/rel-flint-manager" && slices.Equal(r.Verbs, []string{"create", "patch"})
+					if !shared && !agentCopies {
+						t.Errorf("%s grants secrets beyond get of the shared ones and writing agents' token copies: %+v", key, r)
+					}
 				}
 			}
 			got := rules(role.Rules)
@@ -190,7 +212,7 @@ func TestArgsParse(t *testing.T) {
 		d := convert[appsv1.Deployment](t, one(t, objs, "Deployment", name))
 		c := d.Spec.Template.Spec.Containers[0]
 		var stderr bytes.Buffer
-		if code := cli.Main(append(slices.Clone(c.Args), "-h"), &bytes.Buffer{}, &stderr); code != 0 {
+		if code := cli.Main(append(withSecretFiles(t, d), "-h"), &bytes.Buffer{}, &stderr); code != 0 {
 			t.Errorf("%s args %q: flint exits %d:\n%s", name, c.Args, code, firstLine(stderr.String()))
 		}
 		sc := c.SecurityContext
@@ -209,18 +231,30 @@ func TestArgsParse(t *testing.T) {
 		"--gateway-url=https://agents.example.com", "--namespaces=team-a",
 		// The autoscaler reads every gateway pod through the headless control Service.
 		"--gateways=http://rel-flint-gateway-control.flint-system.svc:9090",
-		"--control-token-file=/var/run/flint/control/token",
+		// The shared Secrets, created by the manager when missing.
+		"--control-token-secret=rel-flint-control-token", "--session-key-secret=rel-flint-session-keys",
+		"--gateway-token-secret=rel-flint-gateway-token", "--api-keys-secret=rel-flint-api-keys",
 	} {
 		if !slices.Contains(args, want) {
 			t.Errorf("manager args %q lack %q", args, want)
 		}
 	}
 	gw := convert[appsv1.Deployment](t, one(t, objs, "Deployment", "rel-flint-gateway"))
-	if args := gw.Spec.Template.Spec.Containers[0].Args; args[0] != "gateway" ||
-		!slices.Contains(args, "--public-url=https://agents.example.com") || !slices.Contains(args, "--control-addr=:9090") ||
-		!slices.Contains(args, "--control-token-file=/var/run/flint/control/token") || !slices.Contains(args, "--direct-to-pod=true") ||
-		!slices.Contains(args, "--drain-delay=5s") {
-		t.Errorf("gateway args %q", args)
+	gwArgs := gw.Spec.Template.Spec.Containers[0].Args
+	for _, want := range []string{"--public-url=https://agents.example.com", "--control-addr=:9090", "--admin-addr=:9091",
+		"--direct-to-pod=true", "--drain-delay=5s"} {
+		if gwArgs[0] != "gateway" || !slices.Contains(gwArgs, want) {
+			t.Errorf("gateway args %q lack %q", gwArgs, want)
+		}
+	}
+	// Every file flag of the gateway reads a mounted shared Secret.
+	for flag, secret := range map[string]string{
+		"--control-token-file": "rel-flint-control-token", "--session-key-file": "rel-flint-session-keys",
+		"--sidecar-token-file": "rel-flint-gateway-token", "--api-keys-file": "rel-flint-api-keys",
+	} {
+		if got := secretOfFlag(t, gw, flag); got != secret {
+			t.Errorf("gateway %s reads Secret %q, want %q", flag, got, secret)
+		}
 	}
 	// Kubernetes kills the gateway at the grace period's end: the drain and
 	// the shutdown must both fit in it.
@@ -228,13 +262,11 @@ func TestArgsParse(t *testing.T) {
 	if grace := time.Duration(*gw.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second; grace <= drain+shutdown {
 		t.Errorf("gateway grace period %s does not cover -drain-delay %s + -shutdown-timeout %s", grace, drain, shutdown)
 	}
-	for _, d := range []*appsv1.Deployment{gw, mgr} {
-		mounted := false
-		for _, v := range d.Spec.Template.Spec.Volumes {
-			mounted = mounted || (v.Secret != nil && v.Secret.SecretName == "rel-flint-control-token")
-		}
-		if !mounted {
-			t.Errorf("%s does not mount the control token Secret", d.Name)
+	// The manager reads the shared Secrets through the API: it cannot
+	// mount what its own start creates.
+	for _, v := range mgr.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			t.Errorf("the manager mounts Secret %s: its pods would not start before it exists", v.Secret.SecretName)
 		}
 	}
 	if svc := convert[corev1.Service](t, one(t, objs, "Service", "rel-flint-gateway-control")); svc.Spec.ClusterIP != corev1.ClusterIPNone {
@@ -268,4 +300,56 @@ func durationArg(t *testing.T, d *appsv1.Deployment, flag string, def time.Durat
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// secretOfFlag is the Secret mounted where the file flag of d's container
+// points, or "".
+func secretOfFlag(t *testing.T, d *appsv1.Deployment, flag string) string {
+	t.Helper()
+	c := d.Spec.Template.Spec.Containers[0]
+	for _, a := range c.Args {
+		path, ok := strings.CutPrefix(a, flag+"=")
+		if !ok {
+			continue
+		}
+		for _, m := range c.VolumeMounts {
+			if strings.HasPrefix(path, m.MountPath+"/") {
+				for _, v := range d.Spec.Template.Spec.Volumes {
+					if v.Name == m.Name && v.Secret != nil {
+						return v.Secret.SecretName
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// withSecretFiles is d's container args with every path into a mounted
+// Secret replaced by a file holding a valid secret, as the kubelet would
+// mount it, since file flags are read as they are parsed.
+func withSecretFiles(t *testing.T, d *appsv1.Deployment) []string {
+	t.Helper()
+	c := d.Spec.Template.Spec.Containers[0]
+	dir := t.TempDir()
+	args := slices.Clone(c.Args)
+	for i, a := range args {
+		flag, path, ok := strings.Cut(a, "=")
+		if !ok {
+			continue
+		}
+		for _, m := range c.VolumeMounts {
+			if rest, ok := strings.CutPrefix(path, m.MountPath+"/"); ok && m.ReadOnly {
+				file := filepath.Join(dir, m.Name, rest)
+				if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(file, append(bootstrap.Token(), '\n'), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args[i] = flag + "=" + file
+			}
+		}
+	}
+	return args
 }

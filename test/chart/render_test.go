@@ -7,6 +7,7 @@ package chart
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -40,24 +41,9 @@ func chartDir(t testing.TB) string {
 // render renders the chart as `helm template rel -n flint-system --set ...`
 // would, with strict rendering (a template reading an unset value fails),
 // and returns the objects it produces.
-func render(t testing.TB, values map[string]any) []*unstructured.Unstructured {
+func render(t testing.TB, values map[string]any, apiVersions ...string) []*unstructured.Unstructured {
 	t.Helper()
-	ch, err := loader.Load(chartDir(t))
-	if err != nil {
-		t.Fatalf("load chart: %v", err)
-	}
-	caps := chartutil.DefaultCapabilities.Copy()
-	kv, err := chartutil.ParseKubeVersion(kubeVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caps.KubeVersion = *kv
-	vals, err := chartutil.ToRenderValues(ch, values,
-		chartutil.ReleaseOptions{Name: releaseName, Namespace: releaseNamespace, IsInstall: true}, caps)
-	if err != nil {
-		t.Fatalf("values: %v", err)
-	}
-	files, err := engine.Engine{Strict: true}.Render(ch, vals)
+	files, err := renderFiles(t, values, apiVersions...)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
@@ -90,6 +76,30 @@ func render(t testing.TB, values map[string]any) []*unstructured.Unstructured {
 		}
 	}
 	return objs
+}
+
+// renderFiles renders the chart's templates; apiVersions are API
+// versions (and group/version/Kind) the cluster has besides the built-in ones.
+// Values are checked against values.schema.json first, as Helm does.
+func renderFiles(t testing.TB, values map[string]any, apiVersions ...string) (map[string]string, error) {
+	t.Helper()
+	ch, err := loader.Load(chartDir(t))
+	if err != nil {
+		t.Fatalf("load chart: %v", err)
+	}
+	caps := chartutil.DefaultCapabilities.Copy()
+	kv, err := chartutil.ParseKubeVersion(kubeVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps.KubeVersion = *kv
+	caps.APIVersions = append(slices.Clone(caps.APIVersions), apiVersions...)
+	vals, err := chartutil.ToRenderValues(ch, values,
+		chartutil.ReleaseOptions{Name: releaseName, Namespace: releaseNamespace, IsInstall: true}, caps)
+	if err != nil {
+		return nil, fmt.Errorf("values: %w", err)
+	}
+	return engine.Engine{Strict: true}.Render(ch, vals)
 }
 
 // find returns the rendered objects of a kind.
@@ -131,9 +141,12 @@ func TestDefaultRender(t *testing.T) {
 		}
 	}
 	sort.Strings(kinds)
+	// No Secret: the manager creates the shared ones (a render cannot keep
+	// a random value).
 	want := []string{"ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
-		"CustomResourceDefinition", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy", "Role", "RoleBinding",
-		"Secret", "Service", "Service", "ServiceAccount", "ServiceAccount"}
+		"CustomResourceDefinition", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy",
+		"PodDisruptionBudget", "PodDisruptionBudget", "Role", "Role", "RoleBinding", "RoleBinding",
+		"Service", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount"}
 	if strings.Join(kinds, ",") != strings.Join(want, ",") {
 		t.Errorf("kinds rendered:\n %v\nwant\n %v", kinds, want)
 	}

@@ -2,11 +2,14 @@ package chart
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // freeForm are values whose children are Kubernetes API fields, documented
@@ -19,13 +22,22 @@ var keyLine = regexp.MustCompile(`^( *)([A-Za-z][A-Za-z0-9]*):(.*)$`)
 
 // TestValuesDocumented requires a comment directly above every leaf key of
 // values.yaml (a key with a value of its own, not a group of keys), except
-// inside the Kubernetes-typed blocks listed in freeForm.
+// inside the Kubernetes-typed blocks listed in freeForm, and a row for it in
+// the table of docs/chart-values.md.
 func TestValuesDocumented(t *testing.T) {
 	f, err := os.Open(filepath.Join(chartDir(t), "values.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := os.ReadFile(filepath.Join(root, "docs", "chart-values.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	type key struct {
 		indent int
 		name   string
@@ -59,8 +71,13 @@ func TestValuesDocumented(t *testing.T) {
 		}
 		path = append(path, name)
 		leaf := rest != ""
-		if (leaf || freeForm[name]) && !inFreeForm && !prevComment {
-			t.Errorf("values.yaml:%d: %s has no comment above it", n, strings.Join(path, "."))
+		if (leaf || freeForm[name]) && !inFreeForm {
+			if !prevComment {
+				t.Errorf("values.yaml:%d: %s has no comment above it", n, strings.Join(path, "."))
+			}
+			if !bytes.Contains(table, []byte("| `"+strings.Join(path, ".")+"` |")) {
+				t.Errorf("values.yaml:%d: %s is not in docs/chart-values.md", n, strings.Join(path, "."))
+			}
 		}
 		stack = append(stack, key{indent, name})
 		prevComment = false

@@ -57,7 +57,7 @@ var encoding = base64.RawURLEncoding.Strict() // strict: one token per route, no
 
 // Seal returns the token for r in scope, sealed with the keyring's first key.
 func (k *Keyring) Seal(scope string, r Route) string {
-	key := k.keys[0]
+	key := k.current()[0]
 	aad := additionalData(scope)
 	plain := encodeRoute(r)
 	mac := hmac.New(sha256.New, key.nonceKey)
@@ -86,7 +86,7 @@ func (k *Keyring) Open(scope, token string) (Route, error) {
 	}
 	nonce, sealed := raw[1:1+nonceSize], raw[1+nonceSize:]
 	aad := additionalData(scope)
-	for _, key := range k.keys {
+	for _, key := range k.current() {
 		plain, err := key.aead.Open(nil, nonce, sealed, aad)
 		if err != nil {
 			continue

@@ -1,12 +1,16 @@
 package session
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 var testRoute = Route{Addr: "10.0.3.7:8012", Replica: "weather-7d9f-abcde", UpstreamID: "ZMC34PYMEM3XHHNDOPJDXVK6XV"}
@@ -131,5 +135,59 @@ func FuzzOpen(f *testing.F) {
 			// Only tokens this keyring sealed open, and sealing is deterministic.
 			t.Fatalf("opened a token that is not the seal of its route: %q", token)
 		}
+	})
+}
+
+// TestWatchFollowsRotation walks the documented rotation on a watched key
+// file, as the kubelet updates a mounted Secret: a new key first (old
+// tokens still open, new ones sealed with the new key), then the old key
+// dropped (its tokens refused); a broken file keeps the keys in use.
+func TestWatchFollowsRotation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "keys")
+		write := func(content string) {
+			t.Helper()
+			tmp := filepath.Join(dir, "keys.tmp")
+			if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil { // atomic, like the kubelet's ..data swap
+				t.Fatal(err)
+			}
+		}
+		write(string(secret('o')) + "\n")
+		k, err := LoadKeyring(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go k.Watch(ctx, WatchInterval, slog.New(slog.DiscardHandler))
+		tick := func() { time.Sleep(WatchInterval + time.Millisecond); synctest.Wait() }
+		oldTok := k.Seal("s", testRoute)
+
+		write(string(secret('n')) + "\n" + string(secret('o')) + "\n")
+		tick()
+		if _, err := k.Open("s", oldTok); err != nil {
+			t.Errorf("after adding a new key, a token of the old key does not open: %v", err)
+		}
+		if _, err := mustKeyring(t, secret('n')).Open("s", k.Seal("s", testRoute)); err != nil {
+			t.Errorf("after adding a new key first, tokens are not sealed with it: %v", err)
+		}
+
+		write("tooshort\n")
+		tick()
+		if _, err := k.Open("s", oldTok); err != nil {
+			t.Errorf("an invalid key file replaced the keys in use: %v", err)
+		}
+
+		write(string(secret('n')) + "\n")
+		tick()
+		if _, err := k.Open("s", oldTok); err == nil {
+			t.Error("after dropping the old key, its token still opens")
+		}
+		cancel()
+		synctest.Wait()
 	})
 }

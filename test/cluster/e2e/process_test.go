@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -137,5 +138,29 @@ func launchGateway(name string, args []string) (*gatewayProc, error) {
 		return nil, err
 	}
 	g.control = strings.TrimSuffix(m[1], "/")
+	// The gateway listens before its informers sync (/readyz 503 until
+	// then): wait, as a Service would, so tests start from a ready gateway.
+	if err := g.awaitReady(listenTimeout); err != nil {
+		p.stop()
+		return nil, err
+	}
 	return g, nil
+}
+
+// awaitReady polls the gateway's /readyz until it answers 200.
+func (g *gatewayProc) awaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(g.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gateway %s not ready within %s (last: %v)", g.url, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -94,3 +94,77 @@ URL of its Service (what agents' status.url shows by default).
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The shared Secrets (package internal/bootstrap): the manager creates each
+at start-up when missing and never changes it; gateways mount them.
+*/}}
+{{- define "flint.controlTokenSecret" -}}
+{{- default (printf "%s-control-token" (include "flint.fullname" .)) .Values.secrets.controlToken }}
+{{- end }}
+{{- define "flint.sessionKeysSecret" -}}
+{{- default (printf "%s-session-keys" (include "flint.fullname" .)) .Values.secrets.sessionKeys }}
+{{- end }}
+{{- define "flint.gatewayTokenSecret" -}}
+{{- default (printf "%s-gateway-token" (include "flint.fullname" .)) .Values.secrets.gatewayToken }}
+{{- end }}
+{{- define "flint.apiKeysSecret" -}}
+{{- default (printf "%s-api-keys" (include "flint.fullname" .)) .Values.gateway.auth.apiKeysSecret.name }}
+{{- end }}
+
+{{/*
+Seconds in a Go duration such as 5s, 1m30s or 500ms, rounded up (for
+terminationGracePeriodSeconds); values.schema.json admits only these forms.
+*/}}
+{{- define "flint.seconds" -}}
+{{- $total := 0.0 }}
+{{- range $part := regexFindAll "[0-9]+(\\.[0-9]+)?(ms|s|m|h)" . -1 }}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $part }}
+{{- $unit := trimPrefix $num $part }}
+{{- $n := float64 $num }}
+{{- if eq $unit "ms" }}{{ $total = addf $total (divf $n 1000) }}
+{{- else if eq $unit "s" }}{{ $total = addf $total $n }}
+{{- else if eq $unit "m" }}{{ $total = addf $total (mulf $n 60) }}
+{{- else }}{{ $total = addf $total (mulf $n 3600) }}
+{{- end }}
+{{- end }}
+{{- ceil $total | int }}
+{{- end }}
+
+{{/*
+Scheduling of a component's pods; call with (dict "ctx" $ "component" NAME
+"v" .Values.NAME). Without topologySpreadConstraints or affinity of their
+own, replicas spread over nodes (and zones where nodes have them) as far as
+the scheduler can: losing one node then takes one replica, not all.
+*/}}
+{{- define "flint.scheduling" -}}
+{{- with .v.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if .v.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml .v.topologySpreadConstraints | nindent 2 }}
+{{- else if not .v.affinity }}
+topologySpreadConstraints:
+  {{- range $key := list "kubernetes.io/hostname" "topology.kubernetes.io/zone" }}
+  - maxSkew: 1
+    topologyKey: {{ $key }}
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "flint.selectorLabels" (dict "ctx" $.ctx "component" $.component) | nindent 8 }}
+  {{- end }}
+{{- end }}
+{{- end }}
