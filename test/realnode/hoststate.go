@@ -50,13 +50,21 @@ func TakeHostState() (*HostState, error) {
 			s.Mounts = append(s.Mounts, strings.Join(f[3:], " "))
 		}
 	}
-	ctrls, err := cgroupControllers()
+	hier, err := cgroupHierarchies()
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range ctrls {
-		_ = filepath.WalkDir(c, func(path string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
+	for _, h := range hier {
+		// The top level of each hierarchy, where the kubelet, containerd
+		// and runc would create theirs (kubepods, k8s.io, a cgroupRoot),
+		// and any node's tree at any depth. Deeper cgroups belong to
+		// whatever else runs on the host and come and go meanwhile.
+		_ = filepath.WalkDir(h, func(path string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			rel, _ := filepath.Rel(h, path)
+			if !strings.Contains(rel, "/") || strings.Contains(rel, "flint-realnode-") {
 				s.Cgroups = append(s.Cgroups, path)
 			}
 			return nil

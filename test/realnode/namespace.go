@@ -93,6 +93,23 @@ func cgroupControllers() ([]string, error) {
 	return out, nil
 }
 
+// cgroupHierarchies are every mounted hierarchy, including cgroup v2's
+// "unified" one, where the kubelet mirrors its tree on a hybrid host: all
+// must be cleaned up and watched.
+func cgroupHierarchies() ([]string, error) {
+	entries, err := os.ReadDir("/sys/fs/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, filepath.Join("/sys/fs/cgroup", e.Name()))
+		}
+	}
+	return out, nil
+}
+
 // makeCgroupRoot creates the per-run cgroup root in every hierarchy, so
 // two runs never share a kubepods tree and teardown knows what to remove.
 func (n *Node) makeCgroupRoot() error {

@@ -81,6 +81,7 @@ type Node struct {
 	procs   []*proc // in start order
 	pki     *pki
 	creds   *creds
+	reaper  *reaper
 	images  []Image
 	stopped bool
 }
@@ -100,6 +101,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n = &Node{ID: hex.EncodeToString(id), cfg: cfg}
 	n.CgroupRoot = "/flint-realnode-" + n.ID
 	if n.Dir, err = os.MkdirTemp("", "flint-realnode-"+n.ID+"-"); err != nil {
+		return nil, err
+	}
+	if n.reaper, err = startReaper(n.Dir, n.CgroupRoot); err != nil {
+		os.RemoveAll(n.Dir)
 		return nil, err
 	}
 	defer func() {

@@ -65,6 +65,11 @@ func (n *Node) Stop() error {
 			errs = append(errs, fmt.Errorf("remove node directory: %w", err))
 		}
 	}
+	if n.reaper != nil {
+		if err := n.reaper.release(); err != nil {
+			errs = append(errs, fmt.Errorf("reaper: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -114,7 +119,7 @@ func (n *Node) removeCgroups() error {
 	if n.CgroupRoot == "" {
 		return nil
 	}
-	ctrls, err := cgroupControllers()
+	ctrls, err := cgroupHierarchies()
 	if err != nil {
 		return err
 	}
