@@ -164,10 +164,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 // SystemPrerequisites reports what this machine lacks to run a node (root,
 // the Debian packages), or nil. Check it before building binaries.
 func SystemPrerequisites() error {
-	var missing []string
 	if os.Geteuid() != 0 {
-		missing = append(missing, "root (namespaces, mounts, cgroups, iptables)")
+		return errors.New("not root: the node needs namespaces, mounts, cgroups and iptables (run as root)")
 	}
+	var missing []string
 	for _, c := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "iptables", "iptables-save", "conntrack", "nsenter", "unshare", "ip", "mount"} {
 		if _, err := exec.LookPath(c); err != nil {
 			missing = append(missing, c)
