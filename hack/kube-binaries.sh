@@ -11,7 +11,13 @@
 # a fresh clone (CI) has an empty bin/ but the same $HOME, and copies from there.
 # Present binaries are checked with --version, so bumping a version rebuilds.
 #
+# With --node it also builds what the real-node suite (test/realnode) runs:
+# kubelet, kube-proxy and kube-scheduler from the same module, and a CoreDNS
+# holding only the plugins a cluster needs (the default plugin set pulls in
+# every cloud SDK). They land in the same directory, next to the envtest ones.
+#
 # Usage: hack/kube-binaries.sh            # build what is missing
+#        hack/kube-binaries.sh --node     # ... plus the node binaries
 #        FORCE=1 hack/kube-binaries.sh    # rebuild everything
 # Prints the KUBEBUILDER_ASSETS directory on its last line.
 set -euo pipefail
@@ -21,6 +27,15 @@ export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 K8S_VERSION=${K8S_VERSION:-1.37.2}
 # Kubernetes 1.37 pins etcd 3.7.x (build/dependencies.yaml); 1.35/1.36 want 3.6.x.
 ETCD_VERSION=${ETCD_VERSION:-v3.7.3}
+# The newest CoreDNS whose go.mod accepts Go 1.26 (GOTOOLCHAIN=local).
+COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
+NODE=
+for arg in "$@"; do
+  case $arg in
+  --node) NODE=1 ;;
+  *) echo "usage: $0 [--node]" >&2; exit 2 ;;
+  esac
+done
 STAGING_VERSION="v0.${K8S_VERSION#1.}" # k8s.io/api etc. are tagged v0.Y.Z for v1.Y.Z
 PLATFORM="$(go env GOOS)-$(go env GOARCH)"
 OUT="$PWD/bin/k8s/${K8S_VERSION}-${PLATFORM}"
@@ -104,6 +119,13 @@ build_kube() {
   local need=()
   want kube-apiserver "Kubernetes v${K8S_VERSION}" && need+=(kube-apiserver)
   want kube-controller-manager "Kubernetes v${K8S_VERSION}" && need+=(kube-controller-manager)
+  if [[ -n "$NODE" ]]; then
+    # One `go build` with the control plane shares their compiled packages.
+    local b
+    for b in kubelet kube-proxy kube-scheduler; do
+      want "$b" "Kubernetes v${K8S_VERSION}" && need+=("$b")
+    done
+  fi
   ((${#need[@]})) || return 0
   local start=$SECONDS dir="$WORK/kube"
   log "${need[*]} v${K8S_VERSION}: building (7-11 minutes with a cold Go build cache on 2 cores)"
@@ -151,8 +173,44 @@ build_kube() {
   log "${need[*]}: built in $((SECONDS - start))s"
 }
 
+build_coredns() {
+  want coredns "CoreDNS-${COREDNS_VERSION#v}" || return 0
+  local start=$SECONDS dir="$WORK/coredns"
+  log "coredns ${COREDNS_VERSION}: building (about a minute with a warm Go build cache)"
+  mkdir -p "$dir"
+  # Plugins register themselves in init; the Corefile may only name these.
+  cat >"$dir/main.go" <<'EOF'
+package main
+
+import (
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/ready"
+)
+
+func main() { coremain.Run() }
+EOF
+  (
+    cd "$dir"
+    {
+      go mod init flint.local/coredns &&
+        go get "github.com/coredns/coredns@${COREDNS_VERSION}" &&
+        go mod tidy
+    } >get.log 2>&1 || { cat get.log >&2; exit 1; }
+    go build -trimpath -ldflags="$LDFLAGS_BASE" -o "$dir/coredns" .
+  )
+  install_bin "$dir/coredns" coredns
+  log "coredns: built in $((SECONDS - start))s"
+}
+
 total=$SECONDS
 build_etcd
+if [[ -n "$NODE" ]]; then build_coredns; fi
 build_kube
 log "done in $((SECONDS - total))s"
 echo "$OUT"
