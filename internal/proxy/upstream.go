@@ -142,11 +142,30 @@ func nonEmpty(vs []string) []string {
 // would abort the connection mid-chunk, whereas a properly terminated
 // stream tells an SSE client to reconnect, and the gateway sends it to
 // another replica.
+//
+// It also removes every X-Flint-* header the agent set: those are markers
+// between Flint's own processes (X-Flint-Rejected tells the gateway the
+// agent never saw the request and it may resend it), and an agent relaying
+// another Flint agent's answer, or a hostile one, must not forge them.
 func modifyResponse(res *http.Response) error {
+	stripFlintHeaders(res.Header)
+	stripFlintHeaders(res.Trailer)
 	if res.ContentLength < 0 && res.StatusCode != http.StatusSwitchingProtocols && res.Body != nil && res.Body != http.NoBody {
 		res.Body = &streamBody{ReadCloser: res.Body, ctx: res.Request.Context()}
 	}
 	return nil
+}
+
+// flintHeaderPrefix starts every header Flint's processes use to talk to
+// each other, in canonical form.
+const flintHeaderPrefix = "X-Flint-"
+
+func stripFlintHeaders(h http.Header) {
+	for k := range h {
+		if len(k) >= len(flintHeaderPrefix) && strings.EqualFold(k[:len(flintHeaderPrefix)], flintHeaderPrefix) {
+			delete(h, k)
+		}
+	}
 }
 
 type streamBody struct {
