@@ -87,6 +87,12 @@ var protoHTTP = []string{"http"}
 func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = s.cfg.UpstreamAddr
+	// ReverseProxy drops the query parameters Go cannot parse (';'
+	// separators, malformed escapes, more than 10,000 of them) and re-encodes
+	// the rest, sorted. That guards proxies that decide on parameters they
+	// parse differently from the backend; Flint decides on none, so the
+	// agent gets the client's query byte for byte, to parse as it means to.
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	in, out := pr.In.Header, pr.Out.Header
 	conn := in["Connection"]
 	for _, k := range forwardingHeaders {

@@ -76,3 +76,33 @@ func TestAgentCannotForgeRejection(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryReachesAgentByteForByte: the agent receives the client's query
+// exactly as sent, through gateway and sidecar, whatever its shape. Before
+// the fix Go's ReverseProxy re-encoded queries it could not parse: more
+// than 10,000 parameters arrived empty, `a=1;b=2&c=3` lost a and b, and a
+// malformed escape was re-encoded.
+func TestQueryReachesAgentByteForByte(t *testing.T) {
+	got := make(chan string, 1)
+	url := staticGateway(t, startAgent(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.RawQuery
+		io.WriteString(w, "ok\n")
+	}))
+	many := strings.Repeat("p=1&", 10_050) + "last=1"
+	c := newClient(t)
+	for _, q := range []string{many, "a=1;b=2&c=3", "a=%zz&b=%4&c=%E2%82%AC&d=+x", "z=2&a=1&a=0"} {
+		res, err := c.Get(url + "/q?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("query %.40q: status %d", q, res.StatusCode)
+			continue
+		}
+		if agent := <-got; agent != q {
+			t.Errorf("query %.40q (%d bytes) reached the agent as %.40q (%d bytes)", q, len(q), agent, len(agent))
+		}
+	}
+}
