@@ -156,6 +156,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// streams before the body's end is read must not lose its
 		// connection when the server closes the body as headers go out.
 		_ = http.NewResponseController(w).EnableFullDuplex()
+		// And as there, the body must be closed before the handler returns
+		// (golang/go#68560; proxy.closeBody says why).
+		defer r.Body.Close()
 	}
 	g.proxy.ServeHTTP(&c.rec, r.WithContext(c)) // the call is the context: callFrom finds it
 	st.metrics.countCode(c.rec.status())

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/upgrade"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -85,6 +86,18 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.requests.Add(1)
 
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		// The agent may answer, and start a stream, before the transport has
+		// read the end of the request body: after the declared length it
+		// reads once more to check for extra bytes. Without full duplex the
+		// server closes the body as the answer's headers go out, that read
+		// fails, and the transport cuts the agent's connection mid-stream.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		// Full duplex needs the body closed before the handler returns
+		// (golang/go#68560), deferred so it runs after the slot is back.
+		defer closeBody(r.Body)
+	}
+
 	rec := recorders.Get().(*recorder)
 	rec.ResponseWriter = w
 	// Deferred so it runs on panics too: ReverseProxy aborts a broken
@@ -95,16 +108,23 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
-	if r.ProtoMajor == 1 && r.ContentLength != 0 {
-		// The agent may answer, and start a stream, before the transport has
-		// read the end of the request body: after the declared length it
-		// reads once more to check for extra bytes. Without full duplex the
-		// server closes the body as the answer's headers go out, that read
-		// fails, and the transport cuts the agent's connection mid-stream.
-		_ = http.NewResponseController(w).EnableFullDuplex()
-	}
 	s.proxy.ServeHTTP(rec, r)
 }
+
+// closeBody closes a full-duplex HTTP/1 request body before the handler
+// returns. When the agent fails or answers before the transport has read
+// the whole body (a killed agent, an early 413), the server drains the rest
+// only after the handler returns, once it has stopped its own background
+// read of the connection; reaching the body's end restarts that read, and
+// the next request's read on the same connection then panics with
+// "invalid concurrent Body.Read call" (golang/go#68560), dropping the
+// gateway's kept-alive connection and whatever it sends next. The
+// transport's writer may also still be reading the body after RoundTrip
+// returns. Closing here drains the body while the handler still runs, so
+// the server stops the read it restarts; the body's lock makes Close wait
+// for a read still in progress, and later reads fail without touching the
+// connection.
+func closeBody(b io.ReadCloser) { _ = b.Close() }
 
 func (s *Sidecar) finish(rec *recorder, start time.Duration) {
 	end := s.finishAdmitted()

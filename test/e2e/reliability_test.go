@@ -1,12 +1,17 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The defects of issue 13, each shown on real `flint proxy` and `flint
@@ -105,4 +110,100 @@ func TestQueryReachesAgentByteForByte(t *testing.T) {
 			t.Errorf("query %.40q (%d bytes) reached the agent as %.40q (%d bytes)", q, len(q), agent, len(agent))
 		}
 	}
+}
+
+// TestPOSTLoadWhileAgentsStop sends POSTs with bodies while agent processes
+// get SIGTERM and SIGKILL, again and again. The sidecar must never panic:
+// before the fix every stop logged `http: panic serving …: invalid
+// concurrent Body.Read call` 1-9 times (golang/go#68560, see
+// docs/reliability.md), each panic closing a kept-alive connection from
+// the gateway, so POSTs the killed agent never saw came back 502.
+func TestPOSTLoadWhileAgentsStop(t *testing.T) {
+	const workers, rounds = 12, 8
+	file := writeAgents(t, echoAgent("echo", "  concurrency: 20\n  scaling: {minReplicas: 2}"))
+	base, up := flintUp(t, file, "-restart-backoff", "100ms")
+	c := newClient(t)
+	url := base + "/v1/agents/default/echo/work?sleep=5ms"
+	waitReplicas(t, c, base, "echo", 2)
+
+	var ok, failed, refused atomic.Int64
+	var errMu sync.Mutex
+	errs := map[string]int{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	body := strings.Repeat("x", 16<<10)
+	for range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := c.Post(url, "text/plain", strings.NewReader(body))
+				what := ""
+				if err != nil {
+					what = shortErr(err)
+				} else {
+					b, _ := io.ReadAll(res.Body)
+					res.Body.Close()
+					if res.StatusCode != http.StatusOK {
+						what = fmt.Sprintf("%d %s", res.StatusCode, reasonOf(b))
+					}
+				}
+				if what == "" {
+					ok.Add(1)
+					continue
+				}
+				if strings.HasPrefix(what, "503 ") {
+					// Stopping agents this often makes the platform report
+					// CrashLoopBackOff (503 + Retry-After) while both replicas
+					// restart; that is not a lost request.
+					refused.Add(1)
+				} else {
+					failed.Add(1)
+				}
+				errMu.Lock()
+				errs[what]++
+				errMu.Unlock()
+			}
+		})
+	}
+	for i := range rounds {
+		time.Sleep(600 * time.Millisecond)
+		sig := syscall.SIGTERM
+		if i%2 == 1 {
+			sig = syscall.SIGKILL
+		}
+		syscall.Kill(replicaPID(t, c, url), sig)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	panics := strings.Count(up.out.String(), "invalid concurrent Body.Read")
+	t.Logf("%d POSTs ok, %d failed, %d refused with 503 (%v); %d panics, over %d agent stops", ok.Load(), failed.Load(), refused.Load(), errs, panics, rounds)
+	if panics > 0 {
+		t.Errorf("gateway and sidecars panicked %d times (invalid concurrent Body.Read)", panics)
+	}
+	if ok.Load() < 500 {
+		t.Errorf("only %d POSTs succeeded: the load did not run", ok.Load())
+	}
+	// A SIGKILL loses what that agent was serving (it saw those requests);
+	// SIGTERM loses nothing.
+	if max := int64(rounds / 2 * workers); failed.Load() > max {
+		t.Errorf("%d POSTs failed, more than the %d the killed agents can have been serving", failed.Load(), max)
+	}
+}
+
+// reasonOf is the reason field of a Flint JSON error, to group failures.
+func reasonOf(body []byte) string {
+	var e struct {
+		Reason string `json:"reason"`
+		Error  string `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	if i := strings.LastIndex(e.Error, ": "); i >= 0 {
+		e.Error = e.Error[i+2:]
+	}
+	return e.Reason + " (" + e.Error + ")"
 }
