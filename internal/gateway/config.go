@@ -53,6 +53,8 @@ type Config struct {
 	// can be retried on another replica; larger bodies are streamed and not
 	// retried once sent.
 	ReplayBodyLimit int
+	// Retry bounds the attempts resent to another replica (retry.go).
+	Retry RetryBudget
 }
 
 // DefaultConfig returns the gateway's defaults.
@@ -69,6 +71,7 @@ func DefaultConfig() Config {
 		MaxHeaderBytes:    1 << 20,
 		MaxBodyBytes:      32 << 20,
 		ReplayBodyLimit:   64 << 10,
+		Retry:             defaultRetryBudget(),
 		MCP:               defaultMCPConfig(),
 	}
 }
@@ -95,6 +98,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	c.MCP.RegisterFlags(fs)
 	fs.IntVar(&c.ReplayBodyLimit, "replay-body-limit", c.ReplayBodyLimit, "bytes of a request body kept so it can be retried on another replica")
+	fs.IntVar(&c.Retry.PerRequest, "max-retries", c.Retry.PerRequest, "most times one request is resent to another replica after a refusal the agent never saw")
+	fs.Float64Var(&c.Retry.Fraction, "retry-budget", c.Retry.Fraction, "fraction of an agent's requests in progress that may be retrying at once")
+	fs.IntVar(&c.Retry.Min, "retry-budget-min", c.Retry.Min, "retrying requests allowed per agent whatever -retry-budget says")
 }
 
 // Validate reports the first configuration problem, saying what to fix.
@@ -121,6 +127,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FullBackoff < 0 || c.IdleTimeout < 0 || c.MaxHeaderBytes < 0 || c.ReplayBodyLimit < 0 || c.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("-full-backoff, -idle-timeout, -max-header-bytes, -max-body-bytes and -replay-body-limit must not be negative"))
+	}
+	if c.Retry.PerRequest < 0 || c.Retry.Min < 0 || c.Retry.Fraction < 0 || c.Retry.Fraction > 1 {
+		errs = append(errs, fmt.Errorf("-max-retries (%d) and -retry-budget-min (%d) must not be negative, and -retry-budget (%g) must be within 0..1", c.Retry.PerRequest, c.Retry.Min, c.Retry.Fraction))
 	}
 	errs = append(errs, c.MCP.validate())
 	return errors.Join(errs...)
