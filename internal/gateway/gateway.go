@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,6 +112,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errBadRoute(err).write(w)
 		return
 	}
+	if strings.EqualFold(upgrade.Protocol(r.Header), "h2c") {
+		// Served over HTTP/1.1 instead (Server says why); an agent that
+		// took the upgrade would turn the request into a tunnel.
+		r.Header.Del("Upgrade")
+		r.Header.Del("Http2-Settings")
+	}
 	if upgrade.Invalid(r.Header) {
 		(&gatewayError{status: http.StatusBadRequest, reason: "BadUpgrade",
 			message: "the Upgrade header names no valid protocol"}).write(w)
@@ -183,7 +190,14 @@ func (g *Gateway) Server() *http.Server {
 		IdleTimeout:       g.cfg.IdleTimeout,
 		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		// HTTP/2 without TLS with prior knowledge (gRPC clients, curl
+		// --http2-prior-knowledge), beside HTTP/1. The Upgrade: h2c dance
+		// (RFC 7540 §3.2, deprecated by RFC 9113) is ignored as RFC 7230
+		// allows: the request is answered over HTTP/1.1 (ServeHTTP).
+		Protocols: new(http.Protocols),
 	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	// MCP session streams would hold Shutdown until its deadline; ended
 	// cleanly, their clients reconnect and keep their sessions.
 	srv.RegisterOnShutdown(g.mcp.streams.endAll)
