@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/telemetry"
 	"github.com/flint-dev/flint/internal/upgrade"
@@ -136,6 +137,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errUnknownAgent(route.Agent).write(w)
 		return
 	}
+	slowBody := bodyrate.Wrap(w, r, g.cfg.BodyRate) // a trickled body gets 408 (errors.go)
 	if limit := g.cfg.MaxBodyBytes; limit > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > limit {
 			errBodyTooLarge(limit).write(w)
@@ -152,7 +154,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	timeout := agent.Spec.RequestTimeout()
 	ctx, cancel := requestContext(r, agent, timeout) // MCP session streams are exempt (mcp_protocol.go)
 	defer cancel()
-	c := &call{Context: ctx, key: route.Agent, agent: agent, st: st, route: route, agentTimeout: timeout}
+	c := &call{Context: ctx, key: route.Agent, agent: agent, st: st, route: route, agentTimeout: timeout, slowBody: slowBody}
 	if err := g.prepareProtocol(r, c); err != nil { // MCP session pinning, A2A cards
 		g.proxyErrorHandler(w, r, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/platform"
 )
 
@@ -42,8 +43,9 @@ type call struct {
 	agentTimeout time.Duration
 	coldWait     time.Duration
 	capacityWait time.Duration
-	proto        protocolCall // MCP session pinning, A2A card rewriting (mcp_protocol.go)
-	retries      int          // times resent to another replica (retry.go)
+	proto        protocolCall     // MCP session pinning, A2A card rewriting (mcp_protocol.go)
+	retries      int              // times resent to another replica (retry.go)
+	slowBody     *bodyrate.Reader // the request body, when its rate is checked
 }
 
 type callKey struct{}

@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/bodyrate"
 )
 
 // TestUnreadBodyKeepsConnectionUsable: a POST the agent never read (it
@@ -44,4 +47,37 @@ func TestUnreadBodyKeepsConnectionUsable(t *testing.T) {
 			t.Fatalf("request %d: status %d, want 502", i, res.StatusCode)
 		}
 	}
+}
+
+// TestSlowBodyGets408: a client trickling its body is answered 408 after
+// the grace period, and its slot comes back.
+func TestSlowBodyGets408(t *testing.T) {
+	agent := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	cfg := testConfig(hostOf(agent))
+	cfg.Concurrency = 1
+	cfg.BodyRate = bodyrate.Config{MinRate: 100, Grace: 300 * time.Millisecond}
+	s := startSidecar(t, cfg, true)
+	conn, err := net.Dial("tcp", s.ServingAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc")
+	start := time.Now()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "body-too-slow") || !res.Close {
+		t.Fatalf("got %d %q (close %v), want 408 body-too-slow and the connection closed", res.StatusCode, body, res.Close)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("answered after %s", d)
+	}
+	waitFor(t, "the slot back", func() bool { return s.Stats().InFlight == 0 })
 }

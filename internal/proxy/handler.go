@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/upgrade"
 	"io"
@@ -93,13 +94,16 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// server closes the body as the answer's headers go out, that read
 		// fails, and the transport cuts the agent's connection mid-stream.
 		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
+	body := bodyrate.Wrap(w, r, s.cfg.BodyRate) // a trickled body gets 408 (upstreamError)
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		// Full duplex needs the body closed before the handler returns
 		// (golang/go#68560), deferred so it runs after the slot is back.
 		defer closeBody(r.Body)
 	}
 
 	rec := recorders.Get().(*recorder)
-	rec.ResponseWriter = w
+	rec.ResponseWriter, rec.body = w, body
 	// Deferred so it runs on panics too: ReverseProxy aborts a broken
 	// stream with http.ErrAbortHandler, and the slot must come back.
 	defer s.finish(rec, start)
@@ -281,6 +285,7 @@ type recorder struct {
 	http.ResponseWriter
 	code     int
 	hijacked bool
+	body     *bodyrate.Reader // the request body, when its rate is checked
 }
 
 var recorders = sync.Pool{New: func() any { return new(recorder) }}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flint-dev/flint/internal/bodyrate"
 )
 
 const (
@@ -199,6 +202,12 @@ func (s *Sidecar) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	ctxErr := r.Context().Err()
 	switch {
+	case rec != nil && rec.body.TooSlow() || errors.Is(err, bodyrate.ErrTooSlow):
+		// Checked first: the server cancels the request's context when the
+		// read deadline that caught the client fires.
+		w.Header()["Connection"] = []string{"close"}
+		writeError(w, http.StatusRequestTimeout, "body-too-slow",
+			fmt.Sprintf("the request body arrived slower than %d bytes/s (after %s); send it faster", s.cfg.BodyRate.MinRate, s.cfg.BodyRate.Grace), nil)
 	case errors.Is(ctxErr, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, "timeout",
 			"the agent did not start responding within the request timeout of "+s.cfg.RequestTimeout.String(), nil)

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -206,4 +208,69 @@ func reasonOf(body []byte) string {
 		e.Error = e.Error[i+2:]
 	}
 	return e.Reason + " (" + e.Error + ")"
+}
+
+// TestSlowBodyGets408: ten clients trickling bodies at 5 bytes/s are cut
+// with 408 once the grace period is over, rather than holding their slots
+// until the request timeout; the agent sees none of them complete.
+func TestSlowBodyGets408(t *testing.T) {
+	var completed atomic.Int64
+	agent := startAgent(t, func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err == nil {
+			completed.Add(1)
+		}
+		io.WriteString(w, "ok\n")
+	})
+	file := writeAgents(t, echoAgent("echo", "  concurrency: 100"))
+	addr := freeAddr(t)
+	startStaticGateway(t, file, addr, []string{startReplicaSidecar(t, "default/echo", agent)}, "-body-grace", "500ms", "-min-body-rate", "100")
+
+	type result struct {
+		status int
+		after  time.Duration
+		err    error
+	}
+	results := make(chan result, 10)
+	for range 10 {
+		go func() {
+			start := time.Now()
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(20 * time.Second))
+			io.WriteString(conn, "POST /v1/agents/default/echo/up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n")
+			go func() {
+				for range 100 {
+					if _, err := conn.Write([]byte("x")); err != nil {
+						return
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+			}()
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			res.Body.Close()
+			results <- result{status: res.StatusCode, after: time.Since(start)}
+		}()
+	}
+	for range 10 {
+		r := <-results
+		if r.err != nil || r.status != http.StatusRequestTimeout || r.after > 5*time.Second {
+			t.Errorf("a body at 5 bytes/s (minimum 100 after 500ms): %d after %s, %v; want 408 within seconds", r.status, r.after.Round(time.Millisecond), r.err)
+		}
+	}
+	if n := completed.Load(); n != 0 {
+		t.Errorf("the agent read %d trickled bodies to the end", n)
+	}
+	res, err := newClient(t).Post("http://"+addr+"/v1/agents/default/echo/up", "text/plain", strings.NewReader(strings.Repeat("y", 1<<20)))
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("a normal upload: %v %v", res, err)
+	}
+	res.Body.Close()
 }
