@@ -60,15 +60,17 @@ type Reader struct {
 	blockedUntil atomic.Int64
 }
 
-// Wrap replaces r.Body with a Reader when cfg is enabled and r has a body.
-// It returns the Reader, or nil.
-func Wrap(w http.ResponseWriter, r *http.Request, cfg Config) *Reader {
-	if !cfg.Enabled() || r.Body == nil || r.Body == http.NoBody {
-		return nil
+// Wrap returns body behind a Reader when cfg is enabled and there is a
+// body, and that Reader (else body itself and nil). Give the result to
+// the proxy in a copy of the request: the server's own Request.Body must
+// stay its *body, which it inspects after the handler to decide whether
+// the connection can carry another request.
+func Wrap(w http.ResponseWriter, body io.ReadCloser, cfg Config) (io.ReadCloser, *Reader) {
+	if !cfg.Enabled() || body == nil || body == http.NoBody {
+		return body, nil
 	}
-	b := &Reader{ReadCloser: r.Body, rc: http.NewResponseController(w), cfg: cfg}
-	r.Body = b
-	return b
+	b := &Reader{ReadCloser: body, rc: http.NewResponseController(w), cfg: cfg}
+	return b, b
 }
 
 // TooSlow reports whether the body was cut for being too slow.

@@ -15,8 +15,8 @@ import (
 func serve(t *testing.T, cfg Config, result chan<- error) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b := Wrap(w, r, cfg)
-		_, err := io.Copy(io.Discard, r.Body)
+		body, b := Wrap(w, r.Body, cfg)
+		_, err := io.Copy(io.Discard, body)
 		if err == nil && b.TooSlow() {
 			err = errors.New("TooSlow without an error")
 		}

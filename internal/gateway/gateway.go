@@ -137,13 +137,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errUnknownAgent(route.Agent).write(w)
 		return
 	}
-	slowBody := bodyrate.Wrap(w, r, g.cfg.BodyRate) // a trickled body gets 408 (errors.go)
+	// The proxied copy of the request gets the wrapped body; the server's
+	// own Request keeps its body, which it inspects after the handler to
+	// decide whether the connection can carry another request.
+	body, slowBody := bodyrate.Wrap(w, r.Body, g.cfg.BodyRate) // a trickled body gets 408 (errors.go)
 	if limit := g.cfg.MaxBodyBytes; limit > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > limit {
 			errBodyTooLarge(limit).write(w)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		body = http.MaxBytesReader(w, body, limit)
 	}
 	st := g.state(route.Agent)
 	start := time.Now()
@@ -169,7 +172,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// (golang/go#68560; proxy.closeBody says why).
 		defer r.Body.Close()
 	}
-	g.proxy.ServeHTTP(&c.rec, r.WithContext(c)) // the call is the context: callFrom finds it
+	out := r.WithContext(c) // the call is the context: callFrom finds it
+	out.Body = body
+	g.proxy.ServeHTTP(&c.rec, out)
 	st.metrics.countCode(c.rec.status())
 	st.metrics.duration.Observe(time.Since(start).Seconds())
 }

@@ -95,7 +95,7 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// fails, and the transport cuts the agent's connection mid-stream.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
-	body := bodyrate.Wrap(w, r, s.cfg.BodyRate) // a trickled body gets 408 (upstreamError)
+	body, slowBody := bodyrate.Wrap(w, r.Body, s.cfg.BodyRate) // a trickled body gets 408 (upstreamError)
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		// Full duplex needs the body closed before the handler returns
 		// (golang/go#68560), deferred so it runs after the slot is back.
@@ -103,7 +103,7 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	rec := recorders.Get().(*recorder)
-	rec.ResponseWriter, rec.body = w, body
+	rec.ResponseWriter, rec.body = w, slowBody
 	// Deferred so it runs on panics too: ReverseProxy aborts a broken
 	// stream with http.ErrAbortHandler, and the slot must come back.
 	defer s.finish(rec, start)
@@ -111,7 +111,11 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		r = r.WithContext(ctx)
+	} else if slowBody != nil {
+		r = r.WithContext(r.Context())
 	}
+	// Only on the copy: the server's Request keeps its own body (Wrap).
+	r.Body = body
 	s.proxy.ServeHTTP(rec, r)
 }
 
@@ -128,7 +132,20 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the server stops the read it restarts; the body's lock makes Close wait
 // for a read still in progress, and later reads fail without touching the
 // connection.
-func closeBody(b io.ReadCloser) { _ = b.Close() }
+//
+// When the agent answered early (a 413 for a body over its own limit) the
+// rest of the body is read and dropped first, up to maxDrain: the server
+// would read only 256 KiB and then close the connection while the gateway
+// is still sending, and a Go transport that gets its write error before
+// the answer reports the error (502) instead of the agent's answer.
+func closeBody(b io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, b, maxDrain)
+	_ = b.Close()
+}
+
+// maxDrain is the gateway's default -max-body-bytes: larger bodies are
+// refused before they reach a replica.
+const maxDrain = 32 << 20
 
 func (s *Sidecar) finish(rec *recorder, start time.Duration) {
 	end := s.finishAdmitted()

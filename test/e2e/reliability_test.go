@@ -274,3 +274,56 @@ func TestSlowBodyGets408(t *testing.T) {
 	}
 	res.Body.Close()
 }
+
+// TestAgentsEarlyAnswerReachesClient: an agent that refuses a body over
+// its own limit (413) before reading it all gets its answer to the client
+// every time, not a 502 blaming it.
+func TestAgentsEarlyAnswerReachesClient(t *testing.T) {
+	agent := startAgent(t, func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10)); err != nil {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			io.WriteString(w, "too large for me\n")
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	url := staticGateway(t, agent)
+	addr := strings.TrimPrefix(strings.TrimSuffix(url, "/v1/agents/default/echo"), "http://")
+	got := map[string]int{}
+	for range 13 {
+		got[postLikeCurl(t, addr, "/v1/agents/default/echo/up", 8<<20)]++
+	}
+	t.Logf("13 bodies over the agent's limit: %v", got)
+	if got["413 too large for me"] != 13 {
+		t.Errorf("the agent's 413 reached the client %d times in 13: %v", got["413 too large for me"], got)
+	}
+}
+
+// postLikeCurl sends a body of size bytes while reading the answer, as
+// curl does (Go's client reports its own write error instead of an early
+// answer when the server closes), and returns "status body" or the error.
+func postLikeCurl(t *testing.T, addr, path string, size int) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	go func() {
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", path, size)
+		chunk := []byte(strings.Repeat("z", 64<<10))
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := conn.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return shortErr(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return fmt.Sprintf("%d %s", res.StatusCode, strings.TrimSpace(string(b)))
+}
