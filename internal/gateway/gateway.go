@@ -104,6 +104,15 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 // ServeHTTP routes one invocation.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.closeWhenDraining(w, r)
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// RFC 9112 §6.1: after a request with both Content-Length and
+		// Transfer-Encoding (a request-smuggling shape) the server MUST
+		// close the connection. Go's server drops the Content-Length
+		// before any handler runs, so that request cannot be told from a
+		// plain chunked one: every chunked HTTP/1 request closes its
+		// connection (a streamed upload costs one new connection).
+		w.Header()["Connection"] = connectionClose
+	}
 	route, err := ParseRoute(r.URL.EscapedPath())
 	if errors.Is(err, errNotAgentRoute) {
 		g.admin.ServeHTTP(w, r)
