@@ -29,8 +29,19 @@ func (g *Gateway) adminMux(reg prometheus.Registerer) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", g.readyz)
+	gw := g
 	if g, ok := reg.(prometheus.Gatherer); ok {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+		// Series carry every agent's name: with authentication on, only
+		// callers with credentials may read them (no agent enumeration) —
+		// unless the admin endpoints have a port of their own
+		// (AdminHandler), which only the network reaches, and which
+		// scrapers read without a key as they do every other target.
+		metrics := promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			if gw.adminSeparate.Load() || gw.authenticated(w, r) {
+				metrics.ServeHTTP(w, r)
+			}
+		})
 	}
 	mux.HandleFunc("GET /v1/agents", g.listAgents)
 	// The CLI's and dashboard's views (describe.go, dashboard.go).

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 )
@@ -77,5 +79,26 @@ func TestStartingGatewayAnswers503(t *testing.T) {
 	}
 	if code, _ := get(t, srv.URL+"/v1/agents/ns/echo/"); code != http.StatusNotFound {
 		t.Errorf("unknown agent after sync: %d, want 404", code)
+	}
+}
+
+// TestAdminPortMetricsNeedNoKey: with authentication on, the private admin
+// port serves /metrics to scrapers without a key (only the network reaches
+// it), while the agent listing there still needs one.
+func TestAdminPortMetricsNeedNoKey(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(keys, []byte("admin-port-test-key-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw, _ := startGateway(t, newTestPlatform(testAgent(1)), nil, func(c *Config) {
+		c.Auth = AuthConfig{APIKeysFile: keys}
+	})
+	admin := httptest.NewServer(gw.AdminHandler())
+	defer admin.Close()
+	if code, body := get(t, admin.URL+"/metrics"); code != http.StatusOK {
+		t.Errorf("admin port /metrics without a key: %d %s, want 200", code, body)
+	}
+	if code, _ := get(t, admin.URL+"/v1/agents"); code != http.StatusUnauthorized {
+		t.Errorf("admin port /v1/agents without a key: %d, want 401", code)
 	}
 }

@@ -94,12 +94,23 @@ func readAPIKeys(path string) ([]string, error) {
 	defer f.Close()
 	var keys []string
 	s := bufio.NewScanner(f)
-	for s.Scan() {
-		line := strings.TrimSpace(s.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+	for n := 1; s.Scan(); n++ {
+		// A '#' at the start of a line or after a space starts a comment:
+		// keys hold no spaces, and a '#' inside one stays part of it.
+		key, rest, _ := strings.Cut(strings.TrimSpace(s.Text()), " ")
+		if k, r, ok := strings.Cut(key, "\t"); ok {
+			key, rest = k, r+" "+rest
+		}
+		if strings.HasPrefix(key, "#") {
 			continue
 		}
-		keys = append(keys, line)
+		if rest = strings.TrimSpace(rest); rest != "" && !strings.HasPrefix(rest, "#") {
+			return nil, fmt.Errorf("-api-keys-file %s: line %d has a space inside a key: give one key per line, comments after a #", path, n)
+		}
+		if key == "" {
+			continue
+		}
+		keys = append(keys, key)
 	}
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("read -api-keys-file: %w", err)

@@ -64,7 +64,7 @@ func TestAuthentication(t *testing.T) {
 	p.eps.Set(platform.KeyOf(pub), mustEndpoints(p, echoKey))
 
 	keys := filepath.Join(t.TempDir(), "keys")
-	os.WriteFile(keys, []byte("# keys\nsecret-key-1\n\nsecret-key-2\n"), 0o600)
+	os.WriteFile(keys, []byte("# keys\nsecret-key-1  # alice\n\n\tsecret-key-2\t# bob, tab-separated\nkey#with-hash\n"), 0o600)
 	jwks := newJWKSServer(t)
 	_, gw := startGateway(t, p, nil, func(c *Config) {
 		c.Auth = AuthConfig{APIKeysFile: keys, JWKSURL: jwks.srv.URL, JWTIssuer: "https://idp", JWTAudience: "flint"}
@@ -92,6 +92,12 @@ func TestAuthentication(t *testing.T) {
 		{"JWT with an unknown key id", "/v1/agents/default/echo/", "Authorization", "Bearer " + jwks.token(t, "k2", valid), 401},
 		{"public agent needs nothing", "/v1/agents/default/open/", "", "", 200},
 		{"agent list needs credentials", "/v1/agents", "", "", 401},
+		{"metrics need credentials", "/metrics", "", "", 401},
+		{"metrics with credentials", "/metrics", "X-API-Key", "secret-key-1", 200},
+		{"dashboard state needs credentials", "/ui/api/state", "", "", 401},
+		{"describe needs credentials", DescribePath + "default/open", "", "", 401},
+		{"the comment is not part of the key", "/metrics", "X-API-Key", "secret-key-1  # alice", 401},
+		{"a # inside a key is kept", "/metrics", "X-API-Key", "key#with-hash", 200},
 	}
 	for _, tc := range cases {
 		req, _ := http.NewRequest("GET", gw.URL+tc.path, nil)
@@ -163,7 +169,9 @@ func TestAuthentication(t *testing.T) {
 func TestAuthConfigErrors(t *testing.T) {
 	empty := filepath.Join(t.TempDir(), "empty")
 	os.WriteFile(empty, []byte("# nothing\n"), 0o600)
-	for _, cfg := range []AuthConfig{{APIKeysFile: "/does/not/exist"}, {APIKeysFile: empty}} {
+	spaced := filepath.Join(t.TempDir(), "spaced")
+	os.WriteFile(spaced, []byte("secret key\n"), 0o600)
+	for _, cfg := range []AuthConfig{{APIKeysFile: "/does/not/exist"}, {APIKeysFile: empty}, {APIKeysFile: spaced}} {
 		c := DefaultConfig()
 		c.Auth = cfg
 		if _, err := New(c, newTestPlatform(), nil, discardLogger(), nil); err == nil {

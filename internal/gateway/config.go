@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"net/url"
 	"time"
@@ -53,6 +54,11 @@ type Config struct {
 	// can be retried on another replica; larger bodies are streamed and not
 	// retried once sent.
 	ReplayBodyLimit int
+	// Retry bounds the attempts resent to another replica (retry.go).
+	Retry RetryBudget
+	// BodyRate is the slowest a client may send a request body (after a
+	// grace period) before 408; a zero MinRate turns the check off.
+	BodyRate bodyrate.Config
 }
 
 // DefaultConfig returns the gateway's defaults.
@@ -69,7 +75,10 @@ func DefaultConfig() Config {
 		MaxHeaderBytes:    1 << 20,
 		MaxBodyBytes:      32 << 20,
 		ReplayBodyLimit:   64 << 10,
-		MCP:               defaultMCPConfig(),
+		Retry:             defaultRetryBudget(),
+		// As the sidecar's (proxy.DefaultBodyRate): Kestrel's minimum.
+		BodyRate: bodyrate.Config{MinRate: 240, Grace: 5 * time.Second},
+		MCP:      defaultMCPConfig(),
 	}
 }
 
@@ -95,6 +104,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	c.MCP.RegisterFlags(fs)
 	fs.IntVar(&c.ReplayBodyLimit, "replay-body-limit", c.ReplayBodyLimit, "bytes of a request body kept so it can be retried on another replica")
+	fs.Int64Var(&c.BodyRate.MinRate, "min-body-rate", c.BodyRate.MinRate, "slowest average rate, in bytes/s, a request body may arrive at after -body-grace; slower gets 408 (0 = no limit)")
+	fs.DurationVar(&c.BodyRate.Grace, "body-grace", c.BodyRate.Grace, "time a request body may take before -min-body-rate applies")
+	fs.IntVar(&c.Retry.PerRequest, "max-retries", c.Retry.PerRequest, "most times one request is resent to another replica after a refusal the agent never saw")
+	fs.Float64Var(&c.Retry.Fraction, "retry-budget", c.Retry.Fraction, "fraction of an agent's requests in progress that may be retrying at once")
+	fs.IntVar(&c.Retry.Min, "retry-budget-min", c.Retry.Min, "retrying requests allowed per agent whatever -retry-budget says")
 }
 
 // Validate reports the first configuration problem, saying what to fix.
@@ -122,6 +136,10 @@ func (c *Config) Validate() error {
 	if c.FullBackoff < 0 || c.IdleTimeout < 0 || c.MaxHeaderBytes < 0 || c.ReplayBodyLimit < 0 || c.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("-full-backoff, -idle-timeout, -max-header-bytes, -max-body-bytes and -replay-body-limit must not be negative"))
 	}
+	if c.Retry.PerRequest < 0 || c.Retry.Min < 0 || c.Retry.Fraction < 0 || c.Retry.Fraction > 1 {
+		errs = append(errs, fmt.Errorf("-max-retries (%d) and -retry-budget-min (%d) must not be negative, and -retry-budget (%g) must be within 0..1", c.Retry.PerRequest, c.Retry.Min, c.Retry.Fraction))
+	}
+	errs = append(errs, c.BodyRate.Validate(""))
 	errs = append(errs, c.MCP.validate())
 	return errors.Join(errs...)
 }

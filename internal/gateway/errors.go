@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/platform"
 )
 
@@ -70,6 +71,11 @@ func errHoldFull(key platform.AgentKey, retryAfter time.Duration) *gatewayError 
 		message: fmt.Sprintf("agent %s has too many requests waiting; retry after the Retry-After delay", key)}
 }
 
+func errBodyTooSlow(cfg bodyrate.Config) *gatewayError {
+	return &gatewayError{status: http.StatusRequestTimeout, reason: "RequestBodyTooSlow",
+		message: fmt.Sprintf("the request body arrived slower than %d bytes/s (after %s); send it faster", cfg.MinRate, cfg.Grace)}
+}
+
 func errNoCapacity(key platform.AgentKey, waited, retryAfter time.Duration) *gatewayError {
 	return &gatewayError{status: http.StatusServiceUnavailable, reason: "NoCapacity", agent: key, waited: waited, retryAfter: retryAfter,
 		message: fmt.Sprintf("every replica of agent %s is busy; retry after the Retry-After delay", key)}
@@ -105,6 +111,11 @@ func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	var ge *gatewayError
 	switch {
 	case errors.As(err, &ge):
+	case c != nil && c.slowBody.TooSlow():
+		// Checked before the context: the server cancels it when the read
+		// deadline that caught the client fires.
+		w.Header().Set("Connection", "close")
+		ge = errBodyTooSlow(g.cfg.BodyRate)
 	case errors.As(err, new(*http.MaxBytesError)):
 		ge = errBodyTooLarge(g.cfg.MaxBodyBytes)
 	case errors.As(err, new(*clientBodyError)):

@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/mcp/session"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/telemetry"
@@ -106,6 +108,15 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 // ServeHTTP routes one invocation.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.closeWhenDraining(w, r)
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// RFC 9112 §6.1: after a request with both Content-Length and
+		// Transfer-Encoding (a request-smuggling shape) the server MUST
+		// close the connection. Go's server drops the Content-Length
+		// before any handler runs, so that request cannot be told from a
+		// plain chunked one: every chunked HTTP/1 request closes its
+		// connection (a streamed upload costs one new connection).
+		w.Header()["Connection"] = connectionClose
+	}
 	route, err := ParseRoute(r.URL.EscapedPath())
 	if errors.Is(err, errNotAgentRoute) {
 		g.serveNonAgent(w, r) // admin_port.go
@@ -114,6 +125,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		errBadRoute(err).write(w)
 		return
+	}
+	if strings.EqualFold(upgrade.Protocol(r.Header), "h2c") {
+		// Served over HTTP/1.1 instead (Server says why); an agent that
+		// took the upgrade would turn the request into a tunnel.
+		r.Header.Del("Upgrade")
+		r.Header.Del("Http2-Settings")
 	}
 	if upgrade.Invalid(r.Header) {
 		(&gatewayError{status: http.StatusBadRequest, reason: "BadUpgrade",
@@ -137,12 +154,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errUnknownAgent(route.Agent).write(w)
 		return
 	}
+	// The proxied copy of the request gets the wrapped body; the server's
+	// own Request keeps its body, which it inspects after the handler to
+	// decide whether the connection can carry another request.
+	body, slowBody := bodyrate.Wrap(w, r.Body, g.cfg.BodyRate) // a trickled body gets 408 (errors.go)
 	if limit := g.cfg.MaxBodyBytes; limit > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > limit {
 			errBodyTooLarge(limit).write(w)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		body = http.MaxBytesReader(w, body, limit)
 	}
 	st := g.state(route.Agent)
 	start := time.Now()
@@ -153,7 +174,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	timeout := agent.Spec.RequestTimeout()
 	ctx, cancel := requestContext(r, agent, timeout) // MCP session streams are exempt (mcp_protocol.go)
 	defer cancel()
-	c := &call{Context: ctx, key: route.Agent, agent: agent, st: st, route: route, agentTimeout: timeout}
+	c := &call{Context: ctx, key: route.Agent, agent: agent, st: st, route: route, agentTimeout: timeout, slowBody: slowBody}
 	if err := g.prepareProtocol(r, c); err != nil { // MCP session pinning, A2A cards
 		g.proxyErrorHandler(w, r, err)
 		return
@@ -164,8 +185,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// streams before the body's end is read must not lose its
 		// connection when the server closes the body as headers go out.
 		_ = http.NewResponseController(w).EnableFullDuplex()
+		// And as there, the body must be closed before the handler returns
+		// (golang/go#68560; proxy.closeBody says why).
+		defer r.Body.Close()
 	}
-	g.proxy.ServeHTTP(&c.rec, r.WithContext(c)) // the call is the context: callFrom finds it
+	out := r.WithContext(c) // the call is the context: callFrom finds it
+	out.Body = body
+	g.proxy.ServeHTTP(&c.rec, out)
 	st.metrics.countCode(c.rec.status())
 	st.metrics.duration.Observe(time.Since(start).Seconds())
 }
@@ -188,7 +214,14 @@ func (g *Gateway) Server() *http.Server {
 		IdleTimeout:       g.cfg.IdleTimeout,
 		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		// HTTP/2 without TLS with prior knowledge (gRPC clients, curl
+		// --http2-prior-knowledge), beside HTTP/1. The Upgrade: h2c dance
+		// (RFC 7540 §3.2, deprecated by RFC 9113) is ignored as RFC 7230
+		// allows: the request is answered over HTTP/1.1 (ServeHTTP).
+		Protocols: new(http.Protocols),
 	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	// MCP session streams would hold Shutdown until its deadline; ended
 	// cleanly, their clients reconnect and keep their sessions.
 	srv.RegisterOnShutdown(g.mcp.streams.endAll)

@@ -29,6 +29,7 @@ func (t *balancingTransport) roundTripPinned(req *http.Request, c *call, body *r
 		res, retry, err := t.attempt(req, c, b, body)
 		switch {
 		case retry == retryPinnedFull:
+			discard(res)
 			c.st.metrics.retries.WithLabelValues(retry).Inc()
 			if err := t.g.waitPinnedCapacity(req.Context(), c, b); err != nil {
 				return nil, err
@@ -37,6 +38,9 @@ func (t *balancingTransport) roundTripPinned(req *http.Request, c *call, body *r
 		case retry != "":
 			// Not listening, shutting down, or its agent process is down:
 			// whatever the replica held in memory is lost.
+			if res != nil {
+				discard(res)
+			}
 			return nil, errSessionNotFound(c.key, "the replica that held the session no longer serves it")
 		case err != nil:
 			return nil, err

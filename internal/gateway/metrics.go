@@ -18,6 +18,7 @@ type metrics struct {
 	held          *prometheus.GaugeVec
 	rejected      *prometheus.CounterVec
 	retries       *prometheus.CounterVec
+	retriesDenied *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -46,9 +47,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flint_gateway_retries_total", Help: "Attempts re-sent to another replica, by cause.",
 		}, append(agent, "reason")),
+		retriesDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flint_gateway_retries_denied_total", Help: "Attempts not re-sent because the retry budget was spent, by limit (request: retries of one request; agent: retrying requests of the agent).",
+		}, append(agent, "limit")),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.coldStarts, m.coldStartWait, m.held, m.rejected, m.retries)
+		reg.MustRegister(m.requests, m.duration, m.coldStarts, m.coldStartWait, m.held, m.rejected, m.retries, m.retriesDenied)
 	}
 	return m
 }
@@ -63,6 +67,7 @@ type agentMetrics struct {
 	held          prometheus.Gauge
 	rejected      *prometheus.CounterVec
 	retries       *prometheus.CounterVec
+	retriesDenied *prometheus.CounterVec
 	codes         codeCounters
 }
 
@@ -95,6 +100,7 @@ func (m *metrics) forAgent(key platform.AgentKey) *agentMetrics {
 		held:          m.held.With(l),
 		rejected:      m.rejected.MustCurryWith(l),
 		retries:       m.retries.MustCurryWith(l),
+		retriesDenied: m.retriesDenied.MustCurryWith(l),
 	}
 	return am
 }

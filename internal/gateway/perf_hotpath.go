@@ -51,6 +51,7 @@ func rewriteOut(pr *httputil.ProxyRequest, token []string) {
 	out.URL.Host = c.st.host
 	out.URL.Path = c.route.Path
 	out.URL.RawPath = c.route.RawPath
+	out.URL.RawQuery = pr.In.URL.RawQuery // byte for byte, as the sidecar does (proxy/upstream.go rewrite)
 	out.Host = pr.In.Host
 	setForwarded(pr)
 	if token != nil {

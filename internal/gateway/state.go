@@ -17,6 +17,8 @@ type agentState struct {
 	refresh sync.Mutex // serialises snapshot rebuilds, never taken on the hot path
 
 	held        atomic.Int64
+	active      atomic.Int64 // requests in the balancing transport
+	retrying    atomic.Int64 // of those, how many have been resent (retry.go)
 	requests    atomic.Uint64
 	rejected    atomic.Uint64
 	lastRequest atomic.Int64 // unix nanos

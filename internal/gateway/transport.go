@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/platform"
 )
 
@@ -42,7 +43,9 @@ type call struct {
 	agentTimeout time.Duration
 	coldWait     time.Duration
 	capacityWait time.Duration
-	proto        protocolCall // MCP session pinning, A2A card rewriting (mcp_protocol.go)
+	proto        protocolCall     // MCP session pinning, A2A card rewriting (mcp_protocol.go)
+	retries      int              // times resent to another replica (retry.go)
+	slowBody     *bodyrate.Reader // the request body, when its rate is checked
 }
 
 type callKey struct{}
@@ -81,6 +84,9 @@ func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	if c.proto.pin != nil {
 		return t.roundTripPinned(req, c, body) // an MCP session lives on one replica (mcp_pinned.go)
 	}
+	c.st.active.Add(1)
+	defer c.st.active.Add(-1)
+	defer c.endRetries()
 	concurrency := int64(c.agent.Spec.Concurrency)
 	var tried []*backend
 	for {
@@ -106,7 +112,10 @@ func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error
 			continue
 		}
 		res, retry, err := t.attempt(req, c, b, body)
-		if retry != "" && (body == nil || body.replayable()) && req.Context().Err() == nil {
+		if retry != "" && (body == nil || body.replayable()) && req.Context().Err() == nil && t.g.allowRetry(c) {
+			if res != nil {
+				discard(res)
+			}
 			c.st.metrics.retries.WithLabelValues(retry).Inc()
 			tried = append(tried, b)
 			continue
@@ -114,13 +123,17 @@ func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		if err != nil {
 			return nil, err
 		}
+		// A rejection not resent (over the retry budget, or a body no
+		// longer replayable) reaches the client as the sidecar's answer.
+		delete(res.Header, rejectedHeader)
 		t.annotate(res, c)
 		return res, nil
 	}
 }
 
-// attempt sends req to b. A non-empty retry names why another replica
-// should be tried; res and err are then meaningless.
+// attempt sends req to b. A non-empty retry names why another replica may
+// take the request instead: either err is a connection failure, or res is
+// the sidecar's rejection, to be discarded or passed on.
 func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, body *replayBody) (res *http.Response, retry string, err error) {
 	a := newAttempt(req, b.Addr) // request, URL and releasing body in one allocation (perf_hotpath.go)
 	if b.TLSServerName != "" {
@@ -137,24 +150,20 @@ func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, bod
 		c.st.release(b)
 		if isConnectFailure(err) {
 			// The replica is going away or not listening; the request never left.
-			b.fullUntil.Store(time.Now().Add(t.g.cfg.FullBackoff).UnixNano())
+			t.g.backOff(b)
 			return nil, "connect", err
 		}
 		return nil, "", err
 	}
+	a.releaseWith(res, c.st, b)
 	// The sidecar marks every answer the agent never saw (full, not ready,
 	// shutting down, agent unreachable); those are safe to send elsewhere.
-	if res.Header.Get(rejectedHeader) != "" {
-		b.fullUntil.Store(time.Now().Add(t.g.cfg.FullBackoff).UnixNano())
-		if body == nil || body.replayable() {
-			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
-			res.Body.Close()
-			c.st.release(b)
-			return nil, "rejected_" + res.Header.Get(rejectedHeader), nil
-		}
+	if retry = rejection(res); retry != "" {
+		t.g.backOff(b)
+	} else {
+		delete(res.Header, rejectedHeader)
 	}
-	a.releaseWith(res, c.st, b)
-	return res, "", nil
+	return res, retry, nil
 }
 
 // annotate adds the wait headers to a response that was held.

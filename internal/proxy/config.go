@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"net"
 	"strings"
@@ -65,6 +66,9 @@ type Config struct {
 	// when it gets a slot (queueing is bounded separately). 0 = none.
 	// Expiry before any response byte gives 504; a stream is ended cleanly.
 	RequestTimeout time.Duration
+	// BodyRate is the slowest a client may send a request body (after a
+	// grace period) before 408; a zero MinRate turns the check off.
+	BodyRate bodyrate.Config
 
 	// ProbePath is the agent's HTTP readiness path (2xx/3xx = ready); empty
 	// means a TCP connect check.
@@ -119,8 +123,14 @@ func DefaultConfig() Config {
 		ReadyWait:             DefaultReadyWait,
 		DrainDelay:            DefaultDrainDelay,
 		DrainTimeout:          DefaultDrainTimeout,
+		BodyRate:              DefaultBodyRate,
 	}
 }
+
+// DefaultBodyRate is Kestrel's minimum request body data rate: 240 bytes/s
+// after 5 s; a client on any real network sends far faster, while one that
+// trickles a body to hold a slot is cut within seconds.
+var DefaultBodyRate = bodyrate.Config{MinRate: 240, Grace: 5 * time.Second}
 
 // RegisterFlags binds c to flags on fs, with DefaultConfig's values as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -143,6 +153,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Retry-After advertised on 503 responses (whole seconds, at least 1)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", d.RequestTimeout,
 		"longest the agent may take on one request, from when it gets a slot; 504 if no response started, streams end cleanly (0 = none)")
+	fs.Int64Var(&c.BodyRate.MinRate, "min-body-rate", d.BodyRate.MinRate,
+		"slowest average rate, in bytes/s, a request body may arrive at after -body-grace; slower gets 408 (0 = no limit)")
+	fs.DurationVar(&c.BodyRate.Grace, "body-grace", d.BodyRate.Grace,
+		"time a request body may take before -min-body-rate applies")
 	fs.StringVar(&c.ProbePath, "probe-path", d.ProbePath,
 		"HTTP `path` the agent answers with 2xx/3xx when ready; empty = TCP connect check")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", d.ProbeInterval,
@@ -230,6 +244,9 @@ func (c *Config) Validate() error {
 		if d.v < 0 {
 			bad("%s=%s must not be negative", d.flag, d.v)
 		}
+	}
+	if err := e.BodyRate.Validate(""); err != nil {
+		errs = append(errs, err)
 	}
 	if e.ProbePath != "" && !strings.HasPrefix(e.ProbePath, "/") {
 		bad("-probe-path=%q must start with / (e.g. /healthz)", e.ProbePath)

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/upgrade"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -85,16 +87,6 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.requests.Add(1)
 
-	rec := recorders.Get().(*recorder)
-	rec.ResponseWriter = w
-	// Deferred so it runs on panics too: ReverseProxy aborts a broken
-	// stream with http.ErrAbortHandler, and the slot must come back.
-	defer s.finish(rec, start)
-	if d := s.cfg.RequestTimeout; d > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), d)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		// The agent may answer, and start a stream, before the transport has
 		// read the end of the request body: after the declared length it
@@ -103,8 +95,57 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// fails, and the transport cuts the agent's connection mid-stream.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
+	body, slowBody := bodyrate.Wrap(w, r.Body, s.cfg.BodyRate) // a trickled body gets 408 (upstreamError)
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		// Full duplex needs the body closed before the handler returns
+		// (golang/go#68560), deferred so it runs after the slot is back.
+		defer closeBody(r.Body)
+	}
+
+	rec := recorders.Get().(*recorder)
+	rec.ResponseWriter, rec.body = w, slowBody
+	// Deferred so it runs on panics too: ReverseProxy aborts a broken
+	// stream with http.ErrAbortHandler, and the slot must come back.
+	defer s.finish(rec, start)
+	if d := s.cfg.RequestTimeout; d > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		r = r.WithContext(ctx)
+	} else if slowBody != nil {
+		r = r.WithContext(r.Context())
+	}
+	// Only on the copy: the server's Request keeps its own body (Wrap).
+	r.Body = body
 	s.proxy.ServeHTTP(rec, r)
 }
+
+// closeBody closes a full-duplex HTTP/1 request body before the handler
+// returns. When the agent fails or answers before the transport has read
+// the whole body (a killed agent, an early 413), the server drains the rest
+// only after the handler returns, once it has stopped its own background
+// read of the connection; reaching the body's end restarts that read, and
+// the next request's read on the same connection then panics with
+// "invalid concurrent Body.Read call" (golang/go#68560), dropping the
+// gateway's kept-alive connection and whatever it sends next. The
+// transport's writer may also still be reading the body after RoundTrip
+// returns. Closing here drains the body while the handler still runs, so
+// the server stops the read it restarts; the body's lock makes Close wait
+// for a read still in progress, and later reads fail without touching the
+// connection.
+//
+// When the agent answered early (a 413 for a body over its own limit) the
+// rest of the body is read and dropped first, up to maxDrain: the server
+// would read only 256 KiB and then close the connection while the gateway
+// is still sending, and a Go transport that gets its write error before
+// the answer reports the error (502) instead of the agent's answer.
+func closeBody(b io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, b, maxDrain)
+	_ = b.Close()
+}
+
+// maxDrain is the gateway's default -max-body-bytes: larger bodies are
+// refused before they reach a replica.
+const maxDrain = 32 << 20
 
 func (s *Sidecar) finish(rec *recorder, start time.Duration) {
 	end := s.finishAdmitted()
@@ -261,6 +302,7 @@ type recorder struct {
 	http.ResponseWriter
 	code     int
 	hijacked bool
+	body     *bodyrate.Reader // the request body, when its rate is checked
 }
 
 var recorders = sync.Pool{New: func() any { return new(recorder) }}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/flint-dev/flint/internal/bodyrate"
 )
 
 const (
@@ -88,6 +91,12 @@ var protoHTTP = []string{"http"}
 func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = s.cfg.UpstreamAddr
+	// ReverseProxy drops the query parameters Go cannot parse (';'
+	// separators, malformed escapes, more than 10,000 of them) and re-encodes
+	// the rest, sorted. That guards proxies that decide on parameters they
+	// parse differently from the backend; Flint decides on none, so the
+	// agent gets the client's query byte for byte, to parse as it means to.
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	in, out := pr.In.Header, pr.Out.Header
 	conn := in["Connection"]
 	for _, k := range forwardingHeaders {
@@ -173,11 +182,30 @@ func nonEmpty(vs []string) []string {
 // would abort the connection mid-chunk, whereas a properly terminated
 // stream tells an SSE client to reconnect, and the gateway sends it to
 // another replica.
+//
+// It also removes every X-Flint-* header the agent set: those are markers
+// between Flint's own processes (X-Flint-Rejected tells the gateway the
+// agent never saw the request and it may resend it), and an agent relaying
+// another Flint agent's answer, or a hostile one, must not forge them.
 func modifyResponse(res *http.Response) error {
+	stripFlintHeaders(res.Header)
+	stripFlintHeaders(res.Trailer)
 	if res.ContentLength < 0 && res.StatusCode != http.StatusSwitchingProtocols && res.Body != nil && res.Body != http.NoBody {
 		res.Body = &streamBody{ReadCloser: res.Body, ctx: res.Request.Context()}
 	}
 	return nil
+}
+
+// flintHeaderPrefix starts every header Flint's processes use to talk to
+// each other, in canonical form.
+const flintHeaderPrefix = "X-Flint-"
+
+func stripFlintHeaders(h http.Header) {
+	for k := range h {
+		if len(k) >= len(flintHeaderPrefix) && strings.EqualFold(k[:len(flintHeaderPrefix)], flintHeaderPrefix) {
+			delete(h, k)
+		}
+	}
 }
 
 type streamBody struct {
@@ -205,6 +233,12 @@ func (s *Sidecar) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	ctxErr := r.Context().Err()
 	switch {
+	case rec != nil && rec.body.TooSlow() || errors.Is(err, bodyrate.ErrTooSlow):
+		// Checked first: the server cancels the request's context when the
+		// read deadline that caught the client fires.
+		w.Header()["Connection"] = []string{"close"}
+		writeError(w, http.StatusRequestTimeout, "body-too-slow",
+			fmt.Sprintf("the request body arrived slower than %d bytes/s (after %s); send it faster", s.cfg.BodyRate.MinRate, s.cfg.BodyRate.Grace), nil)
 	case errors.Is(ctxErr, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, "timeout",
 			"the agent did not start responding within the request timeout of "+s.cfg.RequestTimeout.String(), nil)

@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/flint-dev/flint/internal/platform"
+)
+
+// refusingReplica answers every request as a sidecar that is full does,
+// after wait() returns.
+func refusingReplica(t *testing.T, hits *atomic.Int64, wait func()) platform.Endpoint {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if wait != nil {
+			wait()
+		}
+		w.Header().Set(rejectedHeader, "capacity")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"reason":"capacity"}`))
+	}))
+	t.Cleanup(srv.Close)
+	return platform.Endpoint{Addr: srv.Listener.Addr().String(), Replica: srv.URL}
+}
+
+// TestRetryBudgetPerRequest: replicas that refuse every attempt get one
+// request at most 1 + PerRequest times; the client then gets the last
+// refusal (503 + Retry-After), without the internal marker.
+func TestRetryBudgetPerRequest(t *testing.T) {
+	var hits atomic.Int64
+	p := newTestPlatform(testAgent(0))
+	p.eps.Set(echoKey, []platform.Endpoint{refusingReplica(t, &hits, nil), refusingReplica(t, &hits, nil)})
+	gw, srv := startGateway(t, p, nil, func(c *Config) { c.FullBackoff = 0 })
+	res, err := client(t).Post(srv.URL+"/v1/agents/default/echo/", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if want := int64(1 + gw.cfg.Retry.PerRequest); hits.Load() != want {
+		t.Errorf("one request was sent %d times, want %d", hits.Load(), want)
+	}
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" || res.Header.Get(rejectedHeader) != "" {
+		t.Errorf("client got %d %v", res.StatusCode, res.Header)
+	}
+	m := gw.metrics
+	if n := testutil.ToFloat64(m.retriesDenied.WithLabelValues("default", "echo", "request")); n != 1 {
+		t.Errorf("retries denied by the per-request limit: %v, want 1", n)
+	}
+}
+
+// TestRetryBudgetPerAgent: when many requests are refused at once, only
+// Min of them (or Fraction of those in progress) are resent; the rest get
+// the refusal, counted as denied by the agent's budget.
+func TestRetryBudgetPerAgent(t *testing.T) {
+	const requests, minRetrying = 6, 2
+	var hits atomic.Int64
+	var arrived sync.WaitGroup
+	arrived.Add(requests)
+	first := func() {
+		if n := hits.Load(); n <= requests {
+			arrived.Done()
+			arrived.Wait() // every request is refused at the same moment
+			return
+		}
+		time.Sleep(300 * time.Millisecond) // retries stay in progress while the rest decide
+	}
+	p := newTestPlatform(testAgent(0))
+	p.eps.Set(echoKey, []platform.Endpoint{refusingReplica(t, &hits, first)})
+	gw, srv := startGateway(t, p, nil, func(c *Config) {
+		c.FullBackoff = 0
+		c.CapacityHold = 50 * time.Millisecond
+		c.Retry = RetryBudget{PerRequest: 1, Fraction: 0, Min: minRetrying}
+	})
+	var wg sync.WaitGroup
+	c := client(t)
+	for range requests {
+		wg.Go(func() {
+			res, err := c.Post(srv.URL+"/v1/agents/default/echo/", "text/plain", nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("status %d", res.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	m := gw.metrics
+	retried := testutil.ToFloat64(m.retries.WithLabelValues("default", "echo", "rejected_capacity"))
+	denied := testutil.ToFloat64(m.retriesDenied.WithLabelValues("default", "echo", "agent"))
+	t.Logf("%d requests refused at once: %v resent, %v denied by the agent's budget", requests, retried, denied)
+	if retried != minRetrying || denied != requests-minRetrying {
+		t.Errorf("resent %v and denied %v, want %d and %d", retried, denied, minRetrying, requests-minRetrying)
+	}
+}
