@@ -208,12 +208,18 @@ func TestLoopScrapeTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
 	start := time.Now()
-	l.tick(context.Background())
+	go func() { done <- l.Run(ctx) }() // the first tick runs at once
+	defer func() { cancel(); <-done }()
+	var decs []Decision
+	for decs = l.Decisions(key); len(decs) == 0 && time.Since(start) < 5*time.Second; decs = l.Decisions(key) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("tick took %v with a hung sidecar, want about the 100ms scrape timeout", took)
 	}
-	decs := l.Decisions(key)
 	if len(decs) != 1 || decs[0].Unknown != 1 || decs[0].Demand != 10 {
 		t.Errorf("decisions %+v, want the hung replica unknown and demand extrapolated to 10", decs)
 	}
