@@ -49,7 +49,8 @@ type agentState struct {
 	// snapshots is the previous Stats per replica.
 	snapshots map[string]stats.Stats
 	spec      Spec
-	// nextEarly is when a poke may next run an early tick.
+	// nextEarly is when a poke may next run an early tick: a quarter tick
+	// after the last decision.
 	nextEarly time.Time
 	// restedAt, restScan and restDemand are the tick the agent went to rest
 	// at and what the gateway reported then.
@@ -157,7 +158,11 @@ func (l *Loop) tickAgent(ctx context.Context, st *agentState, spec Spec) (Decisi
 	if l.demand != nil {
 		obs.Gateway = l.demand.Demand(st.key)
 	}
-	dec := st.decider.Decide(l.cfg.Now(), obs)
+	now := l.cfg.Now()
+	dec := st.decider.Decide(now, obs)
+	// No early tick within a quarter tick of any decision: the arrival
+	// rate of a decision milliseconds after the last one is noise.
+	st.nextEarly = now.Add(l.cfg.Tick / 4)
 	l.apply(ctx, st, dec)
 	l.metrics.decisionDuration.Observe(time.Since(start).Seconds())
 	return dec, obs.Gateway, true
@@ -180,7 +185,6 @@ func (l *Loop) poked(ctx context.Context, st *agentState) {
 	if now.Before(st.nextEarly) {
 		return
 	}
-	st.nextEarly = now.Add(l.cfg.Tick / 4)
 	if a := l.platformAgent(st.key); a != nil {
 		l.tickAgent(ctx, st, SpecOf(a))
 	}

@@ -2,6 +2,7 @@ package autoscaler
 
 import (
 	"bytes"
+	"context"
 	"runtime"
 	"testing"
 	"testing/synctest"
@@ -218,6 +219,36 @@ func TestLoopForgetsDeletedRunningAgent(t *testing.T) {
 		}
 		if n := workers(); n != 0 {
 			t.Errorf("%d workers left for a deleted agent", n)
+		}
+	})
+}
+
+// TestLoopNoEarlyTickRightAfterATick: an arrival rate measured over the
+// milliseconds since the last decision is noise (one request reads as
+// hundreds a second), so a poke within a quarter tick of any decision does
+// not decide again.
+func TestLoopNoEarlyTickRightAfterATick(t *testing.T) {
+	sidecar := newFakeSidecar(t, 10) // full
+	synctest.Test(t, func(t *testing.T) {
+		agent := testAgent("busy", 10, 1, 20)
+		key := platform.KeyOf(agent)
+		p := newFakePlatform(agent)
+		p.SetScale(context.Background(), key, 1)
+		p.setReady(key, sidecar.endpoint("busy-0"))
+		gw := &fakeGateway{}
+		gw.set(key, Demand{RequestsTotal: 100, LastRequest: time.Now()})
+		l := startLoop(t, p, gw, nil)
+		synctest.Wait() // the first tick
+		decided, scaled := len(l.Decisions(key)), len(p.scaleCalls())
+		time.Sleep(100 * time.Millisecond)
+		gw.set(key, Demand{Held: 3, RequestsTotal: 103, LastRequest: time.Now()})
+		l.Poke(key)
+		synctest.Wait()
+		if n := len(l.Decisions(key)); n != decided {
+			t.Errorf("%d decisions after a poke 100ms after the tick, want still %d", n, decided)
+		}
+		if calls := p.scaleCalls(); len(calls) != scaled {
+			t.Errorf("scale calls %+v after the poke, want none since the tick's", calls[scaled:])
 		}
 	})
 }
