@@ -18,7 +18,9 @@ type Decision struct {
 	// Panic reports panic mode.
 	Panic bool
 	// Demand is this tick's observed concurrency: in-flight and queued on
-	// replicas plus held and refused at the gateway.
+	// replicas, or, while the gateway holds or refuses requests, the
+	// offered load (arrival rate × service time), each request counted
+	// once.
 	Demand float64
 	// StableDemand and PanicDemand are Demand averaged over each window.
 	StableDemand float64
@@ -35,6 +37,9 @@ type Decider struct {
 	tuning      Tuning
 	panicWindow time.Duration
 	samples     *window
+	// busy and completed window the replicas' in-flight average and
+	// completion rate: their ratio is the service time (Little's law).
+	busy, completed *window
 	// burstPeaks remembers the panic-window desired count of each tick for
 	// a stable window: scale-down never goes below the recent peak.
 	burstPeaks *peakWindow
@@ -45,7 +50,8 @@ type Decider struct {
 	lastObserved  time.Time
 	prevRequests  uint64
 	prevRejected  uint64
-	lastKnown     tickLoad // replicas' load when some replica last answered
+	lastBacklog   time.Time // latest tick the gateway held or refused requests
+	lastKnown     tickLoad  // replicas' load when some replica last answered
 	lastKnownTime time.Time
 
 	lastActive  time.Time // latest sign of any request
@@ -71,6 +77,8 @@ func (d *Decider) SetSpec(spec Spec) {
 	spec = spec.sanitized()
 	if d.samples == nil || spec.StableWindow != d.spec.StableWindow {
 		d.samples = newWindow(spec.StableWindow, d.tuning.BucketSize)
+		d.busy = newWindow(spec.StableWindow, d.tuning.BucketSize)
+		d.completed = newWindow(spec.StableWindow, d.tuning.BucketSize)
 		d.burstPeaks = newPeakWindow(spec.StableWindow)
 		d.panicWindow = d.tuning.panicWindow(spec.StableWindow)
 	}
@@ -122,10 +130,15 @@ func (d *Decider) Decide(now time.Time, obs Observation) Decision {
 		load, known = d.lastKnown, true
 	}
 	d.gatewayCounters(now, obs.Gateway, &load)
-	demand := load.concurrency(d.panicWindow)
+	load.service = d.serviceTime(now, load)
+	if load.held > 0 || load.refused > 0 {
+		d.lastBacklog = now
+	}
+	load.backlog = !d.lastBacklog.IsZero() && now.Sub(d.lastBacklog) < d.panicWindow
+	demand := load.concurrency()
 	dec.Demand = demand
 
-	if demand > 0 || load.arrived > 0 || admittedAny(obs.Replicas) {
+	if demand > 0 || load.arrived > 0 || load.held > 0 || admittedAny(obs.Replicas) {
 		d.lastActive = now
 	}
 	if last := obs.Gateway.LastRequest; !last.After(now) {
@@ -148,6 +161,26 @@ func (d *Decider) Decide(now time.Time, obs Observation) Decision {
 		d.lastScaleUp = now
 	}
 	return dec
+}
+
+// serviceTime is the mean time a request holds a slot: the replicas'
+// average in-flight count ÷ their completion rate (Little's law), over the
+// stable window, or zero before any replica has completed a request.
+// Completions rather than admissions, because on a step the slots fill and
+// admissions run ahead of completions; the stable window rather than the
+// tick, because a tick's few completions are noisy and the service time
+// does not jump with the load.
+func (d *Decider) serviceTime(now time.Time, load tickLoad) time.Duration {
+	if load.completed > 0 {
+		d.busy.record(now, load.busy)
+		d.completed.record(now, load.completed)
+	}
+	busy, _ := d.busy.average(now, d.spec.StableWindow)
+	completed, ok := d.completed.average(now, d.spec.StableWindow)
+	if !ok || completed <= 0 || busy <= 0 {
+		return 0
+	}
+	return time.Duration(busy / completed * float64(time.Second))
 }
 
 // gatewayCounters fills in the gateway's side of a tick: requests that

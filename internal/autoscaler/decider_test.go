@@ -144,7 +144,9 @@ func TestDecideHoldsScaleDownForAStableWindowAfterScaleUp(t *testing.T) {
 	f := newFeeder(testSpec(), 1)
 	f.d.Decide(at(0), Observation{Replicas: loaded(1, 0), Current: 1})
 	f.d.lastScaleUp, f.d.lastActive = time.Time{}, time.Time{}
-	f.t = 200
+	f.t = 198
+	f.step(0) // a quiet tick, so the step's arrival rate spans one tick
+	f.d.lastScaleUp, f.d.lastActive = time.Time{}, time.Time{}
 	dec := f.stepTotal(50, 10) // scale up at t=202
 	if dec.Desired <= 1 {
 		t.Fatalf("desired %d after a step to 50, want a scale-up", dec.Desired)

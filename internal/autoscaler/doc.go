@@ -11,7 +11,9 @@
 //   - Loop is the machinery around it: every tick it scrapes each ready
 //     replica's sidecar stats in parallel, adds what the gateway knows (held
 //     and refused requests), calls the Decider and calls SetScale. Poke is the
-//     gateway's fast path from zero to one replica.
+//     gateway's fast path from zero to one replica. Each agent's ticks and
+//     pokes are handled by one worker goroutine that owns its state; an agent
+//     at rest at zero has none.
 //
 // Unlike Knative, which only sums admitted in-flight requests (capped at
 // concurrency × replicas, so it can never see demand above current capacity),

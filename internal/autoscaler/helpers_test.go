@@ -21,7 +21,7 @@ func testSpec() Spec {
 func loaded(n int, inFlight float64) []ReplicaSample {
 	s := make([]ReplicaSample, n)
 	for i := range s {
-		s[i] = ReplicaSample{InFlight: inFlight, Known: true, Requests: uint64(inFlight * 2), Span: 2 * time.Second}
+		s[i] = ReplicaSample{InFlight: inFlight, Known: true, Requests: uint64(inFlight * 2), Completed: uint64(inFlight * 2), Span: 2 * time.Second}
 	}
 	return s
 }

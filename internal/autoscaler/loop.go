@@ -13,7 +13,6 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
-	"github.com/flint-dev/flint/internal/stats"
 )
 
 // Platform is what the Loop needs from where replicas run; platform.Platform
@@ -33,6 +32,15 @@ type agentLookup interface {
 
 // Loop runs the autoscaler: a tick for every agent every LoopConfig.Tick, and
 // Poke for the gateway's scale-from-zero.
+//
+// Each agent that has anything to decide has one worker goroutine that owns
+// its Decider and scrape snapshots and handles, one at a time, the ticks and
+// pokes Run hands it (Knative runs one goroutine per revision the same way),
+// so a tick and a poke never race. An agent at rest at zero (no replicas,
+// nothing demanded for a stable window, idle) has no goroutine and no timer:
+// each tick Run only compares what it remembers of the agent with the
+// platform and the gateway, and starts a worker again when anything moved
+// or a poke arrives (see worker.go).
 type Loop struct {
 	cfg      LoopConfig
 	platform Platform
@@ -41,37 +49,20 @@ type Loop struct {
 	metrics  *metrics
 	scraper  *scraper
 	running  atomic.Bool
-	workers  sync.WaitGroup // poke activations, waited for by Run
+	workers  sync.WaitGroup // agent workers, waited for by Run
 
+	// mu guards the agents map for Decisions; the map is written by Run
+	// only.
 	mu     sync.Mutex
 	agents map[platform.AgentKey]*agentState
 
 	pokeMu     sync.Mutex
 	pokes      map[platform.AgentKey]struct{}
 	pokeSignal chan struct{}
-}
 
-// agentState is the Loop's memory of one agent.
-type agentState struct {
-	key platform.AgentKey
-	// mu serialises the Decider between ticks and pokes, and covers the
-	// platform calls that apply its decision, so a poke and a tick never
-	// interleave a stale read of the replica count with a write.
-	mu      sync.Mutex
-	decider *Decider
-	// snapshots is the previous Stats per replica; only the agent's tick,
-	// and ticks are sequential, touches it.
-	snapshots map[string]stats.Stats
-	history   *history
-	// activating and repoke coalesce pokes: one activation runs at a time
-	// per agent and a poke during it asks for one more round.
-	activating atomic.Bool
-	repoke     atomic.Bool
-	// tickMu serialises ticks of this agent: the regular tick and the
-	// early ones a poke under pressure asks for (snapshots is theirs).
-	tickMu sync.Mutex
-	// lastEarly (unix nanos) rate-limits early ticks.
-	lastEarly atomic.Int64
+	// Owned by Run's goroutine.
+	scans  int64            // ticks run so far
+	rested chan *agentState // a worker that went to rest
 }
 
 // NewLoop returns a Loop. d may be nil (no gateway demand); reg may be nil (no
@@ -101,28 +92,34 @@ func NewLoop(cfg LoopConfig, p Platform, d DemandSource, log *slog.Logger, reg p
 		agents:     map[platform.AgentKey]*agentState{},
 		pokes:      map[platform.AgentKey]struct{}{},
 		pokeSignal: make(chan struct{}, 1),
+		rested:     make(chan *agentState),
 	}, nil
 }
 
-// Run ticks until ctx is done, then waits for work in progress and returns
-// nil. The first tick runs at once, so every agent has a baseline snapshot
-// by the time averages are needed.
+// Run ticks until ctx is done, then waits for the agents' workers and
+// returns nil. The first tick runs at once, so every agent has a baseline
+// snapshot by the time averages are needed.
 func (l *Loop) Run(ctx context.Context) error {
 	if !l.running.CompareAndSwap(false, true) {
 		return errors.New("autoscaler: loop is already running")
 	}
 	defer l.running.Store(false)
+	defer l.stopped()
 	defer l.workers.Wait()
-	l.workers.Go(func() { l.servePokes(ctx) })
 
 	ticker := time.NewTicker(l.cfg.Tick)
 	defer ticker.Stop()
+	l.tick(ctx)
 	for {
-		l.tick(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
+			l.tick(ctx)
+		case <-l.pokeSignal:
+			l.servePokes(ctx)
+		case st := <-l.rested:
+			l.rest(ctx, st)
 		}
 	}
 }
@@ -138,24 +135,43 @@ func (l *Loop) Decisions(key platform.AgentKey) []Decision {
 	return st.history.list()
 }
 
-// tick decides every agent, in parallel, and forgets agents that are gone.
+// tick hands every agent's worker a tick, wakes agents at rest that need
+// deciding again, and forgets agents that are gone.
 func (l *Loop) tick(ctx context.Context) {
-	agents := l.platform.Agents()
-	present := make(map[platform.AgentKey]bool, len(agents))
-	var wg sync.WaitGroup
-	for _, a := range agents {
+	l.scans++
+	ev := tickEvent{at: l.cfg.Now(), scan: l.scans}
+	for _, a := range l.platform.Agents() {
 		key := platform.KeyOf(a)
-		present[key] = true
-		st := l.state(key, SpecOf(a))
-		wg.Go(func() { l.tickAgent(ctx, st, SpecOf(a)) })
+		ev.spec = SpecOf(a)
+		st := l.state(key, ev.spec)
+		st.seen = l.scans
+		switch st.phase {
+		case phaseRunning:
+			select {
+			case st.ticks <- ev:
+			default: // the worker is still busy with the previous one
+			}
+		case phaseResting:
+			if l.stirred(st, ev.spec) {
+				st.ticks <- ev // empty: nothing is sent to an agent at rest
+				l.start(ctx, st, l.scans-1-st.restScan)
+			}
+		default:
+			st.ticks <- ev // empty: a new state, or emptied by stopped
+			l.start(ctx, st, 0)
+		}
 	}
-	wg.Wait()
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for key := range l.agents {
-		if !present[key] {
-			delete(l.agents, key)
+	for key, st := range l.agents {
+		if st.seen == l.scans {
+			continue
+		}
+		delete(l.agents, key)
+		if st.phase == phaseRunning {
+			close(st.stop) // the worker forgets the metrics as it leaves
+		} else {
 			l.metrics.forget(key)
 		}
 	}
@@ -167,68 +183,69 @@ func (l *Loop) state(key platform.AgentKey, spec Spec) *agentState {
 	defer l.mu.Unlock()
 	st, ok := l.agents[key]
 	if !ok {
-		st = &agentState{
-			key:       key,
-			decider:   NewDecider(spec, l.cfg.Tuning),
-			snapshots: map[string]stats.Stats{},
-			history:   newHistory(l.cfg.DecisionHistory),
-		}
+		st = newAgentState(key, NewDecider(spec, l.cfg.Tuning), l.cfg.DecisionHistory)
 		l.agents[key] = st
 	}
 	return st
 }
 
-// tickAgent scrapes one agent's replicas, decides and applies.
-func (l *Loop) tickAgent(ctx context.Context, st *agentState, spec Spec) {
-	st.tickMu.Lock()
-	defer st.tickMu.Unlock()
-	start := time.Now()
-	eps, _ := l.platform.ReadyEndpoints(st.key)
-	samples, snapshots, errs := l.scraper.scrapeAll(ctx, eps, st.snapshots)
-	st.snapshots = snapshots
-	if len(errs) > 0 {
-		l.metrics.scrapeErrors.WithLabelValues(st.key.Namespace, st.key.Name).Add(float64(len(errs)))
-		level := slog.LevelDebug
-		if len(errs) == len(eps) {
-			level = slog.LevelWarn // nothing known about this agent's load
-		}
-		l.log.Log(ctx, level, "autoscaler could not scrape replicas", "agent", st.key.String(),
-			"failed", len(errs), "replicas", len(eps), "error", errors.Join(errs...))
-	}
-	if ctx.Err() != nil {
-		return // shutting down: a decision on cancelled scrapes would be wrong
-	}
-
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.decider.SetSpec(spec)
-	obs := Observation{Replicas: samples, Current: l.platform.Replicas(st.key)}
-	if l.demand != nil {
-		obs.Gateway = l.demand.Demand(st.key)
-	}
-	dec := st.decider.Decide(l.cfg.Now(), obs)
-	l.apply(ctx, st, dec)
-	l.metrics.decisionDuration.Observe(time.Since(start).Seconds())
+// start runs a worker for st. missed is the number of ticks it skipped
+// while at rest, which the worker records before anything else.
+func (l *Loop) start(ctx context.Context, st *agentState, missed int64) {
+	st.phase = phaseRunning
+	st.stop = make(chan struct{})
+	stop := st.stop
+	l.workers.Go(func() { l.work(ctx, st, stop, missed) })
 }
 
-// apply records a decision and, when it changes the replica count, asks the
-// platform for it.
-func (l *Loop) apply(ctx context.Context, st *agentState, dec Decision) {
-	st.history.add(dec)
-	l.metrics.observe(st.key, dec)
-	attrs := []any{"agent", st.key.String(), "from", dec.Current, "to", dec.Desired, "reason", dec.Reason,
-		"panic", dec.Panic, "ready", dec.Ready, "demand", dec.Demand,
-		"stableDemand", dec.StableDemand, "panicDemand", dec.PanicDemand}
-	if dec.Desired == dec.Current {
-		l.log.Debug("autoscaler decision", attrs...)
-		return
+// rest puts an agent whose worker has gone to rest at rest, unless a tick
+// or poke reached it after it looked (then a new worker takes them) or the
+// agent was deleted meanwhile.
+func (l *Loop) rest(ctx context.Context, st *agentState) {
+	l.mu.Lock()
+	current := l.agents[st.key] == st
+	l.mu.Unlock()
+	switch {
+	case !current:
+		st.phase = phaseResting
+		l.metrics.forget(st.key)
+	case len(st.ticks) > 0 || len(st.pokes) > 0:
+		l.start(ctx, st, 0)
+	default:
+		st.phase = phaseResting
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.ScaleTimeout)
-	defer cancel()
-	if err := l.platform.SetScale(ctx, st.key, dec.Desired); err != nil {
-		l.metrics.scaleErrors.WithLabelValues(st.key.Namespace, st.key.Name).Inc()
-		l.log.Warn("autoscaler could not scale agent", append(attrs, "error", err)...)
-		return
+}
+
+// stirred reports whether an agent at rest must be decided again: its spec
+// changed, replicas were asked for or turned ready by someone else, or the
+// gateway saw a request. None of these costs more than a map lookup.
+func (l *Loop) stirred(st *agentState, spec Spec) bool {
+	if spec != st.spec || l.platform.Replicas(st.key) != 0 {
+		return true
 	}
-	l.log.Info("autoscaler scaled agent", attrs...)
+	if eps, _ := l.platform.ReadyEndpoints(st.key); len(eps) > 0 {
+		return true
+	}
+	return l.demand != nil && !sameDemand(l.demand.Demand(st.key), st.restDemand)
+}
+
+// stopped runs when Run returns: every worker has left, so agents that were
+// running start afresh on the next Run.
+func (l *Loop) stopped() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, st := range l.agents {
+		if st.phase == phaseRunning {
+			st.phase = phaseNew
+			select {
+			case <-st.ticks: // the next Run's first tick replaces it
+			default:
+			}
+		}
+	}
+}
+
+func sameDemand(a, b Demand) bool {
+	return a.Held == b.Held && a.InFlight == b.InFlight && a.RequestsTotal == b.RequestsTotal &&
+		a.RejectedTotal == b.RejectedTotal && a.LastRequest.Equal(b.LastRequest)
 }

@@ -42,6 +42,9 @@ type ReplicaSample struct {
 	Queued   float64
 	// Requests is how many requests the replica admitted during Span.
 	Requests uint64
+	// Completed is how many requests finished during Span: admitted minus
+	// the growth of the in-flight count.
+	Completed uint64
 	// Span is the time the averages cover: zero on a first scrape, whose
 	// counts are instantaneous and whose Requests are unknown.
 	Span time.Duration
@@ -62,6 +65,8 @@ func SampleFromStats(prev *stats.Stats, cur stats.Stats) ReplicaSample {
 	if inFlight, queued, ok := stats.Average(*prev, cur); ok && inFlight >= 0 && queued >= 0 && cur.RequestsTotal >= prev.RequestsTotal {
 		s.InFlight, s.Queued = inFlight, queued
 		s.Requests = cur.RequestsTotal - prev.RequestsTotal
+		// Whatever was admitted and is no longer in flight has finished.
+		s.Completed = uint64(max(0, int64(s.Requests)-(cur.InFlight-prev.InFlight)))
 		s.Span = time.Duration((cur.UptimeSeconds - prev.UptimeSeconds) * float64(time.Second))
 	}
 	return s
@@ -96,15 +101,21 @@ type tickLoad struct {
 	// inFlight and queued total the ready replicas, with unknown replicas
 	// extrapolated from those that answered.
 	inFlight, queued float64
-	// service is the mean time a request holds a slot, measured over the
-	// replicas with averaged samples (Little's law: in-flight ÷ admitted
-	// rate); zero when nothing was admitted to measure it from.
+	// service is the mean time a request holds a slot over the stable
+	// window (Decider.serviceTime); zero before any request completed.
 	service time.Duration
+	// busy and completed are the in-flight average and the completion rate
+	// of the replicas with averaged samples, from which service is measured.
+	busy, completed float64
 	// arrived and refused count gateway requests since the previous tick;
 	// held is the gateway's hold queue now.
 	arrived, refused uint64
 	held             int64
-	dt               time.Duration
+	// backlog is set while the gateway holds or refuses requests, and for
+	// a panic window after: the replicas' counts then include the backlog
+	// draining.
+	backlog bool
+	dt      time.Duration
 }
 
 // replicaLoad totals the ready replicas' samples. Replicas whose stats are
@@ -115,7 +126,7 @@ func replicaLoad(samples []ReplicaSample) (l tickLoad, unknown int, known bool) 
 		return l, 0, true
 	}
 	answered := 0
-	var measuredInFlight, admittedRate float64
+	var measuredInFlight, completedRate float64
 	for _, s := range samples {
 		if !s.Known {
 			continue
@@ -125,7 +136,7 @@ func replicaLoad(samples []ReplicaSample) (l tickLoad, unknown int, known bool) 
 		l.queued += s.Queued
 		if s.Span > 0 {
 			measuredInFlight += s.InFlight
-			admittedRate += float64(s.Requests) / s.Span.Seconds()
+			completedRate += float64(s.Completed) / s.Span.Seconds()
 		}
 	}
 	if answered == 0 {
@@ -133,40 +144,37 @@ func replicaLoad(samples []ReplicaSample) (l tickLoad, unknown int, known bool) 
 	}
 	scale := float64(len(samples)) / float64(answered)
 	l.inFlight, l.queued = l.inFlight*scale, l.queued*scale
-	if admittedRate > 0 && measuredInFlight > 0 {
-		l.service = time.Duration(measuredInFlight / admittedRate * float64(time.Second))
-	}
+	l.busy, l.completed = measuredInFlight, completedRate
 	return l, len(samples) - answered, true
 }
 
 // concurrency is the demand the tick shows, in concurrent requests.
 //
-// While every request that arrived was admitted, that is simply what the
-// replicas hold (in flight plus queued). Once the gateway holds or refuses
-// requests, replicas are full and their count says nothing about how much
-// more was wanted, so demand becomes the offered load, arrival rate ×
-// service time (Little's law; service time measured as in-flight ÷ admitted
-// rate), plus what clearing the held backlog within backlogWindow takes. The
-// held count is a backlog, not a rate: added one-for-one it would grow with
-// every tick of under-capacity and overshoot.
-func (l tickLoad) concurrency(backlogWindow time.Duration) float64 {
+// While the gateway holds and refuses nothing, every request that arrived
+// was admitted, and demand is simply what the replicas hold (in flight plus
+// queued). Once it holds or refuses requests, the replicas are full and
+// their count says nothing about how much more was wanted, so demand becomes
+// the offered load: arrival rate × service time (Little's law). Each request
+// is counted once, in the rate, when it arrives. Held requests are not added
+// again, on this tick or any later one while they wait, and for a panic
+// window after the last hold the replicas' own count is not used either,
+// because the backlog draining onto new replicas sits in it a second time.
+// Counting the backlog on top of the rate made a 10x step overshoot its
+// need by half (23 replicas for 15).
+func (l tickLoad) concurrency() float64 {
 	replicas := l.inFlight + l.queued
-	held := float64(max(l.held, 0))
-	if held == 0 && l.refused == 0 {
+	if !l.backlog {
 		return replicas
 	}
-	// Before anything was admitted to measure it (a cold start), assume
-	// a service time.
+	dt := l.dt.Seconds()
+	if dt <= 0 {
+		// The first observation has no rate: count every request in
+		// the system once, wherever it is.
+		return replicas + float64(max(l.held, 0))
+	}
 	service := assumedServiceTime.Seconds()
 	if l.service > 0 {
 		service = l.service.Seconds()
 	}
-	offered := 0.0
-	if dt := l.dt.Seconds(); dt > 0 {
-		offered = float64(l.arrived) / dt * service
-	}
-	// Each held request needs a slot for its service time, at most the
-	// whole window.
-	backlog := held * min(1, service/backlogWindow.Seconds())
-	return max(replicas, offered) + backlog
+	return float64(l.arrived) / dt * service
 }

@@ -128,6 +128,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if len(f.Replicas) > 0 {
 			return errors.New("-replica needs -f: in a cluster replicas come from EndpointSlices")
 		}
+		// With a control port the manager collects this gateway's last
+		// requests and writes lastInvocationAt once for all gateways.
+		f.Platform.InvocationsByManager = control != nil
 		kp, start, err := newGatewayKubePlatform(ctx, f.Kube, f.Platform, log) // gateway_kube.go
 		if err != nil {
 			return err

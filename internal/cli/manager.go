@@ -246,7 +246,7 @@ func (r *autoscalerRunnable) Start(ctx context.Context) error {
 	if r.collector != nil {
 		done := make(chan struct{})
 		defer func() { <-done }()
-		go func() { defer close(done); r.collector.Run(ctx, r.loop.Poke) }()
+		go func() { defer close(done); r.collector.Run(ctx, r.loop.Poke, r.platform.RecordLastInvocation) }()
 	}
 	return r.loop.Run(ctx)
 }

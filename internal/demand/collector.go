@@ -123,13 +123,16 @@ var _ autoscaler.DemandSource = (*Collector)(nil)
 
 // Run resolves and scrapes the gateways every interval and keeps a poke
 // stream open to each, calling poke for every request a gateway holds for
-// an agent with no ready replica, until ctx ends.
-func (c *Collector) Run(ctx context.Context, poke func(platform.AgentKey)) {
+// an agent with no ready replica, until ctx ends. invoked, if not nil, is
+// given every agent's last request as each gateway reports it, once per
+// scrape: the manager records it, so status.lastInvocationAt is written
+// once per agent however many gateways see traffic.
+func (c *Collector) Run(ctx context.Context, poke func(platform.AgentKey), invoked func(platform.AgentKey, time.Time)) {
 	defer c.stopStreams()
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
 	for {
-		c.refresh(ctx, poke)
+		c.refresh(ctx, poke, invoked)
 		select {
 		case <-ctx.Done():
 			return
@@ -140,7 +143,7 @@ func (c *Collector) Run(ctx context.Context, poke func(platform.AgentKey)) {
 
 // refresh finds the gateways, starts and stops their poke streams, and
 // scrapes them all at once.
-func (c *Collector) refresh(ctx context.Context, poke func(platform.AgentKey)) {
+func (c *Collector) refresh(ctx context.Context, poke func(platform.AgentKey), invoked func(platform.AgentKey, time.Time)) {
 	bases := c.discover(ctx)
 	c.mu.Lock()
 	for base, gw := range c.gateways {
@@ -170,6 +173,14 @@ func (c *Collector) refresh(ctx context.Context, poke func(platform.AgentKey)) {
 				return
 			}
 			c.merge(base, snap)
+			if invoked == nil {
+				return
+			}
+			for _, r := range snap.Agents {
+				if !r.LastRequest.IsZero() {
+					invoked(r.key(), r.LastRequest)
+				}
+			}
 		})
 	}
 	wg.Wait()

@@ -130,7 +130,7 @@ func run(t *testing.T, c *Collector, poke func(platform.AgentKey)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, poke) }()
+	go func() { defer close(done); c.Run(ctx, poke, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
 
@@ -245,5 +245,43 @@ func TestCollectorConfigErrorsSayWhatToFix(t *testing.T) {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("%+v accepted", cfg)
 		}
+	}
+}
+
+// TestCollectorReportsLastInvocations: every gateway's last request reaches
+// the manager's recorder, which keeps the latest, so lastInvocationAt is
+// written once for all gateways.
+func TestCollectorReportsLastInvocations(t *testing.T) {
+	a, b := startControl(t, nil), startControl(t, nil)
+	early, late := time.Unix(1_000_000, 0), time.Unix(1_000_007, 0)
+	a.gw.set(echo, autoscaler.Demand{RequestsTotal: 1, LastRequest: early})
+	b.gw.set(echo, autoscaler.Demand{RequestsTotal: 1, LastRequest: late})
+	other := platform.AgentKey{Namespace: "ns", Name: "idle"}
+	a.gw.set(other, autoscaler.Demand{}) // never invoked: nothing to record
+	c := newCollector(t, a.ts.URL, b.ts.URL)
+	var mu sync.Mutex
+	seen := map[platform.AgentKey]time.Time{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx, func(platform.AgentKey) {}, func(k platform.AgentKey, at time.Time) {
+			mu.Lock()
+			defer mu.Unlock()
+			if at.After(seen[k]) {
+				seen[k] = at
+			}
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, "the later gateway's last request", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[echo].Equal(late)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if _, ok := seen[other]; ok {
+		t.Errorf("an agent never invoked was reported: %v", seen[other])
 	}
 }

@@ -53,6 +53,15 @@ func (l *invocationLog) forget(key platform.AgentKey) { l.agents.Delete(key) }
 // agent's status.lastInvocationAt by Start, at most once per
 // InvocationFlushInterval per agent.
 func (p *Platform) RecordInvocation(key platform.AgentKey, t time.Time) {
+	if p.cfg.InvocationsByManager {
+		return
+	}
+	p.invocations.record(key, t)
+}
+
+// RecordLastInvocation notes an agent's last invocation as a gateway
+// reported it to the manager, for Start to write like RecordInvocation's.
+func (p *Platform) RecordLastInvocation(key platform.AgentKey, t time.Time) {
 	p.invocations.record(key, t)
 }
 

@@ -151,3 +151,22 @@ func newDirectClient(t *testing.T) client.WithWatch {
 	}
 	return c
 }
+
+// TestInvocationsByManager: a gateway whose demand the manager collects
+// records nothing itself; the manager records what gateways report.
+func TestInvocationsByManager(t *testing.T) {
+	key := platform.AgentKey{Namespace: "ns", Name: "a"}
+	at := time.Unix(1_000_000, 0)
+	gw := &Platform{cfg: Config{InvocationsByManager: true}}
+	gw.RecordInvocation(key, at)
+	if _, ok := gw.invocations.agents.Load(key); ok {
+		t.Error("a gateway that leaves lastInvocationAt to the manager recorded an invocation")
+	}
+	mgr := &Platform{cfg: DefaultConfig()}
+	mgr.RecordLastInvocation(key, at)
+	mgr.RecordLastInvocation(key, at.Add(-time.Second)) // another gateway's older one
+	v, ok := mgr.invocations.agents.Load(key)
+	if !ok || v.(*invocationRecord).latest.Load() != at.UnixNano() {
+		t.Errorf("the manager did not keep the latest reported invocation")
+	}
+}

@@ -46,6 +46,11 @@ type Config struct {
 	// ClusterDomain completes Service DNS names (NAME.NAMESPACE.svc.DOMAIN),
 	// the names sidecar TLS certificates are verified against.
 	ClusterDomain string
+	// InvocationsByManager leaves status.lastInvocationAt to the manager:
+	// a gateway whose demand the manager collects (-control-addr) reports
+	// its last request there, and the manager's leader writes one time per
+	// agent for all gateways. RecordInvocation then does nothing.
+	InvocationsByManager bool
 	// PendingProbeInterval is how often a replica routed to directly whose
 	// EndpointSlice says it is not ready yet has its sidecar's /readyz
 	// probed, to route to it before the kubelet's next probe (probe.go).
