@@ -32,7 +32,7 @@ import (
 
 // DefaultInvocationFlushInterval bounds status writes for lastInvocationAt:
 // at most one per agent per interval, never one per request.
-const DefaultInvocationFlushInterval = 5 * time.Second
+const DefaultInvocationFlushInterval = 10 * time.Second
 
 // Config tunes the platform.
 type Config struct {
