@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/flint-dev/flint/internal/platform/local"
 )
 
 // Version is set at build time with -ldflags "-X github.com/flint-dev/flint/internal/cli.Version=v1.2.3".
@@ -45,6 +47,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
+	switch args[0] {
+	case "--version", "-version":
+		args = []string{"version"}
+	case local.SuperviseCommand: // hidden: `flint up` runs each agent under it
+		return local.Supervise(args[1:])
+	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
@@ -75,11 +83,11 @@ var errUsage = errors.New("usage")
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Flint runs AI agents and MCP servers as serverless workloads.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Usage: flint COMMAND [flags]")
+	fmt.Fprintln(w, "Usage: flint COMMAND [flags]    (flint --version prints the version)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'flint COMMAND -h' for a command's flags. Try: flint up -f examples/")

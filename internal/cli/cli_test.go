@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"github.com/flint-dev/flint/api/v1alpha1"
 	"os"
 	"regexp"
 	"strings"
@@ -30,7 +31,7 @@ func TestUnknownCommandAndBadFlags(t *testing.T) {
 		t.Fatalf("code %d, stderr %q", code, errOut.String())
 	}
 	errOut.Reset()
-	if code := Main([]string{"up"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "-f is required") {
+	if code := Main([]string{"up"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "give the agents to run") {
 		t.Fatalf("up without -f: code %d, stderr %q", code, errOut.String())
 	}
 	errOut.Reset()
@@ -54,6 +55,39 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 			if !bytes.Contains(doc, []byte("`-"+m[1]+"`")) {
 				t.Errorf("flint %s -%s is not documented in docs/configuration.md", c.name, m[1])
 			}
+		}
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"--version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "flint ") {
+		t.Fatalf("--version: code %d, out %q, err %q", code, out.String(), errOut.String())
+	}
+}
+
+// TestBannerTriesAnAgentThatAnswers: the Try: line names an HTTP agent when
+// there is one (a2a sorts first and has no /hello), else the A2A card, else
+// an MCP agent's tools.
+func TestBannerTriesAnAgentThatAnswers(t *testing.T) {
+	agent := func(name string, p v1alpha1.Protocol) *v1alpha1.Agent {
+		a := &v1alpha1.Agent{}
+		a.Name, a.Namespace, a.Spec.Protocol = name, "default", p
+		return a
+	}
+	a2a, echo, mcp := agent("a2a", v1alpha1.ProtocolA2A), agent("echo", v1alpha1.ProtocolHTTP), agent("mcp-go", v1alpha1.ProtocolMCP)
+	for _, tc := range []struct {
+		agents []*v1alpha1.Agent
+		want   string
+	}{
+		{[]*v1alpha1.Agent{a2a, echo, mcp}, "curl http://gw/v1/agents/default/echo/hello"},
+		{[]*v1alpha1.Agent{mcp, a2a}, "curl http://gw/v1/agents/default/a2a/.well-known/agent-card.json"},
+		{[]*v1alpha1.Agent{mcp}, "flint mcp tools mcp-go"},
+	} {
+		var out bytes.Buffer
+		printBanner(&out, "http://gw", tc.agents)
+		if !strings.Contains(out.String(), "Try:\n  "+tc.want+"\n") {
+			t.Errorf("banner:\n%s\nwant Try: %s", out.String(), tc.want)
 		}
 	}
 }

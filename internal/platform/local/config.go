@@ -26,6 +26,10 @@ type Config struct {
 	// BridgeCommand runs `flint stdio-bridge`, in front of MCP agents whose
 	// command is a stdio server. Defaults to this executable.
 	BridgeCommand []string
+	// Supervisor runs `flint supervise-agent`, which leads each agent
+	// process's group and kills it when Flint dies (supervisor.go).
+	// Defaults to this executable; nil runs agents unsupervised.
+	Supervisor []string
 	// RestartBackoff is the first delay before restarting a crashed
 	// process; it doubles up to MaxRestartBackoff.
 	RestartBackoff    time.Duration
@@ -46,6 +50,7 @@ func DefaultConfig() Config {
 		StableRun:         10 * time.Second,
 		SessionDrain:      5 * time.Second,
 		BridgeCommand:     defaultBridgeCommand(),
+		Supervisor:        defaultSupervisorCommand(),
 		Output:            os.Stderr,
 	}
 }
