@@ -15,6 +15,7 @@ import (
 	"github.com/flint-dev/flint/internal/agentfile"
 	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/gateway"
+	"github.com/flint-dev/flint/internal/hostcheck"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/local"
 )
@@ -88,6 +89,12 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Local.Output == nil {
 		cfg.Local.Output = stderr
 	}
+	// Host reaches a stdio bridge unchanged: it accepts what the gateway does.
+	hosts, err := hostcheck.New(cfg.Gateway.Addr, cfg.Gateway.PublicURL, cfg.Gateway.AllowedHosts)
+	if err != nil {
+		return fmt.Errorf("-allowed-hosts: %w", err)
+	}
+	cfg.Local.BridgeAllowedHosts = hosts.Names()
 	stopTracing, err := setupTracing(ctx, "flint", log, stderr) // OTEL_* env; off by default
 	if err != nil {
 		return err

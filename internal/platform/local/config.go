@@ -26,6 +26,9 @@ type Config struct {
 	// BridgeCommand runs `flint stdio-bridge`, in front of MCP agents whose
 	// command is a stdio server. Defaults to this executable.
 	BridgeCommand []string
+	// BridgeAllowedHosts is the bridge's -allowed-hosts: the names the
+	// gateway accepts, since Host reaches the bridge unchanged.
+	BridgeAllowedHosts []string
 	// Supervisor runs `flint supervise-agent`, which leads each agent
 	// process's group and kills it when Flint dies (supervisor.go).
 	// Defaults to this executable; nil runs agents unsupervised.
