@@ -36,6 +36,7 @@ func commands() []command {
 		// People-facing commands (agents.go, invoke.go, describe.go).
 		{"agents", "list agents with their replicas and load", runAgents},
 		{"invoke", "invoke an agent and stream its answer", runInvoke},
+		{"mcp", "list an MCP agent's tools, call one, ping it (the official MCP client)", runMCP},
 		{"describe", "show an agent's spec, status and recent scale decisions", runDescribe},
 		{"version", "print the version", runVersion},
 	}
