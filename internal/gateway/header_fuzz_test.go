@@ -267,6 +267,7 @@ func newGatewayHeaderRig(tb testing.TB) *gatewayHeaderRig {
 	rig.sealed = keys.Seal("default/tools", session.Route{Addr: ep.Addr, Replica: ep.Replica, UpstreamID: fuzzUpstreamSess})
 
 	gcfg := DefaultConfig()
+	gcfg.AllowedHosts = []string{"fuzz.example"} // the rig's Host passes the DNS-rebinding check
 	gcfg.SidecarToken = rig.token
 	gcfg.MaxBodyBytes = fuzzMaxBody
 	gcfg.ReplayBodyLimit = 128
