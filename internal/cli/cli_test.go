@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"os"
 	"regexp"
@@ -89,5 +90,44 @@ func TestBannerTriesAnAgentThatAnswers(t *testing.T) {
 		if !strings.Contains(out.String(), "Try:\n  "+tc.want+"\n") {
 			t.Errorf("banner:\n%s\nwant Try: %s", out.String(), tc.want)
 		}
+	}
+}
+
+// TestMessagesSayWhatToDo: the small mistakes of a first hour get answers
+// that say what to write instead.
+func TestMessagesSayWhatToDo(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"agents", "-gateway", "127.0.0.1:8080"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "give a URL such as http://127.0.0.1:8080") {
+		t.Errorf("-gateway without a scheme: code %d, %q", code, errOut.String())
+	}
+	if _, err := listenGateway(":bad"); err == nil || strings.Contains(err.Error(), "another flint") || !strings.Contains(err.Error(), "give HOST:PORT") {
+		t.Errorf("-addr :bad: %v", err)
+	}
+	ln, err := listenGateway("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := listenGateway(ln.Addr().String()); err == nil || !strings.Contains(err.Error(), "is another flint running?") {
+		t.Errorf("address in use: %v", err)
+	}
+	errOut.Reset()
+	if code := Main([]string{"up", "-f", "a", "-f", "b", "c"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "a: no such file") ||
+		!strings.Contains(errOut.String(), "b: no such file") || !strings.Contains(errOut.String(), "c: no such file") {
+		t.Errorf("repeated -f and a PATH argument are all loaded: code %d, %q", code, errOut.String())
+	}
+}
+
+func TestToolArguments(t *testing.T) {
+	got, err := toolArguments(`{"a": 1, "b": "x"}`, []string{"b=2", "c=hello", "d=[1,2]", "e=true", "f="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(got)
+	if want := `{"a":1,"b":2,"c":"hello","d":[1,2],"e":true,"f":""}`; string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
+	}
+	if _, err := toolArguments("", []string{"novalue"}); err == nil {
+		t.Error("an argument without = was accepted")
 	}
 }
