@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
 )
 
@@ -103,7 +104,7 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err := cs.Ping(ctx, nil); err != nil {
 			return fmt.Errorf("%s: ping: %w", key, err)
 		}
-		fmt.Fprintf(stdout, "%s answered ping in %s\n", key, roundDuration(time.Since(start)))
+		fmt.Fprintf(stdout, "%s answered ping in %s\n", key, gateway.RoundWait(time.Since(start)))
 		return nil
 	default:
 		return callTool(ctx, cs, key, pos[2], toolArgs, stdout)
@@ -277,18 +278,4 @@ func callTool(ctx context.Context, cs *mcp.ClientSession, key platform.AgentKey,
 		return errors.New(key.String() + ": tool " + name + " reported an error")
 	}
 	return nil
-}
-
-// roundDuration keeps three significant digits: 828µs, 174ms, 2.3s.
-func roundDuration(d time.Duration) time.Duration {
-	switch {
-	case d >= 10*time.Second:
-		return d.Round(100 * time.Millisecond)
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= 10*time.Millisecond:
-		return d.Round(time.Millisecond)
-	default:
-		return d.Round(10 * time.Microsecond)
-	}
 }

@@ -113,7 +113,7 @@ func (p *progress) stop(res *http.Response) {
 		fmt.Fprint(p.out, "\r\033[K")
 	}
 	if res != nil && (p.cold || res.Header.Get(coldStartWaitHeader) != "") {
-		fmt.Fprintf(p.out, "%s started in %s\n", p.key, roundDuration(time.Since(p.start)))
+		fmt.Fprintf(p.out, "%s started in %s\n", p.key, gateway.RoundWait(time.Since(p.start)))
 	}
 }
 

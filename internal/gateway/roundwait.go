@@ -2,9 +2,9 @@ package gateway
 
 import "time"
 
-// roundWait keeps a wait readable in headers and messages, to about three
+// RoundWait keeps a wait readable in headers and messages, to about three
 // significant digits: 828µs, 174ms, 2.3s (not 2.303644s).
-func roundWait(d time.Duration) time.Duration {
+func RoundWait(d time.Duration) time.Duration {
 	switch {
 	case d >= 10*time.Second:
 		return d.Round(100 * time.Millisecond)

@@ -12,8 +12,8 @@ func TestRoundWait(t *testing.T) {
 		2303644 * time.Microsecond:  "2.3s",
 		12345 * time.Millisecond:    "12.3s",
 	} {
-		if got := roundWait(in).String(); got != want {
-			t.Errorf("roundWait(%s) = %s, want %s", in, got, want)
+		if got := RoundWait(in).String(); got != want {
+			t.Errorf("RoundWait(%s) = %s, want %s", in, got, want)
 		}
 	}
 }
