@@ -1,7 +1,7 @@
 // Command a2a is Flint's example A2A agent: a minimal agent that speaks the
 // A2A protocol's JSON-RPC binding (version 0.3) and echoes what it is told.
 //
-// It listens on $HOST:$PORT (default 127.0.0.1:8080) and serves:
+// It listens on $HOST:$PORT (default 127.0.0.1:8083, not 8080, which is `flint up`'s gateway) and serves:
 //
 //	GET  /.well-known/agent-card.json   its agent card (also at the 0.2 path
 //	                                    /.well-known/agent.json); the card
@@ -22,6 +22,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,10 +35,11 @@ import (
 const shutdownTimeout = 10 * time.Second
 
 func main() {
+	helpAndExit("a2a", "8083")
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	addr := net.JoinHostPort(envOr("HOST", "127.0.0.1"), envOr("PORT", "8080"))
+	addr := net.JoinHostPort(envOr("HOST", "127.0.0.1"), envOr("PORT", "8083"))
 	if err := run(ctx, addr, log); err != nil {
 		log.Error("a2a failed", "err", err)
 		os.Exit(1)
@@ -114,3 +116,18 @@ func agentCard(self string) map[string]any {
 }
 
 func newID() string { return rand.Text() }
+
+// helpAndExit answers -h and --help (and refuses other arguments): the
+// example is configured by environment variables only.
+func helpAndExit(name, port string) {
+	if len(os.Args) < 2 {
+		return
+	}
+	code := 0
+	if a := os.Args[1]; a != "-h" && a != "-help" && a != "--help" {
+		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", name, a)
+		code = 2
+	}
+	fmt.Fprintf(os.Stderr, "Usage: %s (no arguments)\n\nFlint's example agent %s. Environment:\n  HOST  address to listen on (default 127.0.0.1)\n  PORT  port to listen on (default %s; flint up sets it per replica)\n", name, name, port)
+	os.Exit(code)
+}

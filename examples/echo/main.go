@@ -1,6 +1,6 @@
 // Command echo is Flint's example HTTP agent and the workhorse of its tests.
 //
-// It listens on $HOST:$PORT (default 127.0.0.1:8080; PORT=0 picks a free
+// It listens on $HOST:$PORT (default 127.0.0.1:8081, not 8080, which is `flint up`'s gateway; PORT=0 picks a free
 // port, logged at start) and serves:
 //
 //	GET  /healthz                      200 "ok"
@@ -40,6 +40,7 @@ const (
 )
 
 func main() {
+	helpAndExit("echo", "8081")
 	level := slog.LevelInfo
 	if os.Getenv("LOG_LEVEL") == "debug" {
 		level = slog.LevelDebug
@@ -47,7 +48,7 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	addr := net.JoinHostPort(envOr("HOST", "127.0.0.1"), envOr("PORT", "8080"))
+	addr := net.JoinHostPort(envOr("HOST", "127.0.0.1"), envOr("PORT", "8081"))
 	if err := run(ctx, addr, log); err != nil {
 		log.Error("echo failed", "err", err)
 		os.Exit(1)
@@ -239,4 +240,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// helpAndExit answers -h and --help (and refuses other arguments): the
+// example is configured by environment variables only.
+func helpAndExit(name, port string) {
+	if len(os.Args) < 2 {
+		return
+	}
+	code := 0
+	if a := os.Args[1]; a != "-h" && a != "-help" && a != "--help" {
+		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", name, a)
+		code = 2
+	}
+	fmt.Fprintf(os.Stderr, "Usage: %s (no arguments)\n\nFlint's example agent %s. Environment:\n  HOST  address to listen on (default 127.0.0.1)\n  PORT  port to listen on (default %s; flint up sets it per replica)\n", name, name, port)
+	os.Exit(code)
 }

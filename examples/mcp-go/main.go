@@ -1,7 +1,7 @@
 // Command mcp-go is Flint's example MCP server, built on the official Go SDK
 // (github.com/modelcontextprotocol/go-sdk) and served over streamable HTTP.
 //
-// It listens on $HOST:$PORT (default 127.0.0.1:8080) and serves:
+// It listens on $HOST:$PORT (default 127.0.0.1:8082, not 8080, which is `flint up`'s gateway) and serves:
 //
 //	/mcp      the MCP endpoint, for both protocol eras: requests of version
 //	          2026-07-28 or later are stateless (any replica may answer),
@@ -24,6 +24,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,10 +39,11 @@ import (
 const shutdownTimeout = 10 * time.Second
 
 func main() {
+	helpAndExit("mcp-go", "8082")
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	addr := net.JoinHostPort(envOr("HOST", "127.0.0.1"), envOr("PORT", "8080"))
+	addr := net.JoinHostPort(envOr("HOST", "127.0.0.1"), envOr("PORT", "8082"))
 	if err := run(ctx, addr, log); err != nil {
 		log.Error("mcp-go failed", "err", err)
 		os.Exit(1)
@@ -123,4 +125,19 @@ func newHandler(server *mcp.Server, streamsDone context.Context) http.Handler {
 		legacy.ServeHTTP(w, r)
 	}))
 	return mux
+}
+
+// helpAndExit answers -h and --help (and refuses other arguments): the
+// example is configured by environment variables only.
+func helpAndExit(name, port string) {
+	if len(os.Args) < 2 {
+		return
+	}
+	code := 0
+	if a := os.Args[1]; a != "-h" && a != "-help" && a != "--help" {
+		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", name, a)
+		code = 2
+	}
+	fmt.Fprintf(os.Stderr, "Usage: %s (no arguments)\n\nFlint's example agent %s. Environment:\n  HOST  address to listen on (default 127.0.0.1)\n  PORT  port to listen on (default %s; flint up sets it per replica)\n", name, name, port)
+	os.Exit(code)
 }

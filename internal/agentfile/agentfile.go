@@ -87,58 +87,90 @@ var skipDirs = map[string]bool{"testdata": true, "node_modules": true, "vendor":
 // vendor directories. Files may hold several documents separated by `---`;
 // empty documents are ignored.
 //
-// Every document must be an Agent (apiVersion flint.dev/v1alpha1, kind
-// Agent) without unknown fields; each is defaulted, then validated for local
-// mode (a command is required), and namespace/name must be unique across all
-// files. On any problem Load returns nil and an *Error listing all of them;
-// finding no agent at all is a problem too.
+// Every document of a file named directly must be an Agent (apiVersion
+// flint.dev/v1alpha1, kind Agent) without unknown fields. A file found in a
+// directory that holds nothing that looks like an Agent (a docker-compose.yml,
+// a Helm chart) is skipped; one that does (a typo in kind, say) is checked
+// as strictly as a named file. Each agent is defaulted, then validated for
+// local mode (a command is required), and namespace/name must be unique
+// across all files. On any problem Load returns nil and an *Error listing
+// all of them; finding no agent at all is a problem too.
 func Load(path string) ([]Loaded, error) {
-	files, problems := findFiles(path)
-	var out []Loaded
-	seen := map[string]Problem{} // namespace/name -> where it was first defined
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			problems = append(problems, Problem{File: file, Err: unwrapPath(err)})
-			continue
-		}
-		dir, err := filepath.Abs(filepath.Dir(file))
-		if err != nil {
-			problems = append(problems, Problem{File: file, Err: err})
-			continue
-		}
-		agents, probs := decodeFile(file, data)
-		problems = append(problems, probs...)
-		for _, d := range agents {
-			key := d.agent.Namespace + "/" + d.agent.Name
-			if first, dup := seen[key]; dup {
-				problems = append(problems, Problem{File: file, Document: d.index, Agent: key,
-					Err: fmt.Errorf("agent %s is defined twice: first in %s (document %d)", key, first.File, first.Document)})
-				continue
-			}
-			seen[key] = Problem{File: file, Document: d.index}
-			out = append(out, Loaded{Agent: d.agent, File: file, Dir: dir})
-		}
+	set, err := LoadAll([]string{path})
+	if err != nil {
+		return nil, err
 	}
-	if len(problems) == 0 && len(out) == 0 {
-		problems = append(problems, Problem{File: path, Err: errors.New("no agents defined: expected documents with apiVersion: flint.dev/v1alpha1 and kind: Agent")})
-	}
-	if len(problems) > 0 {
-		return nil, &Error{Problems: problems}
-	}
-	return out, nil
+	return set.Agents, nil
 }
 
-// findFiles lists the agent files at path.
-func findFiles(path string) ([]string, []Problem) {
+// Set is what LoadAll found.
+type Set struct {
+	Agents []Loaded
+	// Skipped are the YAML files found in directories that define no Agent.
+	Skipped []string
+}
+
+// LoadAll loads every path as Load does, as one set: an agent defined in
+// two of them is a problem.
+func LoadAll(paths []string) (Set, error) {
+	var set Set
+	var problems []Problem
+	seen := map[string]Problem{} // namespace/name -> where it was first defined
+	for _, path := range paths {
+		files, explicit, probs := findFiles(path)
+		problems = append(problems, probs...)
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				problems = append(problems, Problem{File: file, Err: unwrapPath(err)})
+				continue
+			}
+			if !explicit && !mentionsAgent(data) {
+				set.Skipped = append(set.Skipped, file)
+				continue
+			}
+			dir, err := filepath.Abs(filepath.Dir(file))
+			if err != nil {
+				problems = append(problems, Problem{File: file, Err: err})
+				continue
+			}
+			agents, probs := decodeFile(file, data)
+			problems = append(problems, probs...)
+			for _, d := range agents {
+				key := d.agent.Namespace + "/" + d.agent.Name
+				if first, dup := seen[key]; dup {
+					problems = append(problems, Problem{File: file, Document: d.index, Agent: key,
+						Err: fmt.Errorf("agent %s is defined twice: first in %s (document %d)", key, first.File, first.Document)})
+					continue
+				}
+				seen[key] = Problem{File: file, Document: d.index}
+				set.Agents = append(set.Agents, Loaded{Agent: d.agent, File: file, Dir: dir})
+			}
+		}
+	}
+	if len(problems) == 0 && len(set.Agents) == 0 {
+		where := strings.Join(paths, ", ")
+		msg := "no agents defined: expected documents with apiVersion: flint.dev/v1alpha1 and kind: Agent"
+		if len(set.Skipped) > 0 {
+			msg = fmt.Sprintf("no agents defined: %d YAML files, none with apiVersion: flint.dev/v1alpha1 and kind: Agent", len(set.Skipped))
+		}
+		problems = append(problems, Problem{File: where, Err: errors.New(msg)})
+	}
+	if len(problems) > 0 {
+		return Set{}, &Error{Problems: problems}
+	}
+	return set, nil
+}
+
+// findFiles lists the agent files at path; explicit when path is a file.
+func findFiles(path string) (files []string, explicit bool, _ []Problem) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, []Problem{{File: path, Err: unwrapPath(err)}}
+		return nil, false, []Problem{{File: path, Err: unwrapPath(err)}}
 	}
 	if !info.IsDir() {
-		return []string{path}, nil
+		return []string{path}, true, nil
 	}
-	var files []string
 	var problems []Problem
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -167,7 +199,7 @@ func findFiles(path string) ([]string, []Problem) {
 	if len(files) == 0 && len(problems) == 0 {
 		problems = append(problems, Problem{File: path, Err: errors.New("no agent files (*.yaml, *.yml) in this directory or below")})
 	}
-	return files, problems
+	return files, false, problems
 }
 
 // unwrapPath drops the path from an *fs.PathError, which Problem already names.

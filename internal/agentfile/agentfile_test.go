@@ -234,3 +234,60 @@ func TestLoadExamples(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestLoadSkipsFilesThatDefineNoAgent: a directory may hold other YAML (a
+// docker-compose.yml, Kubernetes manifests, Helm templates); those files are
+// skipped and listed, while an Agent with a typo in kind still fails.
+func TestLoadSkipsFilesThatDefineNoAgent(t *testing.T) {
+	writeTree(t, map[string]string{
+		"echo/agent.yaml":              agentYAML("echo"),
+		"docker-compose.yml":           "services:\n  web: {image: nginx}\n",
+		"config.yaml":                  "debug: true\n",
+		"deploy/crd.yaml":              "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nspec:\n  names:\n    kind: Agent\n",
+		"deploy/templates/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n  {{- include \"x\" . }}\n",
+	})
+	set, err := LoadAll([]string{"."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := names(set.Agents); !slices.Equal(g, []string{"default/echo@echo/agent.yaml"}) {
+		t.Errorf("loaded %q", g)
+	}
+	want := []string{"config.yaml", "deploy/crd.yaml", "deploy/templates/deploy.yaml", "docker-compose.yml"}
+	if !slices.Equal(set.Skipped, want) {
+		t.Errorf("skipped\n got %q\nwant %q", set.Skipped, want)
+	}
+
+	for _, typo := range []string{
+		strings.Replace(agentYAML("x"), "kind: Agent", "kind: Agnet", 1),
+		strings.Replace(agentYAML("x"), "kind: Agent", "kind: agents", 1),
+		strings.Replace(agentYAML("x"), "kind: Agent", "kind: Service", 1), // apiVersion flint.dev
+		"apiVersion: flint.dev/v1alpha1\nkind: Agent\nmetadata: {name: {{ .Name }}}\n",
+	} {
+		writeTree(t, map[string]string{"typo/agent.yaml": typo})
+		if _, err := LoadAll([]string{"typo"}); err == nil {
+			t.Errorf("a directory with an Agent-looking file loaded without error:\n%s", typo)
+		}
+	}
+
+	writeTree(t, map[string]string{"other/a.yaml": "a: 1\n", "other/b.yml": "b: 2\n"})
+	_, err = LoadAll([]string{"other"})
+	if err == nil || !strings.Contains(err.Error(), "other: no agents defined: 2 YAML files, none with apiVersion: flint.dev/v1alpha1 and kind: Agent") {
+		t.Errorf("a directory of other YAML: %v", err)
+	}
+}
+
+// TestLoadAllPaths loads several paths as one set.
+func TestLoadAllPaths(t *testing.T) {
+	writeTree(t, map[string]string{"a/agent.yaml": agentYAML("a"), "b.yaml": agentYAML("b"), "c/agent.yaml": agentYAML("a")})
+	set, err := LoadAll([]string{"a", "b.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := names(set.Agents); !slices.Equal(g, []string{"default/a@a/agent.yaml", "default/b@b.yaml"}) {
+		t.Errorf("loaded %q", g)
+	}
+	if _, err := LoadAll([]string{"a", "c"}); err == nil || !strings.Contains(err.Error(), "defined twice") {
+		t.Errorf("the same agent in two paths: %v", err)
+	}
+}

@@ -60,16 +60,20 @@ func decodeDocument(doc document) (*v1alpha1.Agent, string, []error) {
 		return nil, "", errs
 	}
 	name := agentName(obj)
-	if errs := checkDurations(obj); len(errs) > 0 {
-		return nil, name, errs // the typed decoder's duration errors do not name the field
+	// Values of the wrong type are reported here, naming the field, and
+	// removed, so the typed decode goes on to find the other problems.
+	errs := append(checkDurations(obj), checkTypes(obj)...)
+	if len(errs) > 0 {
+		if j, err = json.Marshal(obj); err != nil {
+			return nil, name, append(errs, err)
+		}
 	}
 
 	a := &v1alpha1.Agent{}
 	strict, err := sjson.UnmarshalStrict(j, a)
 	if err != nil {
-		return nil, name, []error{err}
+		return nil, name, append(errs, err)
 	}
-	var errs []error
 	for _, se := range strict {
 		errs = append(errs, strictError(se))
 	}
@@ -125,20 +129,24 @@ func agentName(obj map[string]any) string {
 	return ns + "/" + name
 }
 
-// checkDurations reports duration fields that are not Go duration strings.
+// checkDurations reports duration fields that are not Go duration strings
+// and removes them from obj.
 func checkDurations(obj map[string]any) []error {
 	var errs []error
 	for _, path := range schema.durations {
 		var v any = obj
+		var parent map[string]any
 		for _, key := range path {
-			m, _ := v.(map[string]any)
-			v = m[key]
+			parent, _ = v.(map[string]any)
+			v = parent[key]
 		}
 		if v == nil {
 			continue
 		}
+		delete(parent, path[len(path)-1]) // re-added below when valid
 		if s, ok := v.(string); ok {
 			if _, err := time.ParseDuration(s); err == nil {
+				parent[path[len(path)-1]] = v
 				continue
 			}
 		}

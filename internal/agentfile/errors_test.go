@@ -75,6 +75,7 @@ func TestLoadErrors(t *testing.T) {
 				`a.yaml (document 1): apiVersion: Unsupported value: "apps/v1": supported values: "flint.dev/v1alpha1"`,
 				`a.yaml (document 1): kind: Unsupported value: "Deployment": supported values: "Agent"`,
 			},
+			path: "a.yaml", // a file found in a directory would be skipped
 		},
 		{
 			name:  "missing apiVersion and kind",
@@ -83,11 +84,13 @@ func TestLoadErrors(t *testing.T) {
 				"a.yaml (document 1): apiVersion: Required value: agent files hold only Flint agents: set apiVersion: flint.dev/v1alpha1",
 				"a.yaml (document 1): kind: Required value: agent files hold only Flint agents: set kind: Agent",
 			},
+			path: "a.yaml", // a file found in a directory would be skipped
 		},
 		{
 			name:  "not a mapping",
 			files: map[string]string{"a.yaml": "- apiVersion: flint.dev/v1alpha1\n"},
 			want:  []string{"a.yaml (document 1): the document is not a mapping: an agent starts with apiVersion: flint.dev/v1alpha1 and kind: Agent"},
+			path:  "a.yaml", // a file found in a directory would be skipped
 		},
 		{
 			name:  "YAML syntax error, line counted from the top of the file",
@@ -108,9 +111,20 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
-			name:  "wrong type",
-			files: map[string]string{"a.yaml": header + "spec:\n  container: {command: [x], port: 1}\n  concurrency: ten\n"},
-			want:  []string{"a.yaml (document 1, agent default/echo): json: cannot unmarshal string into Go struct field AgentSpec.spec.concurrency of type int32"},
+			name: "wrong types, every one of them, then the other problems",
+			files: map[string]string{"a.yaml": header + "spec:\n  container: {command: x, port: \"8080\", env: [{name: A, value: 1}]}\n" +
+				"  concurrency: ten\n  scaling: {minReplicas: 1.5, maxReplicas: 2}\n  timeouts: {request: 5}\n  protocol: grpc\n"},
+			want: []string{
+				`a.yaml (document 1, agent default/echo): spec.timeouts.request: Invalid value: 5: must be a duration with a unit`,
+				`a.yaml (document 1, agent default/echo): spec.container.command: Invalid value: "x": must be a list (- item, or [a, b])`,
+				`a.yaml (document 1, agent default/echo): spec.container.port: Invalid value: "8080": must be an integer`,
+				`a.yaml (document 1, agent default/echo): spec.container.env[0].value: Invalid value: 1: must be a string (quote it: "…")`,
+				`a.yaml (document 1, agent default/echo): spec.concurrency: Invalid value: "ten": must be an integer`,
+				`a.yaml (document 1, agent default/echo): spec.scaling.minReplicas: Invalid value: 1.5: must be an integer`,
+				`a.yaml (document 1, agent default/echo): spec.protocol: Unsupported value: "grpc"`,
+				`a.yaml (document 1, agent default/echo): spec.container.port: Invalid value: 0: set port`,
+				`a.yaml (document 1, agent default/echo): spec.container.command: Required value`,
+			},
 		},
 		{
 			name:  "duplicate agent across files",

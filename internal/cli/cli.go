@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/flint-dev/flint/internal/platform/local"
 )
 
 // Version is set at build time with -ldflags "-X github.com/flint-dev/flint/internal/cli.Version=v1.2.3";
@@ -35,6 +37,7 @@ func commands() []command {
 		// People-facing commands (agents.go, invoke.go, describe.go).
 		{"agents", "list agents with their replicas and load", runAgents},
 		{"invoke", "invoke an agent and stream its answer", runInvoke},
+		{"mcp", "list an MCP agent's tools, call one, ping it (the official MCP client)", runMCP},
 		{"describe", "show an agent's spec, status and recent scale decisions", runDescribe},
 		{"version", "print the version", runVersion},
 	}
@@ -46,8 +49,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
-	if args[0] == "--version" || args[0] == "-version" {
+	switch args[0] {
+	case "--version", "-version":
 		args = append([]string{"version"}, args[1:]...)
+	case local.SuperviseCommand: // hidden: `flint up` runs each agent under it
+		return local.Supervise(args[1:])
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
@@ -79,11 +85,11 @@ var errUsage = errors.New("usage")
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Flint runs AI agents and MCP servers as serverless workloads.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Usage: flint COMMAND [flags]")
+	fmt.Fprintln(w, "Usage: flint COMMAND [flags]    (flint --version prints the version)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'flint COMMAND -h' for a command's flags. Try: flint up -f examples/")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -96,8 +97,21 @@ func (c *gatewayClient) Describe(ctx context.Context, key platform.AgentKey) (*g
 	return &out, nil
 }
 
+// check says what to fix in a gateway URL that is not one (a missing
+// scheme, most often: -gateway 127.0.0.1:8080).
+func (c *gatewayClient) check() error {
+	u, err := url.Parse(c.base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("gateway URL %q: give a URL such as http://%s (-gateway or FLINT_GATEWAY)", c.base, strings.TrimPrefix(strings.TrimPrefix(c.base, "//"), "http:"))
+	}
+	return nil
+}
+
 // newRequest builds a request to the gateway with the credentials set.
 func (c *gatewayClient) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, fmt.Errorf("gateway URL %q: %w", c.base, err)

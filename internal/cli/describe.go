@@ -79,7 +79,7 @@ func printDetail(w io.Writer, d *gateway.AgentDetail, now time.Time) {
 		line("Failing:", f.Reason+": "+f.Message)
 	}
 	line("Load:", fmt.Sprintf("%d in flight, %d held", d.InFlight, d.Held))
-	line("Requests:", fmt.Sprintf("%d (%d cold starts, %d refused)", d.RequestsTotal, d.ColdStartsTotal, d.RejectedTotal))
+	line("Requests:", fmt.Sprintf("%d (%s, %d refused)", d.RequestsTotal, plural(int(d.ColdStartsTotal), "cold start"), d.RejectedTotal))
 	last := sinceText(d.LastInvocationAt, now)
 	if d.LastInvocationAt != nil {
 		last = d.LastInvocationAt.Local().Format(time.DateTime) + " (" + last + ")"

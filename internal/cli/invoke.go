@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
 )
 
@@ -96,11 +99,20 @@ func invoke(ctx context.Context, f invokeFlags, key platform.AgentKey, stdin io.
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", guessContentType(body))
 	}
+	// What the agent is now: its protocol sets the MCP Accept header, and
+	// whether it had a ready replica says what a slow answer waits for.
+	before := describeBriefly(ctx, c, key)
+	if before != nil && before.Spec.Protocol == v1alpha1.ProtocolMCP && req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", mcpAccept) // streamable HTTP refuses requests without both
+	}
 
-	progress := startProgress(ctx, c, key, stderr)
+	progress := startProgress(ctx, c, key, before, stderr)
 	res, err := c.do(req)
 	progress.stop(res)
 	if err != nil {
+		if f.timeout > 0 && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%s: no answer within -timeout %s", key, f.timeout)
+		}
 		return err
 	}
 	defer res.Body.Close()
@@ -110,8 +122,13 @@ func invoke(ctx context.Context, f invokeFlags, key platform.AgentKey, stdin io.
 		fmt.Fprint(stdout, "\r\n")
 	}
 	if res.StatusCode < 400 {
-		if _, err := io.Copy(stdout, res.Body); err != nil && ctx.Err() == nil {
-			return fmt.Errorf("%s: the answer was cut: %w", key, err)
+		if _, err := io.Copy(stdout, res.Body); err != nil {
+			if f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%s: the answer was still streaming at -timeout %s", key, f.timeout)
+			}
+			if ctx.Err() == nil {
+				return fmt.Errorf("%s: the answer was cut: %w", key, err)
+			}
 		}
 		return nil
 	}
@@ -124,6 +141,21 @@ func invoke(ctx context.Context, f invokeFlags, key platform.AgentKey, stdin io.
 		return fmt.Errorf("%s: %s", key, e.describe(res.Status))
 	}
 	return fmt.Errorf("%s answered %s", key, res.Status)
+}
+
+// mcpAccept is what streamable HTTP requires a client to accept.
+const mcpAccept = "application/json, text/event-stream"
+
+// describeBriefly reads the agent's state before a call, or nil when the
+// gateway cannot say within a moment (an older gateway, no admin access).
+func describeBriefly(ctx context.Context, c *gatewayClient, key platform.AgentKey) *gateway.AgentDetail {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	d, err := c.Describe(ctx, key)
+	if err != nil {
+		return nil
+	}
+	return d
 }
 
 // requestBody resolves -d: literal text, @FILE or @- (stdin); nil without -d.

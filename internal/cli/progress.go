@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
 )
 
@@ -26,21 +27,27 @@ type progress struct {
 	tty    bool
 	cancel context.CancelFunc
 	done   chan struct{}
+	start  time.Time
+	// cold: the agent had no ready replica when the request was sent, so
+	// the wait is its start whatever the replicas look like later.
+	cold bool
 
 	mu    sync.Mutex
 	shown bool
 }
 
-func startProgress(ctx context.Context, agents agentReader, key platform.AgentKey, out io.Writer) *progress {
+// startProgress starts the display; before is the agent as it was just
+// before the request (nil when unknown).
+func startProgress(ctx context.Context, agents agentReader, key platform.AgentKey, before *gateway.AgentDetail, out io.Writer) *progress {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &progress{key: key, out: out, tty: isTerminal(out), cancel: cancel, done: make(chan struct{})}
+	p := &progress{key: key, out: out, tty: isTerminal(out), cancel: cancel, done: make(chan struct{}), start: time.Now(),
+		cold: before != nil && before.ReadyReplicas == 0}
 	go p.run(ctx, agents)
 	return p
 }
 
 func (p *progress) run(ctx context.Context, agents agentReader) {
 	defer close(p.done)
-	start := time.Now()
 	select {
 	case <-ctx.Done():
 		return
@@ -61,7 +68,7 @@ func (p *progress) run(ctx context.Context, agents agentReader) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		fmt.Fprintf(p.out, "\r\033[K%s… %.1fs", msg, time.Since(start).Seconds())
+		fmt.Fprintf(p.out, "\r\033[K%s… %.1fs", msg, time.Since(p.start).Seconds())
 		select {
 		case <-ctx.Done():
 			return
@@ -72,6 +79,9 @@ func (p *progress) run(ctx context.Context, agents agentReader) {
 
 // waitingFor names what the request is most likely held for.
 func (p *progress) waitingFor(ctx context.Context, agents agentReader) string {
+	if p.cold {
+		return "waiting for " + p.key.String() + " to start"
+	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	d, err := agents.Describe(ctx, p.key)
@@ -88,8 +98,9 @@ func (p *progress) waitingFor(ctx context.Context, agents agentReader) string {
 }
 
 // stop ends the progress display once the answer's headers are in (res may
-// be nil after an error) and, if progress was shown, says how long the cold
-// start took.
+// be nil after an error) and, if progress was shown for a start, says how
+// long the client waited for it (the gateway's X-Flint-Cold-Start-Wait is
+// only the part it held the request, which misses what came before).
 func (p *progress) stop(res *http.Response) {
 	p.cancel()
 	<-p.done
@@ -101,10 +112,8 @@ func (p *progress) stop(res *http.Response) {
 	if p.tty {
 		fmt.Fprint(p.out, "\r\033[K")
 	}
-	if res != nil {
-		if wait := res.Header.Get(coldStartWaitHeader); wait != "" {
-			fmt.Fprintf(p.out, "%s started in %s\n", p.key, wait)
-		}
+	if res != nil && (p.cold || res.Header.Get(coldStartWaitHeader) != "") {
+		fmt.Fprintf(p.out, "%s started in %s\n", p.key, gateway.RoundWait(time.Since(p.start)))
 	}
 }
 

@@ -6,55 +6,71 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/agentfile"
 	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/gateway"
+	"github.com/flint-dev/flint/internal/hostcheck"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/local"
 )
 
 type upConfig struct {
-	Files           string
+	Files           stringList
 	ShutdownTimeout time.Duration
+	ExitWithParent  bool
 	Gateway         gateway.Config
 	Local           local.Config
 	Autoscaler      autoscaler.LoopConfig
 	Log             logConfig
 }
 
-const upSynopsis = `Run agents on this machine: loads Agent YAML from -f (a file or a directory,
-searched recursively), starts the gateway and the autoscaler, and runs each
-replica as a child process behind its own sidecar. Agents scale from zero on
-their first request and back to zero when idle.`
+const upSynopsis = `Run agents on this machine: loads Agent YAML from each PATH (a file, or a
+directory searched recursively; YAML files there that define no Agent are
+skipped), starts the gateway and the autoscaler, and runs each replica as a
+child process behind its own sidecar. Agents scale from zero on their first
+request and back to zero when idle. Ctrl-C stops Flint after the requests in
+flight (at most -shutdown-timeout); a second Ctrl-C stops it at once.
+
+Examples:
+  flint up examples/
+  flint up -f examples/echo -f examples/mcp-go -addr 127.0.0.1:9090`
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := upConfig{
 		ShutdownTimeout: 30 * time.Second,
+		ExitWithParent:  true,
 		Gateway:         gateway.DefaultConfig(),
 		Local:           local.DefaultConfig(),
 		Autoscaler:      autoscaler.LoopConfig{},
 	}
 	fs := newFlagSet("up", upSynopsis, stderr)
-	fs.StringVar(&cfg.Files, "f", "", "Agent YAML file or directory (required)")
+	fs.Usage = usageWithArgs(fs, "up [PATH...] [-f PATH...]", upSynopsis)
+	fs.Var(&cfg.Files, "f", "Agent YAML file or directory (repeatable; the same as giving PATH)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT/SIGTERM, how long in-flight requests and replicas get to finish")
+	fs.BoolVar(&cfg.ExitWithParent, "exit-with-parent", cfg.ExitWithParent, "stop (as on SIGTERM) when the process that started flint up exits, e.g. a killed `go run`; -exit-with-parent=false to outlive it (nohup)")
 	cfg.Gateway.RegisterFlags(fs)
 	cfg.Local.RegisterFlags(fs)
 	cfg.Autoscaler.RegisterFlags(fs)
 	cfg.Log.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
+	paths, err := parseWithArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	if cfg.Files == "" {
-		fmt.Fprintln(stderr, "-f is required: point it at an Agent YAML file or a directory such as examples/")
+	cfg.Files = append(cfg.Files, paths...)
+	if len(cfg.Files) == 0 {
+		fmt.Fprintln(stderr, "flint up: give the agents to run: a YAML file or a directory, such as `flint up examples/`")
 		return errUsage
+	}
+	if cfg.ExitWithParent {
+		if err := local.ExitWithParent(syscall.SIGTERM); err != nil {
+			return fmt.Errorf("-exit-with-parent: %w", err)
+		}
 	}
 	log, err := cfg.Log.logger(stderr)
 	if err != nil {
@@ -63,22 +79,28 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := errors.Join(cfg.Gateway.Validate(), cfg.Local.Validate(), cfg.Autoscaler.Validate()); err != nil {
 		return err
 	}
-	loaded, err := agentfile.Load(cfg.Files)
+	set, err := agentfile.LoadAll(cfg.Files)
 	if err != nil {
 		return err
 	}
-	if len(loaded) == 0 {
-		return fmt.Errorf("no Agent found in %s: add a YAML file with kind: Agent", cfg.Files)
+	if len(set.Skipped) > 0 {
+		fmt.Fprintf(stderr, "flint up: skipped %s that define no Agent: %s\n", plural(len(set.Skipped), "YAML file"), listSome(set.Skipped, 5))
 	}
 	if cfg.Local.Output == nil {
 		cfg.Local.Output = stderr
 	}
+	// Host reaches a stdio bridge unchanged: it accepts what the gateway does.
+	hosts, err := hostcheck.New(cfg.Gateway.Addr, cfg.Gateway.PublicURL, cfg.Gateway.AllowedHosts)
+	if err != nil {
+		return fmt.Errorf("-allowed-hosts: %w", err)
+	}
+	cfg.Local.BridgeAllowedHosts = hosts.Names()
 	stopTracing, err := setupTracing(ctx, "flint", log, stderr) // OTEL_* env; off by default
 	if err != nil {
 		return err
 	}
 	defer stopTracing()
-	return serveLocal(ctx, cfg, loaded, log, stdout)
+	return serveLocal(ctx, cfg, set.Agents, log, stdout)
 }
 
 // serveLocal wires the local runtime, the autoscaler and the gateway
@@ -106,9 +128,9 @@ func serveLocal(ctx context.Context, cfg upConfig, loaded []agentfile.Loaded, lo
 	scaler.loop = loop
 	gw.SetDecisionSource(loop) // describe and the dashboard show the decisions
 
-	ln, err := net.Listen("tcp", cfg.Gateway.Addr)
+	ln, err := listenGateway(cfg.Gateway.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another flint running? pick another -addr)", cfg.Gateway.Addr, err)
+		return err
 	}
 	srv := gw.Server()
 	serveErr := make(chan error, 1)
@@ -132,19 +154,7 @@ func serveLocal(ctx context.Context, cfg upConfig, loaded []agentfile.Loaded, lo
 		_ = rt.Shutdown(context.Background())
 		return fmt.Errorf("gateway: %w", err)
 	}
-	log.Info("shutting down: finishing in-flight requests, then stopping replicas")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("gateway shutdown", "error", err)
-	}
-	stopLoop()
-	<-loopDone
-	if err := rt.Shutdown(sctx); err != nil {
-		return err
-	}
-	log.Info("stopped")
-	return nil
+	return shutdownLocal(cfg, srv, gw, rt, log, stopLoop, loopDone)
 }
 
 // lazyScaler forwards pokes to the autoscaler once it exists.
@@ -153,16 +163,5 @@ type lazyScaler struct{ loop *autoscaler.Loop }
 func (s *lazyScaler) Poke(key platform.AgentKey) {
 	if s.loop != nil {
 		s.loop.Poke(key)
-	}
-}
-
-func printBanner(w io.Writer, base string, agents []*v1alpha1.Agent) {
-	fmt.Fprintf(w, "Flint is up. Gateway: %s\n\n", base)
-	for _, a := range agents {
-		fmt.Fprintf(w, "  %-24s %-5s %s/v1/agents/%s/%s/\n", a.Namespace+"/"+a.Name, a.Spec.Protocol, base, a.Namespace, a.Name)
-	}
-	if len(agents) > 0 {
-		a := agents[0]
-		fmt.Fprintf(w, "\nTry:\n  curl %s/v1/agents/%s/%s/hello\n\n", base, a.Namespace, a.Name)
 	}
 }

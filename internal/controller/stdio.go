@@ -56,6 +56,11 @@ func (c Config) bridgeCommand(a *v1alpha1.Agent) []string {
 		path.Join(bridgeDir, "flint"), "stdio-bridge",
 		"-grace-period=" + c.ShutdownMargin.String(),
 		"-child-stop-wait=" + stopWait.String(),
+		// Only the pod's own sidecar reaches the bridge on loopback, and it
+		// passes on the Host the client gave the gateway: DNS-rebinding
+		// protection is for a laptop's browser, not a pod, and the gateway
+		// applies its own.
+		"-allowed-hosts=*",
 		"--",
 	}
 	return append(append(argv, a.Spec.Container.Command...), a.Spec.Container.Args...)

@@ -59,6 +59,9 @@ func TestStdioAgentRunsBehindTheBridge(t *testing.T) {
 	if err := bcfg.Validate(); err != nil {
 		t.Fatalf("bridge refuses %q: %v", cmd, err)
 	}
+	if !slices.Equal(bcfg.AllowedHosts, []string{"*"}) {
+		t.Errorf("bridge allowed hosts %q: the sidecar passes on any Host the gateway accepted", bcfg.AllowedHosts)
+	}
 	if bcfg.GracePeriod > cfg.ShutdownMargin {
 		t.Errorf("bridge grace %s exceeds the shutdown margin %s", bcfg.GracePeriod, cfg.ShutdownMargin)
 	}

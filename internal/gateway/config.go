@@ -18,6 +18,9 @@ type Config struct {
 	// PublicURL is the gateway's URL as clients reach it; it appears in
 	// agent URLs and rewritten A2A agent cards. Defaults to http://Addr.
 	PublicURL string
+	// AllowedHosts are accepted in Host and Origin besides loopback names
+	// and the gateway's own; see hostguard.go.
+	AllowedHosts []string
 	// MaxHeld bounds the requests held per agent (cold start or every
 	// replica full); beyond it the gateway answers 503 at once, so a burst
 	// cannot exhaust memory.
@@ -86,6 +89,7 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "address the gateway listens on for invocations")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the gateway's URL as clients reach it (default http://ADDR)")
+	c.registerHostFlags(fs)
 	fs.IntVar(&c.MaxHeld, "max-held", c.MaxHeld, "requests held per agent while it starts or every replica is full; beyond this the gateway answers 503")
 	fs.DurationVar(&c.CapacityHold, "capacity-hold", c.CapacityHold, "how long a request waits for a free slot when every replica is full, before 503 + Retry-After")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with the gateway's 503 answers (rounded up to whole seconds)")

@@ -63,7 +63,7 @@ func errUnknownAgent(key platform.AgentKey) *gatewayError {
 
 func errColdStartTimeout(key platform.AgentKey, waited time.Duration) *gatewayError {
 	return &gatewayError{status: http.StatusGatewayTimeout, reason: "ColdStartTimeout", agent: key, waited: waited,
-		message: fmt.Sprintf("agent %s did not become ready within %s; check its logs, or raise timeouts.coldStart", key, waited.Round(time.Millisecond))}
+		message: fmt.Sprintf("agent %s did not become ready within %s; check its logs (does it listen on $PORT, the port Flint gives it?), or raise timeouts.coldStart", key, waited.Round(time.Millisecond))}
 }
 
 func errHoldFull(key platform.AgentKey, retryAfter time.Duration) *gatewayError {

@@ -47,6 +47,7 @@ type Gateway struct {
 	obs      observability  // tracing, dashboard, scale decisions (observe.go)
 	mcp      *mcpState      // MCP session keys and open session streams (mcp_protocol.go)
 	draining atomic.Bool    // set by Drain (drain.go)
+	hosts    *hostGuard     // DNS-rebinding protection on loopback (hostguard.go)
 	stop     context.CancelFunc
 
 	adminSeparate atomic.Bool // the admin endpoints have a listener of their own (admin_port.go)
@@ -66,6 +67,10 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		return nil, err
 	}
 	g.auth, g.stop = auth, stop
+	if g.hosts, err = newHostGuard(cfg, reg); err != nil {
+		stop()
+		return nil, err
+	}
 	if g.mcp, err = newMCPState(cfg.MCP, log); err != nil {
 		stop()
 		return nil, err

@@ -68,7 +68,7 @@ func (g *Gateway) Run(ctx context.Context) { g.obs.dashboard.Run(ctx) }
 // paths such as /metrics and the dashboard's polls are not traced).
 func (g *Gateway) Handler() http.Handler {
 	if g.obs.tracing == nil {
-		return g
+		return g.hosts.wrap(g)
 	}
 	annotated := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if route, err := ParseRoute(r.URL.EscapedPath()); err == nil {
@@ -76,9 +76,9 @@ func (g *Gateway) Handler() http.Handler {
 		}
 		g.ServeHTTP(w, r)
 	})
-	return g.obs.tracing.Handler(annotated, telemetry.SpanGatewayInvoke, func(r *http.Request) bool {
+	return g.hosts.wrap(g.obs.tracing.Handler(annotated, telemetry.SpanGatewayInvoke, func(r *http.Request) bool {
 		return strings.HasPrefix(r.URL.Path, RoutePrefix)
-	})
+	}))
 }
 
 // traceHold starts a hold span (reason "cold-start" or "capacity"); the

@@ -170,7 +170,7 @@ func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, bod
 func (t *balancingTransport) annotate(res *http.Response, c *call) {
 	if c.coldWait > 0 {
 		c.st.metrics.coldStartWait.Observe(c.coldWait.Seconds())
-		res.Header.Set(coldStartWaitHeader, c.coldWait.Round(time.Microsecond).String())
+		res.Header.Set(coldStartWaitHeader, RoundWait(c.coldWait).String())
 	}
 	if c.capacityWait > 0 {
 		res.Header.Set(capacityWaitHeader, c.capacityWait.Round(time.Microsecond).String())

@@ -112,7 +112,9 @@ func startReplicaSidecar(t *testing.T, key, agentAddr string) string {
 // process and when it started listening.
 func startStaticGateway(t *testing.T, file, addr string, replicas []string, extra ...string) (*proc, time.Time) {
 	t.Helper()
-	args := []string{"gateway", "-f", file, "-addr", addr, "-check-interval", "100ms"}
+	// Clients here reach the gateways by a Service-like name, "gateway",
+	// which a gateway on loopback accepts only when told (DNS-rebinding check).
+	args := []string{"gateway", "-f", file, "-addr", addr, "-check-interval", "100ms", "-allowed-hosts", "gateway"}
 	for _, r := range replicas {
 		args = append(args, "-replica", r)
 	}

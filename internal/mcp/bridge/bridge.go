@@ -27,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flint-dev/flint/internal/hostcheck"
 )
 
 // Bridge serves one stdio MCP server command over streamable HTTP.
@@ -51,7 +53,9 @@ type Bridge struct {
 
 	addr chan string // the bound address, once known
 
-	reaper *orphanReaper // reaps orphans when the bridge is PID 1 (reaper.go)
+	reaper  *orphanReaper     // reaps orphans when the bridge is PID 1 (reaper.go)
+	hosts   *hostcheck.Policy // DNS-rebinding protection (guard.go)
+	metrics *bridgeMetrics
 }
 
 // New validates cfg and prepares a bridge for the command argv. Children's
@@ -63,8 +67,12 @@ func New(cfg Config, argv []string, log *slog.Logger, out io.Writer) (*Bridge, e
 	if len(argv) == 0 {
 		return nil, errors.New("no command to run: give it after --, as in flint stdio-bridge -- npx -y @modelcontextprotocol/server-everything")
 	}
+	hosts, err := hostcheck.New(cfg.listenAddr(), "", cfg.AllowedHosts)
+	if err != nil {
+		return nil, fmt.Errorf("-allowed-hosts: %w", err)
+	}
 	b := &Bridge{cfg: cfg, argv: argv, log: log, out: out, sessions: map[string]*session{}, addr: make(chan string, 1),
-		reaper: newOrphanReaper()}
+		reaper: newOrphanReaper(), hosts: hosts, metrics: newBridgeMetrics()}
 	b.streams, b.endStreams = context.WithCancel(context.Background())
 	return b, nil
 }
@@ -89,10 +97,10 @@ func (b *Bridge) Addr() string {
 // and returns nil, so the process exits 0 with its logs written. Only a
 // failure to listen is an error.
 func (b *Bridge) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", b.cfg.Listen)
+	ln, err := net.Listen("tcp", b.cfg.listenAddr())
 	if err != nil {
 		b.addr <- ""
-		return fmt.Errorf("listen on %s: %w", b.cfg.Listen, err)
+		return fmt.Errorf("listen on %s: %w", b.cfg.listenAddr(), err)
 	}
 	b.addr <- ln.Addr().String()
 	defer b.startReaper()()
@@ -213,6 +221,7 @@ func (b *Bridge) reapIdle(ctx context.Context) {
 			}
 			b.mu.Unlock()
 			for _, s := range idle {
+				b.metrics.ended.WithLabelValues("idle").Inc()
 				go b.closeSession(s, "idle for "+b.cfg.SessionIdleTimeout.String())
 			}
 		}

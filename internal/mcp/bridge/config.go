@@ -19,9 +19,13 @@ type Config struct {
 	Listen string
 	// Path is the MCP endpoint; /healthz is served beside it.
 	Path string
-	// MaxSessions caps concurrent sessions, and so child processes; beyond
-	// it initialize gets 503 + Retry-After and the client may retry.
+	// MaxSessions caps concurrent sessions, and so live child processes;
+	// at the cap a new session evicts the one idle the longest, and when
+	// every one is busy initialize gets 503 + Retry-After (capacity.go).
 	MaxSessions int
+	// AllowedHosts are accepted in Host and Origin besides loopback names
+	// and -listen's host (guard.go).
+	AllowedHosts []string
 	// SessionIdleTimeout ends a session (and stops its child) that has had
 	// no request for this long: clients do not always end sessions.
 	SessionIdleTimeout time.Duration
@@ -41,17 +45,13 @@ type Config struct {
 	ChildStopWait time.Duration
 }
 
-// DefaultConfig returns the defaults; Listen uses $PORT when set.
+// DefaultConfig returns the defaults. An empty Listen means 127.0.0.1:$PORT
+// (listenAddr), so -h shows the rule rather than this run's value.
 func DefaultConfig() Config {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
 	return Config{
-		Listen:             "127.0.0.1:" + port,
 		Path:               "/mcp",
-		MaxSessions:        100,
-		SessionIdleTimeout: 30 * time.Minute,
+		MaxSessions:        16,
+		SessionIdleTimeout: 5 * time.Minute,
 		StartTimeout:       10 * time.Second,
 		GracePeriod:        30 * time.Second,
 		ChildStopWait:      2 * time.Second,
@@ -60,9 +60,10 @@ func DefaultConfig() Config {
 
 // RegisterFlags binds the configuration to flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve streamable HTTP on (default 127.0.0.1:$PORT, or :8080)")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve streamable HTTP on (default 127.0.0.1:$PORT, or 127.0.0.1:8080 without PORT)")
 	fs.StringVar(&c.Path, "path", c.Path, "path of the MCP endpoint (/healthz is readiness)")
-	fs.IntVar(&c.MaxSessions, "max-sessions", c.MaxSessions, "most sessions at once, each one child process; beyond it initialize gets 503")
+	fs.IntVar(&c.MaxSessions, "max-sessions", c.MaxSessions, "most sessions at once, each one live child process; at the cap a new session evicts the longest idle one, and initialize gets 503 when all are busy")
+	c.registerGuardFlags(fs)
 	fs.DurationVar(&c.SessionIdleTimeout, "session-idle-timeout", c.SessionIdleTimeout, "end a session, and stop its child, after this long without a request")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "time the readiness probe gives a child to start and answer initialize")
 	fs.DurationVar(&c.GracePeriod, "grace-period", c.GracePeriod, "time from SIGTERM to a forced kill; draining and stopping children fit inside it")
@@ -73,9 +74,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate reports configuration problems, saying what to fix.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Listen == "" {
-		errs = append(errs, errors.New("-listen is empty: give an address such as 127.0.0.1:8080"))
-	}
 	if !strings.HasPrefix(c.Path, "/") || c.Path == "/healthz" {
 		errs = append(errs, fmt.Errorf("-path %q must start with / and not be /healthz", c.Path))
 	}
@@ -98,6 +96,18 @@ func (c *Config) Validate() error {
 			c.GracePeriod, 2*c.ChildStopWait, shutdownMargin))
 	}
 	return errors.Join(errs...)
+}
+
+// listenAddr is -listen, or 127.0.0.1:$PORT (8080 without PORT).
+func (c *Config) listenAddr() string {
+	if c.Listen != "" {
+		return c.Listen
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	return "127.0.0.1:" + port
 }
 
 // drainTimeout is the effective drain timeout: as configured, and never so

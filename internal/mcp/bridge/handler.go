@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	flintmcp "github.com/flint-dev/flint/internal/mcp"
 )
@@ -23,9 +24,14 @@ const maxBody = mcp.DefaultMaxRequestBodyBytes
 var crossOrigin = http.NewCrossOriginProtection()
 
 func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b.guard(w, r) {
+		return
+	}
 	switch r.URL.Path {
 	case "/healthz":
 		b.health(w)
+	case "/metrics":
+		promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	case b.cfg.Path:
 		if err := crossOrigin.Check(r); err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
@@ -121,10 +127,11 @@ func (b *Bridge) startSession(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Bad Request: missing Mcp-Session-Id; start a session with initialize", http.StatusBadRequest)
 		return
 	}
-	if !b.reserve() {
+	if !b.admitNew() {
+		b.metrics.refused.WithLabelValues("Full").Inc()
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, req.ID, jsonrpc.CodeInternalError,
-			"no new session: the bridge is at its session limit or shutting down; retry later", nil)
+			"no new session: every session is busy at the bridge's -max-sessions, or it is shutting down; retry later", nil)
 		return
 	}
 	s, err := b.newSession()
@@ -142,29 +149,6 @@ func (b *Bridge) startSession(w http.ResponseWriter, r *http.Request) {
 // codeUnsupportedProtocolVersion is the spec's error for a protocol version
 // the server does not speak (SEP-2575).
 const codeUnsupportedProtocolVersion = -32022
-
-// reserve takes a place for a session about to start, refusing beyond
-// MaxSessions and during shutdown.
-func (b *Bridge) reserve() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.stopping.Load() || len(b.sessions)+b.starting >= b.cfg.MaxSessions {
-		return false
-	}
-	b.starting++
-	return true
-}
-
-// admit turns a reserved place into the started session s (nil if it
-// failed to start).
-func (b *Bridge) admit(s *session) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.starting--
-	if s != nil {
-		b.sessions[s.id] = s
-	}
-}
 
 func writeError(w http.ResponseWriter, status int, id jsonrpc.ID, code int64, msg string, data json.RawMessage) {
 	out, _ := jsonrpc.EncodeMessage(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: code, Message: msg, Data: data}})

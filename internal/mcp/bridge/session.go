@@ -131,6 +131,7 @@ func (b *Bridge) closeSession(s *session, reason string) {
 		status, took := s.child.stop()
 		b.mu.Lock()
 		delete(b.sessions, s.id)
+		b.metrics.children.Set(float64(len(b.sessions)))
 		b.mu.Unlock()
 		b.log.Info("session ended", "session", s.id, "reason", reason, "child", status, "childStop", took.Round(time.Millisecond))
 		close(s.closed)

@@ -26,6 +26,13 @@ type Config struct {
 	// BridgeCommand runs `flint stdio-bridge`, in front of MCP agents whose
 	// command is a stdio server. Defaults to this executable.
 	BridgeCommand []string
+	// BridgeAllowedHosts is the bridge's -allowed-hosts: the names the
+	// gateway accepts, since Host reaches the bridge unchanged.
+	BridgeAllowedHosts []string
+	// Supervisor runs `flint supervise-agent`, which leads each agent
+	// process's group and kills it when Flint dies (supervisor.go).
+	// Defaults to this executable; nil runs agents unsupervised.
+	Supervisor []string
 	// RestartBackoff is the first delay before restarting a crashed
 	// process; it doubles up to MaxRestartBackoff.
 	RestartBackoff    time.Duration
@@ -46,6 +53,7 @@ func DefaultConfig() Config {
 		StableRun:         10 * time.Second,
 		SessionDrain:      5 * time.Second,
 		BridgeCommand:     defaultBridgeCommand(),
+		Supervisor:        defaultSupervisorCommand(),
 		Output:            os.Stderr,
 	}
 }

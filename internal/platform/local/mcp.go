@@ -2,6 +2,7 @@ package local
 
 import (
 	"os"
+	"strings"
 	"time"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
@@ -34,7 +35,11 @@ func (a *agentRunner) argv() []string {
 		return cmd
 	}
 	bridge := append([]string{}, a.rt.cfg.BridgeCommand...)
-	bridge = append(bridge, "-grace-period", a.rt.cfg.GracePeriod.String(), "--")
+	bridge = append(bridge, "-grace-period", a.rt.cfg.GracePeriod.String())
+	if len(a.rt.cfg.BridgeAllowedHosts) > 0 {
+		bridge = append(bridge, "-allowed-hosts", strings.Join(a.rt.cfg.BridgeAllowedHosts, ","))
+	}
+	bridge = append(bridge, "--")
 	return append(bridge, cmd...)
 }
 

@@ -16,33 +16,51 @@ import (
 )
 
 // process is one run of an agent's command, in its own process group so
-// that stopping it also stops whatever it started (go run, shells).
+// that stopping it also stops whatever it started (go run, shells), behind
+// a supervisor that kills that group if Flint itself dies (supervisor.go).
 type process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
 }
 
-func startProcess(argv []string, dir string, env []string, out io.Writer) (*process, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
+// startProcess runs argv under supervisor (nil: unsupervised).
+func startProcess(supervisor, argv []string, dir string, env []string, out io.Writer) (*process, error) {
+	full := supervisedArgv(supervisor, argv)
+	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Dir = dir
 	cmd.Env = env
 	cmd.Stdout = out
 	cmd.Stderr = out
-	// Pdeathsig stops the child if Flint itself is killed, so no orphan
-	// outlives a crashed runtime.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// The parent-death signal reaches the group's leader when Flint dies,
+	// even by SIGKILL: a supervisor then kills the whole group; an
+	// unsupervised command is killed itself (its children may survive).
+	sig := syscall.SIGKILL
+	if len(supervisor) > 0 {
+		sig = parentDeathSignal
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: sig}
 	// A grandchild that keeps the output pipe open must not block Wait forever.
 	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
+	var err error
+	onSpawnThread(func() { err = cmd.Start() })
+	if err != nil {
 		return nil, fmt.Errorf("start %q: %w", argv[0], err)
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		// The leader is gone; whatever it started goes with it, so a
+		// restart does not find the port taken by an orphan.
+		p.kill()
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// kill SIGKILLs the process's group at once.
+func (p *process) kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 }
 
 // exitCode describes how the process ended, for logs.
@@ -72,7 +90,7 @@ func (p *process) stop(grace time.Duration) {
 		<-p.done
 	}
 	// The leader may exit before its group; sweep what is left.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	p.kill()
 }
 
 // freePort asks the kernel for a free loopback port for an agent to bind.

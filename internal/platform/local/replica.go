@@ -96,12 +96,14 @@ func (r *replica) supervise() {
 	out := &prefixWriter{mu: &r.agent.rt.outMu, out: r.agent.rt.cfg.Output, prefix: []byte(r.name + " | ")}
 	for !r.stopping.Load() {
 		started := time.Now()
-		p, err := startProcess(argv, r.agent.dir, environ(r.agent.env, r.port, r.agent.agent.Name, r.name), out)
+		p, err := startProcess(cfg.Supervisor, argv, r.agent.dir, environ(r.agent.env, r.port, r.agent.agent.Name, r.name), out)
 		if err != nil {
 			r.log.Error("agent process failed to start", "error", err)
 			r.agent.noteFailure("StartError", err.Error())
 		} else {
 			r.log.Debug("agent process started", "pid", p.cmd.Process.Pid)
+			r.agent.rt.procs.Store(p, struct{}{})
+			go func() { <-p.done; r.agent.rt.procs.Delete(p) }()
 			r.mu.Lock()
 			r.proc = p
 			stopping := r.stopping.Load()

@@ -29,6 +29,7 @@ type Runtime struct {
 	endpoints platform.EndpointSet
 	outMu     sync.Mutex
 	stopping  sync.WaitGroup
+	procs     sync.Map // *process -> struct{}: every agent process running, for Kill
 
 	// draining lists stopping MCP replicas still serving their sessions
 	// (mcp.go); shutdown is closed when the whole runtime stops.
@@ -194,6 +195,15 @@ func (rt *Runtime) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return errors.New("shutdown: replicas still stopping when the deadline passed")
 	}
+}
+
+// Kill SIGKILLs every agent process group at once: the second Ctrl-C of
+// `flint up`, after Shutdown was asked to drain and the user would rather not wait.
+func (rt *Runtime) Kill() {
+	rt.procs.Range(func(k, _ any) bool {
+		k.(*process).kill()
+		return true
+	})
 }
 
 // readyEndpoints lists the ready replicas of a runner, sorted by name for

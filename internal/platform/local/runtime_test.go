@@ -25,6 +25,14 @@ import (
 var echoBin string
 
 func TestMain(m *testing.M) {
+	// This binary stands in for flint's supervise-agent command, and for a
+	// `flint up` that the supervisor tests SIGKILL (supervisor_test.go).
+	if len(os.Args) > 1 && os.Args[1] == SuperviseCommand {
+		os.Exit(Supervise(os.Args[2:]))
+	}
+	if os.Getenv(fakeUpEnv) != "" {
+		os.Exit(fakeUp())
+	}
 	dir, err := os.MkdirTemp("", "flint-local-test-")
 	if err != nil {
 		panic(err)
@@ -38,7 +46,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := goleak.Find(goleak.IgnoreAnyFunction("github.com/flint-dev/flint/internal/platform/local.onSpawnThread.func1.1")); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
@@ -78,6 +86,7 @@ func newRuntime(t *testing.T, argv []string, mutate func(*v1alpha1.Agent), cfgMu
 	cfg := DefaultConfig()
 	cfg.Output = out
 	cfg.GracePeriod = 2 * time.Second
+	cfg.Supervisor = testSupervisor(t)
 	if cfgMutate != nil {
 		cfgMutate(&cfg)
 	}
