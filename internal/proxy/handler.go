@@ -47,13 +47,13 @@ var jsonContentType = []string{"application/json"}
 
 // ServeHTTP is the serving port's handler: admission, then the agent.
 func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.GatewayToken != "" {
-		if !gatewaytoken.Equal(r.Header.Get(gatewaytoken.Header), s.cfg.GatewayToken) {
-			writeError(w, http.StatusForbidden, "bypass", "requests must come through the Flint gateway", nil)
-			return
-		}
-		r.Header.Del(gatewaytoken.Header)
+	if s.cfg.GatewayToken != "" && !gatewaytoken.Equal(r.Header.Get(gatewaytoken.Header), s.cfg.GatewayToken) {
+		writeError(w, http.StatusForbidden, "bypass", "requests must come through the Flint gateway", nil)
+		return
 	}
+	// Never the agent's to see, even from a gateway that has a token for a
+	// sidecar that wants none (a rollout that has not reached every pod).
+	r.Header.Del(gatewaytoken.Header)
 	if upgrade.Invalid(r.Header) {
 		writeError(w, http.StatusBadRequest, "bad-upgrade", "the Upgrade header names no valid protocol", nil)
 		return
