@@ -100,8 +100,10 @@ type Config struct {
 	GatewayToken string
 
 	// TLSCertFile and TLSKeyFile, when set, make the serving port speak TLS
-	// with this PEM certificate and key (the admin port stays plain HTTP for
-	// the kubelet's probes). Both files are read again when they change, so
+	// with this PEM certificate and key to clients that start a handshake,
+	// and plain HTTP to the others, so TLS can be turned on and off without
+	// a moment where the gateways and replicas disagree (the admin port
+	// stays plain HTTP for the kubelet's probes). Both files are read again when they change, so
 	// a renewed certificate is served without a restart.
 	TLSCertFile, TLSKeyFile string
 
@@ -171,7 +173,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		return err
 	})
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", d.TLSCertFile,
-		"PEM `file` of the serving port's TLS certificate (chain); set, the serving port speaks TLS only, and the file is reloaded when it changes (needs -tls-key-file)")
+		"PEM `file` of the serving port's TLS certificate (chain); set, the serving port speaks TLS to clients that start a handshake (plain HTTP to the others), and the file is reloaded when it changes (needs -tls-key-file)")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", d.TLSKeyFile,
 		"PEM `file` of the private key of -tls-cert-file")
 	fs.DurationVar(&c.TerminationGracePeriod, "termination-grace-period", d.TerminationGracePeriod,

@@ -166,7 +166,7 @@ func (s *Sidecar) listenLocked() error {
 		return fmt.Errorf("listen on admin address %s: %w", s.cfg.AdminAddr, err)
 	}
 	if s.tls != nil {
-		sl = tls.NewListener(sl, s.tls)
+		sl = tlsOrPlainListener{Listener: sl, config: s.tls}
 	}
 	s.servingLn, s.adminLn = sl, al
 	return nil

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -77,7 +79,7 @@ func (s *servingCert) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 
 // tlsConfig is the serving port's TLS configuration, nil without
 // -tls-cert-file. HTTP/1.1 only over TLS: the gateway's TLS dialer offers
-// no ALPN.
+// no ALPN. The serving port still answers plain HTTP (tlsOrPlainListener).
 func tlsConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
 	if cfg.TLSCertFile == "" {
 		return nil, nil
@@ -92,3 +94,70 @@ func tlsConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
 		NextProtos:     []string{"http/1.1"},
 	}, nil
 }
+
+// tlsOrPlainListener serves TLS to clients that start a TLS handshake and
+// plain HTTP to the others, on one port. Turning sidecar TLS on or off is
+// then never a flag day: the manager tells the gateways to speak TLS (the
+// Service's appProtocol) only once every replica can, and back to plain
+// before replicas stop serving TLS, and in between both work.
+type tlsOrPlainListener struct {
+	net.Listener
+	config *tls.Config
+}
+
+func (l tlsOrPlainListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &sniffConn{Conn: c, config: l.config}, nil
+}
+
+// sniffConn decides on its first Read, which the HTTP server makes under
+// its header deadline: a TLS record starts with the handshake content type.
+type sniffConn struct {
+	net.Conn
+	config *tls.Config
+	inner  net.Conn // after the first Read: a *tls.Conn or the plain conn
+}
+
+const tlsHandshakeRecord = 0x16
+
+func (c *sniffConn) Read(p []byte) (int, error) {
+	if c.inner == nil {
+		br := bufio.NewReaderSize(c.Conn, 1024)
+		first, err := br.Peek(1)
+		if err != nil {
+			return 0, err
+		}
+		pc := &peekedConn{Conn: c.Conn, r: br}
+		if first[0] == tlsHandshakeRecord {
+			c.inner = tls.Server(pc, c.config)
+		} else {
+			c.inner = pc
+		}
+	}
+	return c.inner.Read(p)
+}
+
+func (c *sniffConn) Write(p []byte) (int, error) {
+	if c.inner == nil {
+		return c.Conn.Write(p)
+	}
+	return c.inner.Write(p)
+}
+
+func (c *sniffConn) Close() error {
+	if c.inner == nil {
+		return c.Conn.Close()
+	}
+	return c.inner.Close()
+}
+
+// peekedConn reads first what the sniff buffered.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -36,8 +36,8 @@ func writePair(t *testing.T, dir string, ca *servingcert.CA, names ...string) (c
 }
 
 // TestServingPortSpeaksTLS: with a certificate the serving port answers
-// TLS clients that verify the Service name, refuses plain HTTP, and the
-// admin port stays plain for the kubelet.
+// TLS clients that verify the Service name and plain HTTP clients alike,
+// and the admin port stays plain for the kubelet.
 func TestServingPortSpeaksTLS(t *testing.T) {
 	ca, err := servingcert.NewCA("test", time.Now(), time.Hour)
 	if err != nil {
@@ -55,12 +55,19 @@ func TestServingPortSpeaksTLS(t *testing.T) {
 	if r := get(t, client, "https://"+s.ServingAddr()+"/"); r.code != 200 || r.body != "agent" {
 		t.Errorf("over TLS: %d %q", r.code, r.body)
 	}
+	// Plain HTTP still works on the same port: the gateways switch to TLS
+	// only once every replica serves it.
 	plain := newClient(t)
-	if res, err := plain.Get("http://" + s.ServingAddr() + "/"); err == nil {
+	if r := get(t, plain, "http://"+s.ServingAddr()+"/"); r.code != 200 || r.body != "agent" {
+		t.Errorf("plain HTTP on the TLS port: %d %q", r.code, r.body)
+	}
+	// A client expecting another name refuses the certificate.
+	other := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "other.team.svc.cluster.local"}}}
+	if res, err := other.Get("https://" + s.ServingAddr() + "/"); err == nil {
 		res.Body.Close()
-		if res.StatusCode != http.StatusBadRequest {
-			t.Errorf("plain HTTP on the TLS port: %d", res.StatusCode)
-		}
+		t.Error("a certificate for another name was accepted")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("other name: %v", err)
 	}
 	if r := get(t, plain, "http://"+s.AdminAddr()+PathHealthz); r.code != 200 {
 		t.Errorf("admin port over plain HTTP: %d", r.code)
