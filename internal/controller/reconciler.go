@@ -86,6 +86,11 @@ func (r *Reconciler) reader() client.Reader {
 // reconcile it; spec changes, including scale, do.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.apiReader = mgr.GetAPIReader()
+	if r.cfg.SidecarTLS.Enabled {
+		if err := mgr.Add(caBootstrap{r}); err != nil {
+			return fmt.Errorf("sidecar CA: %w", err)
+		}
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.Agent{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).

@@ -153,3 +153,31 @@ func (s *caStore) publish(ctx context.Context, ca *servingcert.CA, now time.Time
 	log.FromContext(ctx).Info("published the sidecar CA bundle", "configmap", nn.String(), "fingerprint", ca.Fingerprint())
 	return bundle, nil
 }
+
+// caBootstrap creates the CA and publishes the bundle when the manager
+// starts, on every replica (creating is race-free), rather than on the
+// first Agent's reconcile: the gateways mount the bundle ConfigMap and
+// cannot start before it exists, Agents or not.
+type caBootstrap struct{ r *Reconciler }
+
+// Start retries until the CA and bundle are in place or ctx ends.
+func (b caBootstrap) Start(ctx context.Context) error {
+	wait := time.Second
+	for {
+		_, err := b.r.ca.load(ctx, b.r.now())
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		log.FromContext(ctx).Error(err, "cannot set up the sidecar CA; retrying", "in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable: every
+// replica may bootstrap.
+func (caBootstrap) NeedLeaderElection() bool { return false }

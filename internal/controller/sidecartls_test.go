@@ -237,6 +237,31 @@ func TestSidecarCertificateIssuedKeptAndRenewed(t *testing.T) {
 	})
 }
 
+// TestSidecarCABootstrappedAtStart: the bundle ConfigMap the gateways
+// mount exists once the manager has started, with no Agent at all.
+func TestSidecarCABootstrappedAtStart(t *testing.T) {
+	t.Parallel()
+	env := cluster(t)
+	caNS := env.Namespace(t)
+	r, err := NewReconciler(env.Client, tlsConfig(caNS), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if err := (caBootstrap{r}).Start(ctx); err != nil || ctx.Err() != nil {
+		t.Fatalf("bootstrap: %v %v", err, ctx.Err())
+	}
+	var bundle corev1.ConfigMap
+	var secret corev1.Secret
+	if err := errors.Join(get(env, caNS, DefaultSidecarCABundle, &bundle), get(env, caNS, DefaultSidecarCASecret, &secret)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := servingcert.Pool([]byte(bundle.Data[CABundleKey])); err != nil {
+		t.Error(err)
+	}
+}
+
 // startTLSSidecar runs the real sidecar with the manager's arguments for a,
 // its certificate files being certPEM and keyPEM (the kubelet's part).
 func startTLSSidecar(t *testing.T, cfg Config, a *v1alpha1.Agent, certPEM, keyPEM []byte, upstream string) string {
