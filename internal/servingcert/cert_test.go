@@ -40,8 +40,8 @@ func TestRenewalDecision(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots := pool(t, ca)
-	// NotBefore is backdated 5 minutes, so 2/3 of the 90 days plus 5
-	// minutes falls 5 minutes before day 60 minus a third of 5 minutes.
+	// NotBefore is backdated 5 minutes for clock skew; two thirds of the
+	// validity counted from there.
 	wantRenew := t0.Add(-backdate).Add((90*24*time.Hour + backdate) * 2 / 3)
 	for _, c := range []struct {
 		at   time.Duration
