@@ -246,7 +246,8 @@ func (s *Sidecar) Serve(ctx context.Context) error {
 		})
 	}
 	s.log.Info("sidecar started", "serving", s.servingLn.Addr().String(), "admin", s.adminLn.Addr().String(),
-		"upstream", s.cfg.UpstreamAddr, "concurrency", s.cfg.Concurrency, "queueDepth", s.cfg.QueueDepth)
+		"upstream", s.cfg.UpstreamAddr, "concurrency", s.cfg.Concurrency, "queueDepth", s.cfg.QueueDepth,
+		"tls", s.tls != nil)
 
 	var serveErr error
 	select {
