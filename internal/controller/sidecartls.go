@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -152,6 +153,8 @@ type certRecord struct {
 	hash    string // CA, agent UID and names it was checked against
 	renewAt time.Time
 	checked time.Time
+	// The pair last applied, for a manager that may not read Secrets.
+	certPEM, keyPEM []byte
 }
 
 // certMemo spares a Secret read per reconcile: a certificate checked within
@@ -204,17 +207,29 @@ func (r *Reconciler) applyServingCert(ctx context.Context, a *v1alpha1.Agent) (t
 		return rec.renewAt, nil
 	}
 	var current corev1.Secret
-	if err := r.reader().Get(ctx, nn, &current); err != nil && !apierrors.IsNotFound(err) {
-		return time.Time{}, fmt.Errorf("get Secret %s: %w (the manager needs get on secrets for -sidecar-tls)", nn, err)
+	err = r.reader().Get(ctx, nn, &current)
+	switch {
+	case apierrors.IsForbidden(err):
+		// Without get on secrets (a chart may grant create/patch only),
+		// the pair this manager last applied stands for the Secret: it is
+		// applied again, which restores a deleted Secret; after a restart
+		// a new one is issued.
+		if rec, ok := r.certs.get(nn); ok {
+			current.Data = map[string][]byte{corev1.TLSCertKey: rec.certPEM, corev1.TLSPrivateKeyKey: rec.keyPEM}
+			current.OwnerReferences = []metav1.OwnerReference{{UID: a.UID, Controller: ptr(true)}}
+		}
+	case err != nil && !apierrors.IsNotFound(err):
+		return time.Time{}, fmt.Errorf("get Secret %s: %w", nn, err)
 	}
+	readable := err == nil
 	certPEM, keyPEM := current.Data[corev1.TLSCertKey], current.Data[corev1.TLSPrivateKeyKey]
 	why := errors.New("no certificate yet")
 	var renewAt time.Time
 	if ownedBy(&current, a) {
 		renewAt, why = servingcert.Check(certPEM, keyPEM, ca.roots, names, now)
 	}
-	if why == nil && string(current.Data[CABundleKey]) == string(ca.bundle) {
-		r.certs.set(nn, certRecord{hash: hash, renewAt: renewAt, checked: now})
+	if why == nil && readable && string(current.Data[CABundleKey]) == string(ca.bundle) {
+		r.certs.set(nn, certRecord{hash: hash, renewAt: renewAt, checked: now, certPEM: certPEM, keyPEM: keyPEM})
 		r.metrics.applies.WithLabelValues(kindTLSSecret, "skipped").Inc()
 		return renewAt, nil
 	}
@@ -234,10 +249,10 @@ func (r *Reconciler) applyServingCert(ctx context.Context, a *v1alpha1.Agent) (t
 		WithData(map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM, CABundleKey: ca.bundle})
 	if err := r.client.Apply(ctx, desired, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		r.metrics.applies.WithLabelValues(kindTLSSecret, "error").Inc()
-		return time.Time{}, fmt.Errorf("apply Secret %s: %w (the manager needs get/create/patch on secrets for -sidecar-tls)", nn, err)
+		return time.Time{}, fmt.Errorf("apply Secret %s: %w (the manager needs create/patch on secrets for -sidecar-tls)", nn, err)
 	}
 	r.metrics.applies.WithLabelValues(kindTLSSecret, "applied").Inc()
-	r.certs.set(nn, certRecord{hash: hash, renewAt: renewAt, checked: now})
+	r.certs.set(nn, certRecord{hash: hash, renewAt: renewAt, checked: now, certPEM: certPEM, keyPEM: keyPEM})
 	return renewAt, nil
 }
 
