@@ -67,6 +67,8 @@ type Config struct {
 	gatewayToken     string
 	// MaxConcurrentReconciles is how many Agents are reconciled in parallel.
 	MaxConcurrentReconciles int
+	// SidecarTLS configures the sidecars' serving certificates (sidecartls.go).
+	SidecarTLS SidecarTLSConfig
 }
 
 // DefaultConfig returns the defaults; version tags the sidecar image so a
@@ -84,6 +86,7 @@ func DefaultConfig(version string) Config {
 		ShutdownMargin:            DefaultShutdownMargin,
 		MaxTerminationGracePeriod: DefaultMaxTerminationGracePeriod,
 		MaxConcurrentReconciles:   DefaultMaxConcurrentReconciles,
+		SidecarTLS:                DefaultSidecarTLSConfig(),
 	}
 }
 
@@ -109,6 +112,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"requests each sidecar queues when all its slots are busy (agents with a concurrency cap only)")
 	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", c.MaxConcurrentReconciles,
 		"Agents reconciled in parallel")
+	c.SidecarTLS.RegisterFlags(fs)
 }
 
 // Validate reports every problem, naming the flag to change.
@@ -146,6 +150,7 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentReconciles < 1 {
 		bad("-max-concurrent-reconciles=%d must be at least 1", c.MaxConcurrentReconciles)
 	}
+	errs = append(errs, c.SidecarTLS.validate())
 	return errors.Join(errs...)
 }
 

@@ -93,6 +93,9 @@ func (c Config) podSpec(a *v1alpha1.Agent) (*corev1ac.PodSpecApplyConfiguration,
 	if c.gatewayToken != "" {
 		spec.WithVolumes(gatewayTokenVolumeSource(a))
 	}
+	if c.SidecarTLS.Enabled {
+		spec.WithVolumes(sidecarTLSVolumeSource(a))
+	}
 	if spec.AutomountServiceAccountToken == nil {
 		// Agents run arbitrary code and most have no use for API
 		// credentials; an Agent that needs them says so.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
@@ -41,6 +42,13 @@ type Reconciler struct {
 	recorder events.EventRecorder
 	metrics  *metrics
 	memo     applyMemo
+	// Sidecar TLS (sidecartls.go): the CA, what is known of each agent's
+	// certificate, the clock renewals are decided by, and an uncached
+	// reader for Secrets and ConfigMaps (nil: client).
+	ca        *caStore
+	certs     certMemo
+	now       func() time.Time
+	apiReader client.Reader
 }
 
 // NewReconciler returns a reconciler. c should read from the manager's cache
@@ -53,17 +61,36 @@ func NewReconciler(c client.Client, cfg Config, recorder events.EventRecorder, r
 	if err := cfg.LoadGatewayToken(); err != nil {
 		return nil, fmt.Errorf("agent controller: %w", err)
 	}
+	if err := cfg.SidecarTLS.resolveNamespace(); err != nil {
+		return nil, fmt.Errorf("agent controller: %w", err)
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	return &Reconciler{client: c, cfg: cfg, recorder: recorder, metrics: m}, nil
+	r := &Reconciler{client: c, cfg: cfg, recorder: recorder, metrics: m, now: time.Now}
+	r.ca = &caStore{cfg: cfg.SidecarTLS, reader: r.reader, writer: c}
+	return r, nil
+}
+
+// reader reads what the manager does not cache (Secrets, ConfigMaps).
+func (r *Reconciler) reader() client.Reader {
+	if r.apiReader != nil {
+		return r.apiReader
+	}
+	return r.client
 }
 
 // SetupWithManager registers the reconciler with mgr. Status-only changes
 // to an Agent (its own writes, the gateways' lastInvocationAt) do not
 // reconcile it; spec changes, including scale, do.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.apiReader = mgr.GetAPIReader()
+	if r.cfg.SidecarTLS.Enabled {
+		if err := mgr.Add(caBootstrap{r}); err != nil {
+			return fmt.Errorf("sidecar CA: %w", err)
+		}
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.Agent{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -90,6 +117,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if apierrors.IsNotFound(err) {
 			// Its Deployment and Service go with it: they are owned.
 			r.memo.forget(nn)
+			r.certs.forget(types.NamespacedName{Namespace: nn.Namespace, Name: SidecarTLSSecretName(nn.Name)})
 			r.metrics.setReason(nn, "")
 			return ctrl.Result{}, nil
 		}
@@ -116,14 +144,18 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	obs.template = r.cfg.templateHash(a)
-	// The Secret first: pods that mount it cannot start without it.
+	// The Secrets first: pods that mount them cannot start without them.
 	err := r.applyGatewaySecret(ctx, a)
+	var renewAt time.Time
+	if err == nil {
+		renewAt, err = r.applyServingCert(ctx, a)
+	}
 	var deploy *appsv1.Deployment
 	if err == nil {
 		deploy, err = r.applyDeployment(ctx, a)
 	}
 	if err == nil {
-		err = r.applyService(ctx, a)
+		err = r.applyService(ctx, a, deploy)
 	}
 	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 		// The namespace is being deleted, the Agent with it: nothing to
@@ -144,7 +176,11 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, fmt.Errorf("list pods of agent %s: %w", nn, err)
 	}
 	obs.pods = pods.Items
-	return ctrl.Result{}, r.updateStatus(ctx, &agent, obs)
+	if err := r.updateStatus(ctx, &agent, obs); err != nil {
+		return ctrl.Result{}, err
+	}
+	// Back just after the certificate is due for renewal.
+	return ctrl.Result{RequeueAfter: certRequeue(renewAt, r.now())}, nil
 }
 
 // applyDeployment applies the agent's Deployment unless the memo shows the
@@ -187,9 +223,9 @@ func (r *Reconciler) applyDeployment(ctx context.Context, a *v1alpha1.Agent) (*a
 
 // applyService applies the agent's Service unless nothing changed since the
 // last apply.
-func (r *Reconciler) applyService(ctx context.Context, a *v1alpha1.Agent) error {
+func (r *Reconciler) applyService(ctx context.Context, a *v1alpha1.Agent, deploy *appsv1.Deployment) error {
 	nn := types.NamespacedName{Namespace: a.Namespace, Name: a.Name}
-	desired := desiredService(a)
+	desired := desiredService(a, r.cfg.SidecarTLS.Enabled && rolledOut(deploy))
 	hash, err := hashOf(desired)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -14,7 +15,18 @@ import (
 // sidecars. The admin port is there so the EndpointSlices list it too.
 // Target ports are numeric: the ports are fixed, and a numeric target does
 // not depend on name lookup reaching into (sidecar) init containers.
-func desiredService(a *v1alpha1.Agent) *corev1ac.ServiceApplyConfiguration {
+//
+// tls sets the serving port's appProtocol to ServingAppProtocolTLS, which
+// tells the gateways to speak TLS to the sidecars. Sidecars with a
+// certificate answer plain HTTP too, so the manager says so only once every
+// replica runs with one (rolledOut), and stops saying so at once when TLS
+// is turned off, before the replicas without certificates roll out.
+func desiredService(a *v1alpha1.Agent, tls bool) *corev1ac.ServiceApplyConfiguration {
+	serving := corev1ac.ServicePort().WithName(ServingPortName).WithProtocol(corev1.ProtocolTCP).
+		WithPort(ServingPort).WithTargetPort(intstr.FromInt32(ServingPort))
+	if tls {
+		serving.WithAppProtocol(ServingAppProtocolTLS)
+	}
 	return corev1ac.Service(a.Name, a.Namespace).
 		WithLabels(labelsFor(a)).
 		WithOwnerReferences(ownerReference(a)).
@@ -22,9 +34,19 @@ func desiredService(a *v1alpha1.Agent) *corev1ac.ServiceApplyConfiguration {
 			WithType(corev1.ServiceTypeClusterIP).
 			WithSelector(selectorFor(a)).
 			WithPorts(
-				corev1ac.ServicePort().WithName(ServingPortName).WithProtocol(corev1.ProtocolTCP).
-					WithPort(ServingPort).WithTargetPort(intstr.FromInt32(ServingPort)),
+				serving,
 				corev1ac.ServicePort().WithName(AdminPortName).WithProtocol(corev1.ProtocolTCP).
 					WithPort(AdminPort).WithTargetPort(intstr.FromInt32(AdminPort)),
 			))
+}
+
+// rolledOut reports whether every replica of deploy runs its current
+// template: the Deployment controller has seen the latest spec and no pod
+// of an older ReplicaSet remains.
+func rolledOut(deploy *appsv1.Deployment) bool {
+	if deploy == nil {
+		return false
+	}
+	st := deploy.Status
+	return st.ObservedGeneration >= deploy.Generation && st.UpdatedReplicas == st.Replicas
 }

@@ -55,6 +55,9 @@ func (c Config) sidecarArgs(a *v1alpha1.Agent) []string {
 	if c.gatewayToken != "" {
 		args = append(args, "-gateway-token-file="+gatewayTokenFile())
 	}
+	if c.SidecarTLS.Enabled {
+		args = append(args, sidecarTLSArgs()...)
+	}
 	return args
 }
 
@@ -100,6 +103,9 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 	ctr := corev1ac.Container()
 	if c.gatewayToken != "" {
 		ctr.WithVolumeMounts(gatewayTokenMount())
+	}
+	if c.SidecarTLS.Enabled {
+		ctr.WithVolumeMounts(sidecarTLSMount())
 	}
 	return ctr.
 		WithName(SidecarContainerName).

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -8,6 +9,8 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
+	"time"
 )
 
 // upstreamTLS dials sidecars that serve TLS. The gateway connects to a
@@ -22,26 +25,63 @@ import (
 // same name, with no table to keep in step with endpoints.
 type upstreamTLS struct {
 	dialer *net.Dialer
-	config *tls.Config // RootCAs; ServerName is set per connection
+	caFile string
+	now    func() time.Time
+
+	mu      sync.Mutex
+	config  *tls.Config // RootCAs; ServerName is set per connection
+	caPEM   []byte
+	checked time.Time
 }
 
+// caReloadInterval is how often, at most, -upstream-ca-file is read again
+// (on a dial): a mounted CA bundle ConfigMap changes when the CA is
+// rotated, and the gateway follows without a restart.
+const caReloadInterval = 10 * time.Second
+
 // newUpstreamTLS trusts the system's roots plus the PEM certificates in
-// caFile (when set), e.g. the CA that issues the sidecars' certificates.
+// caFile (when set), e.g. the CA bundle of the sidecars' certificates.
 func newUpstreamTLS(dialer *net.Dialer, caFile string) (*upstreamTLS, error) {
+	u := &upstreamTLS{dialer: dialer, caFile: caFile, now: time.Now}
+	if err := u.load(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// load reads caFile when it changed; the caller holds mu or owns u.
+func (u *upstreamTLS) load() error {
+	u.checked = u.now()
+	var pem []byte
+	if u.caFile != "" {
+		var err error
+		if pem, err = os.ReadFile(u.caFile); err != nil {
+			return fmt.Errorf("-upstream-ca-file: %w", err)
+		}
+	}
+	if u.config != nil && bytes.Equal(pem, u.caPEM) {
+		return nil
+	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("-upstream-ca-file: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("-upstream-ca-file %s holds no PEM certificate", caFile)
-		}
+	if u.caFile != "" && !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("-upstream-ca-file %s holds no PEM certificate", u.caFile)
 	}
-	return &upstreamTLS{dialer: dialer, config: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}, nil
+	u.config, u.caPEM = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, pem
+	return nil
+}
+
+// current is the configuration for a new connection. A CA file that
+// cannot be read or holds nothing keeps the trust the gateway had.
+func (u *upstreamTLS) current() *tls.Config {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.caFile != "" && u.now().Sub(u.checked) >= caReloadInterval {
+		_ = u.load()
+	}
+	return u.config
 }
 
 // tlsHost is the URL host for an endpoint at addr verified as serverName.
@@ -84,7 +124,7 @@ func (u *upstreamTLS) dialTLS(ctx context.Context, network, addr string) (net.Co
 	if err != nil {
 		return nil, err
 	}
-	cfg := u.config.Clone()
+	cfg := u.current().Clone()
 	cfg.ServerName = name
 	tc := tls.Client(conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {

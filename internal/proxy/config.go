@@ -103,6 +103,14 @@ type Config struct {
 	// gateway). Set by the -gateway-token-file flag.
 	GatewayToken string
 
+	// TLSCertFile and TLSKeyFile, when set, make the serving port speak TLS
+	// with this PEM certificate and key to clients that start a handshake,
+	// and plain HTTP to the others, so TLS can be turned on and off without
+	// a moment where the gateways and replicas disagree (the admin port
+	// stays plain HTTP for the kubelet's probes). Both files are read again when they change, so
+	// a renewed certificate is served without a restart.
+	TLSCertFile, TLSKeyFile string
+
 	// TerminationGracePeriod, when set, is the pod's
 	// terminationGracePeriodSeconds; Validate checks the drain fits inside it.
 	TerminationGracePeriod time.Duration
@@ -178,6 +186,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		c.GatewayToken = tok
 		return err
 	})
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", d.TLSCertFile,
+		"PEM `file` of the serving port's TLS certificate (chain); set, the serving port speaks TLS to clients that start a handshake (plain HTTP to the others), and the file is reloaded when it changes (needs -tls-key-file)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", d.TLSKeyFile,
+		"PEM `file` of the private key of -tls-cert-file")
 	fs.DurationVar(&c.TerminationGracePeriod, "termination-grace-period", d.TerminationGracePeriod,
 		"the pod's terminationGracePeriodSeconds; when set, the drain must fit inside it (0 = unchecked)")
 }
@@ -250,6 +262,9 @@ func (c *Config) Validate() error {
 	}
 	if e.ProbePath != "" && !strings.HasPrefix(e.ProbePath, "/") {
 		bad("-probe-path=%q must start with / (e.g. /healthz)", e.ProbePath)
+	}
+	if (e.TLSCertFile == "") != (e.TLSKeyFile == "") {
+		bad("-tls-cert-file=%q and -tls-key-file=%q must be set together", e.TLSCertFile, e.TLSKeyFile)
 	}
 	if e.ProbeFailureThreshold < 0 {
 		bad("-probe-failure-threshold=%d must be 1 or more", e.ProbeFailureThreshold)

@@ -13,6 +13,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,7 @@ const (
 type Sidecar struct {
 	cfg Config
 	log *slog.Logger
+	tls *tls.Config // the serving port's, nil for plain HTTP (tls.go)
 
 	br        *breaker // nil when concurrency is unlimited
 	acc       *accumulator
@@ -96,6 +98,10 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 		transport: newTransport(cfg),
 		drainReq:  make(chan struct{}),
 		drained:   make(chan struct{}),
+	}
+	var err error
+	if s.tls, err = tlsConfig(cfg, log); err != nil {
+		return nil, err
 	}
 	if cfg.Concurrency > 0 {
 		s.br = newBreaker(cfg.Concurrency, cfg.QueueDepth)
@@ -158,6 +164,9 @@ func (s *Sidecar) listenLocked() error {
 	if err != nil {
 		_ = sl.Close()
 		return fmt.Errorf("listen on admin address %s: %w", s.cfg.AdminAddr, err)
+	}
+	if s.tls != nil {
+		sl = tlsOrPlainListener{Listener: sl, config: s.tls}
 	}
 	s.servingLn, s.adminLn = sl, al
 	return nil
@@ -237,7 +246,8 @@ func (s *Sidecar) Serve(ctx context.Context) error {
 		})
 	}
 	s.log.Info("sidecar started", "serving", s.servingLn.Addr().String(), "admin", s.adminLn.Addr().String(),
-		"upstream", s.cfg.UpstreamAddr, "concurrency", s.cfg.Concurrency, "queueDepth", s.cfg.QueueDepth)
+		"upstream", s.cfg.UpstreamAddr, "concurrency", s.cfg.Concurrency, "queueDepth", s.cfg.QueueDepth,
+		"tls", s.tls != nil)
 
 	var serveErr error
 	select {

@@ -13,8 +13,8 @@ import (
 )
 
 // appProtocolHTTPS on an agent Service's serving port says the sidecars
-// serve TLS there.
-const appProtocolHTTPS = "https"
+// serve TLS there; the manager sets it.
+const appProtocolHTTPS = controller.ServingAppProtocolTLS
 
 // serviceRoute is how an agent's Service is reached through kube-proxy.
 type serviceRoute struct {
