@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 // testBridge is a bridge running in this process over fake children.
@@ -23,25 +24,8 @@ type testBridge struct {
 	url      string // MCP endpoint
 	base     string
 	childLog string
-	stderr   *syncBuffer
+	stderr   *testutil.SyncBuffer
 	stop     func() time.Duration // cancels Run, as SIGTERM does, and says how long Run took to return
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startBridge runs a bridge over the fake child; childEnv configures it.
@@ -59,7 +43,7 @@ func startBridge(t *testing.T, mutate func(*Config), childEnv ...string) *testBr
 	// default, which would look like a child ignoring its closed stdin.
 	argv := append([]string{"/usr/bin/env", "GORACE=atexit_sleep_ms=0", "FAKE_CHILD_LOG=" + childLog}, childEnv...)
 	argv = append(argv, os.Args[0])
-	stderr := &syncBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b, err := New(cfg, argv, log, stderr)
 	if err != nil {
@@ -323,7 +307,7 @@ func TestBridgeReadiness(t *testing.T) {
 	t.Run("never ready when the command is not an MCP server", func(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.Listen, cfg.StartTimeout, cfg.ChildStopWait = "127.0.0.1:0", 300*time.Millisecond, 100*time.Millisecond
-		stderr := &syncBuffer{}
+		stderr := &testutil.SyncBuffer{}
 		b, err := New(cfg, []string{"/bin/sleep", "30"}, slog.New(slog.NewTextHandler(stderr, nil)), stderr)
 		if err != nil {
 			t.Fatal(err)

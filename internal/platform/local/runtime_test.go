@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/agentfile"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 var echoBin string
@@ -54,25 +54,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newRuntime builds a runtime for one agent running argv.
-func newRuntime(t *testing.T, argv []string, mutate func(*v1alpha1.Agent), cfgMutate func(*Config)) (*Runtime, platform.AgentKey, *syncBuf) {
+func newRuntime(t *testing.T, argv []string, mutate func(*v1alpha1.Agent), cfgMutate func(*Config)) (*Runtime, platform.AgentKey, *testutil.SyncBuffer) {
 	t.Helper()
 	a := &v1alpha1.Agent{}
 	a.Name, a.Namespace = "echo", "default"
@@ -82,7 +65,7 @@ func newRuntime(t *testing.T, argv []string, mutate func(*v1alpha1.Agent), cfgMu
 		mutate(a)
 	}
 	a.Default()
-	out := &syncBuf{}
+	out := &testutil.SyncBuffer{}
 	cfg := DefaultConfig()
 	cfg.Output = out
 	cfg.GracePeriod = 2 * time.Second
