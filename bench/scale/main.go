@@ -41,6 +41,7 @@ func main() {
 	settle := flag.Duration("settle", 10*time.Second, "wait before each measurement window")
 	window := flag.Duration("window", 30*time.Second, "idle and active measurement windows")
 	timeout := flag.Duration("timeout", 10*time.Minute, "limit of each wait")
+	plots := flag.String("plots", "", "`directory` to draw scale-propagation.png and scale-writes.png into (empty: none)")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	// Pod IPs must not be loopback addresses (the API server refuses them in
@@ -78,6 +79,11 @@ func main() {
 		results = append(results, r)
 	}
 	report(os.Stdout, results)
+	if *plots != "" {
+		if err := writePlots(*plots, results); err != nil {
+			fatal(err)
+		}
+	}
 }
 
 const binDirEnv = "FLINT_BENCH_SCALE_BIN_DIR"
@@ -145,6 +151,13 @@ func report(w io.Writer, rs []*result) {
 		}
 		total := float64(sumOf(r.Active.writes, "manager") + sumOf(r.Active.writes, "gateway-"))
 		return fmt.Sprintf("%.2f", total/r.Active.dur.Seconds()*10/float64(r.activeAgents()))
+	})
+	row("active writes per agent per 10 s, more gateways", func(r *result) string {
+		if r.MoreActive == nil || r.activeAgents() == 0 {
+			return "–"
+		}
+		total := float64(sumOf(r.MoreActive.writes, "manager") + sumOf(r.MoreActive.writes, "gateway-"))
+		return fmt.Sprintf("%.2f with %d", total/r.MoreActive.dur.Seconds()*10/float64(r.activeAgents()), r.MoreGateways)
 	})
 	row("active CPU manager / gateway (max)", func(r *result) string {
 		return pct(r.Active.cpu["manager"]) + " / " + pct(maxOf(r.Active.cpu, "gateway-"))

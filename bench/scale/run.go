@@ -49,6 +49,7 @@ type result struct {
 	Propagation                             []time.Duration // sorted
 	DecisionSum, DecisionCount              float64         // autoscaler decisions over the idle window
 	More                                    *window         // with MoreGateways gateways
+	MoreActive                              *window         // the active window with MoreGateways gateways
 	TotalWrites                             map[string]int  // API writes by user over the whole run
 	MoreGateways                            int
 }
@@ -199,23 +200,11 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 	logf("propagation: p50 %s p99 %s", percentile(res.Propagation, .5), percentile(res.Propagation, .99))
 
 	if cfg.Active > 0 {
-		actx, cancel := context.WithCancel(ctx)
-		type counts struct{ ok, failed int }
-		out := make(chan counts, 1)
-		go func() {
-			ok, failed := invokeLoop(actx, gws, active, time.Second)
-			out <- counts{ok, failed}
-		}()
-		time.Sleep(cfg.Settle) // the first lastInvocationAt flushes and scale-ups
-		res.Active, err = measureWindow(procs, auditLog, cfg.Window)
-		cancel()
-		n := <-out
-		res.ActiveOK, res.ActiveFailed = n.ok, n.failed
-		if err != nil {
+		if res.Active, res.ActiveOK, res.ActiveFailed, err = activeWindow(ctx, cfg, gws, active, procs, auditLog); err != nil {
 			return nil, err
 		}
 		res.noteRSS(procs)
-		logf("active: %d ok %d failed, cpu %v writes %v", n.ok, n.failed, res.Active.cpu, res.Active.writes)
+		logf("active: %d ok %d failed, cpu %v writes %v", res.ActiveOK, res.ActiveFailed, res.Active.cpu, res.Active.writes)
 	}
 
 	if cfg.MoreGateways > cfg.Gateways {
@@ -243,6 +232,14 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		res.More = &w
 		res.noteRSS(procs)
 		logf("%d gateways idle: cpu %v", cfg.MoreGateways, w.cpu)
+		if cfg.Active > 0 {
+			aw, _, failed, err := activeWindow(ctx, cfg, all, active, procs, auditLog)
+			if err != nil {
+				return nil, err
+			}
+			res.MoreActive, res.ActiveFailed = &aw, res.ActiveFailed+failed
+			logf("%d gateways active: writes %v", cfg.MoreGateways, aw.writes)
+		}
 	}
 	time.Sleep(2500 * time.Millisecond) // the audit log's last batch
 	if res.TotalWrites, err = auditWrites(auditLog, time.Time{}, time.Now()); err != nil {
@@ -254,4 +251,22 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		}
 	}
 	return res, nil
+}
+
+// activeWindow invokes the active agents once a second each, round-robin
+// over the gateways, and measures a window once the first invocation
+// times have been written.
+func activeWindow(ctx context.Context, cfg config, gws []*gateway, active []agentKey, procs []*proc, auditLog string) (window, int, int, error) {
+	actx, cancel := context.WithCancel(ctx)
+	type counts struct{ ok, failed int }
+	out := make(chan counts, 1)
+	go func() {
+		ok, failed := invokeLoop(actx, gws, active, time.Second)
+		out <- counts{ok, failed}
+	}()
+	time.Sleep(cfg.Settle)
+	w, err := measureWindow(procs, auditLog, cfg.Window)
+	cancel()
+	n := <-out
+	return w, n.ok, n.failed, err
 }
