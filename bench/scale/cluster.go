@@ -43,7 +43,8 @@ func startControlPlane(dir string) (*testenv.Env, string, error) {
 	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
 		return nil, "", err
 	}
-	env, err := testenv.New(testenv.Options{APIServerFlags: map[string]string{
+	// A /16 of ClusterIPs: envtest's default /24 runs out at 254 agents.
+	env, err := testenv.New(testenv.Options{ServiceCIDR: "10.96.0.0/16", APIServerFlags: map[string]string{
 		"audit-policy-file": policy, "audit-log-path": auditLog, "audit-log-format": "json",
 		"audit-log-mode": "batch", "audit-log-batch-max-wait": "1s",
 	}})

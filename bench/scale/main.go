@@ -41,6 +41,7 @@ func main() {
 	settle := flag.Duration("settle", 10*time.Second, "wait before each measurement window")
 	window := flag.Duration("window", 30*time.Second, "idle and active measurement windows")
 	timeout := flag.Duration("timeout", 10*time.Minute, "limit of each wait")
+	prebuilt := flag.String("flint", "", "`path` of a flint binary to measure (default: build ./cmd/flint)")
 	plots := flag.String("plots", "", "`directory` to draw scale-propagation.png and scale-writes.png into (empty: none)")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
@@ -54,7 +55,15 @@ func main() {
 			fatal(err)
 		}
 		defer os.RemoveAll(dir)
-		if err := testenv.Build(filepath.Join(dir, "flint"), "./cmd/flint"); err != nil {
+		if *prebuilt != "" {
+			b, err := os.ReadFile(*prebuilt)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, "flint"), b, 0o755)
+			}
+			if err != nil {
+				fatal(err)
+			}
+		} else if err := testenv.Build(filepath.Join(dir, "flint"), "./cmd/flint"); err != nil {
 			fatal(err)
 		}
 		code := podnet.Run(binDirEnv + "=" + dir)
@@ -127,6 +136,9 @@ func report(w io.Writer, rs []*result) {
 	})
 	row("manager: start → every Deployment", func(r *result) string {
 		return fmt.Sprintf("%.1f s (%.0f agents/s)", r.Reconcile.Seconds(), float64(r.Agents)/r.Reconcile.Seconds())
+	})
+	row("manager: start → last write (statuses)", func(r *result) string {
+		return fmt.Sprintf("%.1f s", r.Converge.Seconds())
 	})
 	row("gateway: start → ready, all agents listed (max)", func(r *result) string {
 		return fmt.Sprintf("%.2f s", slices.Max(r.GatewayReady).Seconds())

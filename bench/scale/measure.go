@@ -80,8 +80,7 @@ func measureWindow(procs []*proc, auditLog string, d time.Duration) (window, err
 		}
 		w.cpu[p.name] = float64(t-before[p.name]) / ticksPerSecond / to.Sub(from).Seconds()
 	}
-	// The audit backend batches for up to 1s: let it flush.
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(auditLag)
 	var err error
 	w.writes, err = auditWrites(auditLog, from, to)
 	return w, err
@@ -230,4 +229,29 @@ func invokeLoop(ctx context.Context, gws []*gateway, keys []agentKey, interval t
 		case <-t.C:
 		}
 	}
+}
+
+// auditLag is how long the audit log's batching may hold an event back.
+const auditLag = 2500 * time.Millisecond
+
+// waitQuiet waits until user has made no API write for quiet (the manager
+// converging after a start: statuses, and applies it cannot know are
+// no-ops after a restart) and returns when its last write was seen.
+func waitQuiet(auditLog, user string, quiet, timeout time.Duration) (time.Time, error) {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		time.Sleep(time.Second)
+		to := time.Now().Add(-auditLag)
+		if to.Sub(start) < quiet {
+			continue
+		}
+		w, err := auditWrites(auditLog, to.Add(-quiet), to)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if w[user] == 0 {
+			return to.Add(-quiet), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%s still writing to the API server after %s", user, timeout)
 }

@@ -42,6 +42,7 @@ type result struct {
 	Agents, Namespaces, Endpoints, Gateways int
 	Populate                                time.Duration // creating Agents + slices
 	Reconcile                               time.Duration // manager start → every Deployment exists
+	Converge                                time.Duration // manager start → its last write
 	GatewayReady                            []time.Duration
 	RSS                                     map[string]float64 // MiB, max seen
 	Idle, Active                            window
@@ -177,6 +178,13 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 	res.Reconcile = done.Sub(manager.start)
 	logf("manager: %d Deployments in %s", cfg.Agents, res.Reconcile.Round(time.Millisecond))
 
+	quiet, err := waitQuiet(auditLog, "manager", 5*time.Second, cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	res.Converge = quiet.Sub(manager.start)
+	logf("manager: last write %s after start", res.Converge.Round(time.Millisecond))
+
 	procs := []*proc{manager}
 	for _, g := range gws {
 		procs = append(procs, g.proc)
@@ -224,6 +232,9 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		for _, g := range all {
 			procs = append(procs, g.proc)
 		}
+		if _, err := waitQuiet(auditLog, "manager", 5*time.Second, cfg.Timeout); err != nil {
+			return nil, err
+		}
 		time.Sleep(cfg.Settle)
 		w, err := measureWindow(procs, auditLog, cfg.Window)
 		if err != nil {
@@ -241,7 +252,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 			logf("%d gateways active: writes %v", cfg.MoreGateways, aw.writes)
 		}
 	}
-	time.Sleep(2500 * time.Millisecond) // the audit log's last batch
+	time.Sleep(auditLag) // the audit log's last batch
 	if res.TotalWrites, err = auditWrites(auditLog, time.Time{}, time.Now()); err != nil {
 		return nil, err
 	}
