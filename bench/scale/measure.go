@@ -201,17 +201,17 @@ func fakeSidecars(n int) (addrs []string, stop func(), err error) {
 	return addrs, stop, nil
 }
 
-// invokeLoop sends one request per agent per interval, round-robin over
-// the gateways, until ctx ends; it returns the number of failures.
+// invokeLoop sends one request per agent per interval, each agent's going
+// round-robin over the gateways, until ctx ends; it returns the number of failures.
 func invokeLoop(ctx context.Context, gws []*gateway, keys []agentKey, interval time.Duration) (ok, failed int) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	n := 0
-	for {
-		for _, k := range keys {
-			g := gws[n%len(gws)]
-			n++
+	for round := 0; ; round++ {
+		for i, k := range keys {
+			// Each agent moves on to the next gateway every round, so every
+			// gateway sees every agent whatever the counts.
+			g := gws[(round+i)%len(gws)]
 			resp, err := client.Get(g.url + "/v1/agents/" + k.ns + "/" + k.name + "/")
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
