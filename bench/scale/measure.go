@@ -145,6 +145,12 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
 
+// gaugeValue reads an unlabelled gauge from a Prometheus text page.
+func gaugeValue(url, name string) (float64, error) {
+	v, _, err := histogramSum(url, name)
+	return v, err
+}
+
 // histogramSum reads NAME_sum and NAME_count from a Prometheus text page.
 func histogramSum(url, name string) (sum float64, count float64, err error) {
 	resp, err := http.Get(url)
@@ -163,7 +169,7 @@ func histogramSum(url, name string) (sum float64, count float64, err error) {
 		}
 		v, _ := strconv.ParseFloat(f[1], 64)
 		switch f[0] {
-		case name + "_sum":
+		case name, name + "_sum":
 			sum = v
 		case name + "_count":
 			count = v

@@ -63,6 +63,19 @@ func (r *result) noteRSS(procs []*proc) {
 	}
 }
 
+// logMemory logs the manager's and the first gateway's RSS, Go heap in use
+// and goroutines: where memory goes, phase by phase.
+func logMemory(logf func(string, ...any), phase string, manager *proc, managerMetrics string, g *gateway) {
+	rm, _ := manager.rssMiB()
+	rg, _ := g.rssMiB()
+	mh, _ := gaugeValue(managerMetrics, "go_memstats_heap_inuse_bytes")
+	mg, _ := gaugeValue(managerMetrics, "go_goroutines")
+	gh, _ := gaugeValue(g.url+"/metrics", "go_memstats_heap_inuse_bytes")
+	gg, _ := gaugeValue(g.url+"/metrics", "go_goroutines")
+	logf("memory %s: manager RSS %.0f MiB heap %.0f MiB %0.f goroutines; %s RSS %.0f MiB heap %.0f MiB %.0f goroutines",
+		phase, rm, mh/(1<<20), mg, g.name, rg, gh/(1<<20), gg)
+}
+
 // run measures one size on a control plane of its own.
 func run(ctx context.Context, cfg config) (res *result, err error) {
 	logf := cfg.Log
@@ -146,6 +159,9 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		res.GatewayReady = append(res.GatewayReady, g.ready)
 	}
 	logf("%d gateways ready: %v", len(gws), res.GatewayReady)
+	if rg, err := gws[0].rssMiB(); err == nil {
+		logf("memory at ready: %s RSS %.0f MiB", gws[0].name, rg)
+	}
 
 	managerKC, err := userKubeconfig(env, dir, "manager")
 	if err != nil {
@@ -189,6 +205,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 	for _, g := range gws {
 		procs = append(procs, g.proc)
 	}
+	logMemory(logf, "after reconcile", manager, metricsURL, gws[0])
 	time.Sleep(cfg.Settle)
 	res.noteRSS(procs)
 	s0, c0, _ := histogramSum(metricsURL, "flint_autoscaler_decision_duration_seconds")
@@ -198,6 +215,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 	s1, c1, _ := histogramSum(metricsURL, "flint_autoscaler_decision_duration_seconds")
 	res.DecisionSum, res.DecisionCount = s1-s0, c1-c0
 	res.noteRSS(procs)
+	logMemory(logf, "after idle window", manager, metricsURL, gws[0])
 	logf("idle: cpu %v writes %v", res.Idle.cpu, res.Idle.writes)
 
 	next := cfg.Agents * cfg.PerAgent
@@ -205,6 +223,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		return nil, err
 	}
 	res.noteRSS(procs)
+	logMemory(logf, "after propagation", manager, metricsURL, gws[0])
 	logf("propagation: p50 %s p99 %s", percentile(res.Propagation, .5), percentile(res.Propagation, .99))
 
 	if cfg.Active > 0 {
@@ -212,6 +231,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 			return nil, err
 		}
 		res.noteRSS(procs)
+		logMemory(logf, "after active window", manager, metricsURL, gws[0])
 		logf("active: %d ok %d failed, cpu %v writes %v", res.ActiveOK, res.ActiveFailed, res.Active.cpu, res.Active.writes)
 	}
 
@@ -227,7 +247,6 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 			return nil, err
 		}
 		stopManager = manager.stop
-		_ = metricsURL
 		procs := []*proc{manager}
 		for _, g := range all {
 			procs = append(procs, g.proc)
@@ -242,6 +261,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		}
 		res.More = &w
 		res.noteRSS(procs)
+		logMemory(logf, "with more gateways", manager, metricsURL, gws[0])
 		logf("%d gateways idle: cpu %v", cfg.MoreGateways, w.cpu)
 		if cfg.Active > 0 {
 			aw, _, failed, err := activeWindow(ctx, cfg, all, active, procs, auditLog)
