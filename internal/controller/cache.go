@@ -11,12 +11,18 @@ import (
 
 // CacheOptions restricts the manager's caches to what Flint manages:
 // Deployments, Services, Pods and EndpointSlices carrying the managed-by
-// label (EndpointSlices inherit it from their Service). In a shared cluster
-// this keeps every other workload out of the manager's memory. namespaces,
-// when not empty, limits every cache to those namespaces.
+// label (EndpointSlices inherit it from their Service), without their
+// managedFields. In a shared cluster this keeps every other workload out of
+// the manager's memory. namespaces, when not empty, limits every cache to
+// those namespaces. The gateway's cache (Agents and EndpointSlices) is
+// built from the same options.
 func CacheOptions(namespaces []string) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})
 	opts := cache.Options{
+		// Nothing reads managedFields (writes are applied or patched without
+		// them); they are often a third of an object's size, for every
+		// Agent, Deployment, Service and EndpointSlice in memory.
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}:         {Label: managed},
 			&corev1.Service{}:            {Label: managed},

@@ -42,6 +42,9 @@ type Options struct {
 	// --service-cluster-ip-range); empty keeps envtest's 10.0.0.0/24. A test
 	// that reaches ClusterIPs picks a range its network can listen on.
 	ServiceCIDR string
+	// APIServerFlags are extra kube-apiserver flags (name without dashes:
+	// value), e.g. an audit log for a benchmark that counts writes.
+	APIServerFlags map[string]string
 }
 
 // Env is a running control plane.
@@ -152,6 +155,9 @@ func New(opts Options) (env *Env, err error) {
 	te.ControlPlane.APIServer = &envtest.APIServer{Path: binaries["kube-apiserver"], CertDir: filepath.Join(dir, "apiserver")}
 	if opts.ServiceCIDR != "" {
 		te.ControlPlane.APIServer.Configure().Set("service-cluster-ip-range", opts.ServiceCIDR)
+	}
+	for name, value := range opts.APIServerFlags {
+		te.ControlPlane.APIServer.Configure().Set(name, value)
 	}
 	for _, d := range []string{te.ControlPlane.Etcd.DataDir, te.ControlPlane.APIServer.CertDir} {
 		if err := os.Mkdir(d, 0o700); err != nil {
