@@ -99,6 +99,8 @@ func TestApplyToAPIServer(t *testing.T) {
 				tc.ns, sar.Status.Allowed, tc.allowed, sar.Status.Reason)
 		}
 	}
+	// Last: it upgrades the release to sidecarTLS.enabled.
+	t.Run("SidecarTLS", func(t *testing.T) { checkSidecarTLS(t, env, apply) })
 }
 
 // merge is a deep merge of b over a, as Helm merges --set over values.

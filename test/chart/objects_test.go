@@ -44,7 +44,24 @@ func rules(rs []rbacv1.PolicyRule) []string {
 // TestRBACIsLeastPrivilege pins every rule the chart grants. A change here
 // is a change of what Flint may do in users' clusters: review it as such.
 func TestRBACIsLeastPrivilege(t *testing.T) {
-	objs := render(t, nil)
+	t.Run("Default", func(t *testing.T) { checkRBAC(t, nil) })
+	// Sidecar TLS adds, in the release namespace only, get of the CA Secret
+	// by name and a Role for the bundle ConfigMap; nothing cluster-wide (the
+	// agents' certificate Secrets are written with the create/patch above).
+	t.Run("SidecarTLS", func(t *testing.T) { checkRBAC(t, tlsOn) })
+
+	if n := len(find(render(t, map[string]any{"rbac": map[string]any{"create": false}}), "ClusterRole")); n != 0 {
+		t.Errorf("rbac.create=false still renders %d ClusterRoles", n)
+	}
+}
+
+func checkRBAC(t *testing.T, values map[string]any) {
+	tls := values != nil
+	objs := render(t, values)
+	sharedSecrets := []string{"rel-flint-control-token", "rel-flint-session-keys", "rel-flint-gateway-token", "rel-flint-api-keys"}
+	if tls {
+		sharedSecrets = append(sharedSecrets, "rel-flint-sidecar-ca")
+	}
 	want := map[string][]string{
 		"ClusterRole/rel-flint-manager": {
 			"flint.dev agents get,list,watch,update,patch",
@@ -67,12 +84,19 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			"coordination.k8s.io leases get,create,update",
 			" events create,patch",
 		},
+		"Role/rel-flint-manager-sidecar-ca": {
+			" configmaps get,update",
+			" configmaps create",
+		},
 		"ClusterRole/rel-flint-gateway": {
 			"flint.dev agents get,list,watch",
 			"flint.dev agents/status patch",
 			"discovery.k8s.io endpointslices get,list,watch",
 			" services get,list,watch",
 		},
+	}
+	if !tls {
+		delete(want, "Role/rel-flint-manager-sidecar-ca")
 	}
 	for _, kind := range []string{"ClusterRole", "Role"} {
 		for _, u := range find(objs, kind) {
@@ -93,13 +117,21 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 				// cluster-wide it writes (never reads) agents' copies of the
 				// gateway token.
 				if slices.Contains(r.Resources, "secrets") {
-					named := slices.Equal(r.Verbs, []string{"get"}) && slices.Equal(r.ResourceNames,
-						[]string{"rel-flint-control-token", "rel-flint-session-keys", "rel-flint-gateway-token", "rel-flint-api-keys"})
+					named := slices.Equal(r.Verbs, []string{"get"}) && slices.Equal(r.ResourceNames, sharedSecrets)
 					shared := key == "Role/rel-flint-manager-secrets" && u.GetNamespace() == releaseNamespace &&
 						(named || slices.Equal(r.Verbs, []string{"create"}))
 					agentCopies := key == "ClusterRole/rel-flint-manager" && slices.Equal(r.Verbs, []string{"create", "patch"})
 					if !shared && !agentCopies {
 						t.Errorf("%s grants secrets beyond get of the shared ones and writing agents' token copies: %+v", key, r)
+					}
+				}
+				// ConfigMaps: only the manager's CA bundle, with sidecar TLS.
+				if slices.Contains(r.Resources, "configmaps") {
+					bundle := slices.Equal(r.Verbs, []string{"get", "update"}) &&
+						slices.Equal(r.ResourceNames, []string{"rel-flint-sidecar-ca-bundle"})
+					create := slices.Equal(r.Verbs, []string{"create"}) && len(r.ResourceNames) == 0
+					if !tls || key != "Role/rel-flint-manager-sidecar-ca" || u.GetNamespace() != releaseNamespace || !(bundle || create) {
+						t.Errorf("%s grants configmaps beyond the CA bundle: %+v", key, r)
 					}
 				}
 			}
@@ -126,9 +158,6 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		}
 	}
 
-	if n := len(find(render(t, map[string]any{"rbac": map[string]any{"create": false}}), "ClusterRole")); n != 0 {
-		t.Errorf("rbac.create=false still renders %d ClusterRoles", n)
-	}
 }
 
 // checkGatewayPolicy: invocations reach the gateway from anywhere, its

@@ -108,6 +108,17 @@ at start-up when missing and never changes it; gateways mount them.
 {{- define "flint.gatewayTokenSecret" -}}
 {{- default (printf "%s-gateway-token" (include "flint.fullname" .)) .Values.secrets.gatewayToken }}
 {{- end }}
+{{/*
+Sidecar TLS (sidecarTLS.enabled): the CA Secret and the bundle ConfigMap
+the manager creates in the release namespace, named per release so two
+releases keep their own CA.
+*/}}
+{{- define "flint.sidecarCASecret" -}}
+{{- default (printf "%s-sidecar-ca" (include "flint.fullname" .)) .Values.sidecarTLS.caSecret }}
+{{- end }}
+{{- define "flint.sidecarCABundle" -}}
+{{- printf "%s-sidecar-ca-bundle" (include "flint.fullname" .) }}
+{{- end }}
 {{- define "flint.apiKeysSecret" -}}
 {{- default (printf "%s-api-keys" (include "flint.fullname" .)) .Values.gateway.auth.apiKeysSecret.name }}
 {{- end }}
