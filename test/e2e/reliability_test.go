@@ -241,7 +241,8 @@ func TestSlowBodyGets408(t *testing.T) {
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(20 * time.Second))
-			io.WriteString(conn, "POST /v1/agents/default/echo/up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n")
+			// Host as curl sends it: a gateway on loopback refuses other names.
+			fmt.Fprintf(conn, "POST /v1/agents/default/echo/up HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\n", addr)
 			go func() {
 				for range 100 {
 					if _, err := conn.Write([]byte("x")); err != nil {
@@ -311,7 +312,7 @@ func postLikeCurl(t *testing.T, addr, path string, size int) string {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	go func() {
-		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", path, size)
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", path, addr, size)
 		chunk := []byte(strings.Repeat("z", 64<<10))
 		for sent := 0; sent < size; sent += len(chunk) {
 			if _, err := conn.Write(chunk); err != nil {
