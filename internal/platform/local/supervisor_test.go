@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 // fakeUpEnv makes the test binary act as a `flint up` that starts one agent
@@ -138,7 +140,7 @@ func TestSupervisorPassesExitOn(t *testing.T) {
 		{"exit 3", "3"},
 		{"kill -TERM $$", "signal terminated"},
 	} {
-		out := &syncBuf{}
+		out := &testutil.SyncBuffer{}
 		p, err := startProcess([]string{exe, SuperviseCommand}, []string{"sh", "-c", tc.script}, "", os.Environ(), out)
 		if err != nil {
 			t.Fatal(err)
