@@ -13,14 +13,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
 )
@@ -111,7 +108,7 @@ func (k *kubeReader) Describe(ctx context.Context, key platform.AgentKey) (*gate
 func (k *kubeReader) endpoints(ctx context.Context, key platform.AgentKey) ([]gateway.EndpointDetail, error) {
 	var slices discoveryv1.EndpointSliceList
 	if err := k.c.List(ctx, &slices, client.InNamespace(key.Namespace),
-		client.MatchingLabels{discoveryv1.LabelServiceName: key.Name, controller.LabelManagedBy: controller.ManagedByValue}); err != nil {
+		client.MatchingLabels{discoveryv1.LabelServiceName: key.Name, v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}); err != nil {
 		return nil, fmt.Errorf("list EndpointSlices of %s: %w", key, err)
 	}
 	out := []gateway.EndpointDetail{}
@@ -125,8 +122,8 @@ func (k *kubeReader) endpoints(ctx context.Context, key platform.AgentKey) ([]ga
 				name = ep.TargetRef.Name
 			}
 			out = append(out, gateway.EndpointDetail{Replica: name,
-				Addr:      net.JoinHostPort(ep.Addresses[0], strconv.Itoa(controller.ServingPort)),
-				AdminAddr: net.JoinHostPort(ep.Addresses[0], strconv.Itoa(controller.AdminPort))})
+				Addr:      net.JoinHostPort(ep.Addresses[0], strconv.Itoa(v1alpha1.ServingPort)),
+				AdminAddr: net.JoinHostPort(ep.Addresses[0], strconv.Itoa(v1alpha1.AdminPort))})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Replica < out[j].Replica })
@@ -179,11 +176,9 @@ func summaryOf(a *v1alpha1.Agent) gateway.AgentSummary {
 		at := t.Time
 		s.LastInvocationAt = &at
 	}
-	// The same rule as the gateway's on Kubernetes: not Ready for a reason
-	// other than still starting, for the current generation of the spec.
-	if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady); c != nil &&
-		c.Status == metav1.ConditionFalse && c.Reason != controller.ReasonProgressing && c.ObservedGeneration == a.Generation {
-		s.Failure = &gateway.Failure{Reason: c.Reason, Message: c.Message}
+	// The same rule as the gateway's on Kubernetes (platform/kube.Failure).
+	if reason, message, failing := v1alpha1.Failure(a); failing {
+		s.Failure = &gateway.Failure{Reason: reason, Message: message}
 	}
 	return s
 }

@@ -13,7 +13,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/testenv"
 )
@@ -44,7 +43,7 @@ func TestAgentsAndDescribeFromCluster(t *testing.T) {
 	}
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "echo-x1", Labels: map[string]string{
-			discoveryv1.LabelServiceName: "echo", controller.LabelManagedBy: controller.ManagedByValue}},
+			discoveryv1.LabelServiceName: "echo", v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{
 			{Addresses: []string{"10.0.0.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},

@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
 )
 
 // CacheOptions restricts the manager's caches to what Flint manages:
@@ -15,7 +17,7 @@ import (
 // this keeps every other workload out of the manager's memory. namespaces,
 // when not empty, limits every cache to those namespaces.
 func CacheOptions(namespaces []string) cache.Options {
-	managed := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})
+	managed := labels.SelectorFromSet(labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}:         {Label: managed},

@@ -10,9 +10,10 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/testenv"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
 )
 
 // endpoint is an EndpointSlice entry for a pod.
@@ -29,12 +30,12 @@ func endpoint(pod, addr string, ready, terminating *bool) discoveryv1.Endpoint {
 func agentSlice(ns, name, agent string, family discoveryv1.AddressType, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{
-			discoveryv1.LabelServiceName: agent, controller.LabelManagedBy: controller.ManagedByValue, controller.LabelAgent: agent}},
+			discoveryv1.LabelServiceName: agent, v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelAgent: agent}},
 		AddressType: family,
 		Endpoints:   eps,
 		Ports: []discoveryv1.EndpointPort{
-			{Name: ptr(controller.ServingPortName), Port: ptr[int32](controller.ServingPort)},
-			{Name: ptr(controller.AdminPortName), Port: ptr[int32](controller.AdminPort)},
+			{Name: ptr(v1alpha1.ServingPortName), Port: ptr[int32](v1alpha1.ServingPort)},
+			{Name: ptr(v1alpha1.AdminPortName), Port: ptr[int32](v1alpha1.AdminPort)},
 		},
 	}
 }
@@ -124,7 +125,7 @@ func TestReadyEndpointsFollowEndpointSlices(t *testing.T) {
 
 	// A slice of a Service Flint does not manage is ignored.
 	foreign := agentSlice(ns, "other", "echo", discoveryv1.AddressTypeIPv4, endpoint("pod-x", "10.0.0.9", yes, nil))
-	delete(foreign.Labels, controller.LabelManagedBy)
+	delete(foreign.Labels, v1alpha1.LabelManagedBy)
 	create(t, env, foreign)
 
 	for _, s := range []*discoveryv1.EndpointSlice{v4, {ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "echo-v6"}}} {

@@ -29,13 +29,13 @@ func TestFailureOfReadsTheReadyCondition(t *testing.T) {
 		failing bool
 	}{
 		{"crash loop", agent(3, metav1.ConditionFalse, "CrashLoopBackOff", 3), true},
-		{"starting", agent(3, metav1.ConditionFalse, controller.ReasonProgressing, 3), false},
-		{"ready", agent(3, metav1.ConditionTrue, controller.ReasonReady, 3), false},
-		{"scaled to zero", agent(3, metav1.ConditionTrue, controller.ReasonScaledToZero, 3), false},
+		{"starting", agent(3, metav1.ConditionFalse, v1alpha1.ReasonProgressing, 3), false},
+		{"ready", agent(3, metav1.ConditionTrue, v1alpha1.ReasonReady, 3), false},
+		{"scaled to zero", agent(3, metav1.ConditionTrue, v1alpha1.ReasonScaledToZero, 3), false},
 		{"spec changed since", agent(4, metav1.ConditionFalse, "ImagePullBackOff", 3), false},
 		{"no status yet", &v1alpha1.Agent{}, false},
 	} {
-		if _, _, failing := failureOf(tc.agent); failing != tc.failing {
+		if _, _, failing := v1alpha1.Failure(tc.agent); failing != tc.failing {
 			t.Errorf("%s: failing %v, want %v", tc.name, failing, tc.failing)
 		}
 	}
@@ -55,7 +55,7 @@ func TestFailureFollowsThePods(t *testing.T) {
 	var pod corev1.Pod
 	testenv.Eventually(t, settle, func() error {
 		var pods corev1.PodList
-		if err := env.Client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{controller.LabelAgent: "broken"}); err != nil {
+		if err := env.Client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelAgent: "broken"}); err != nil {
 			return err
 		}
 		if len(pods.Items) != 1 {
