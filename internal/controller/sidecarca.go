@@ -17,9 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/flint-dev/flint/internal/servingcert"
-
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/servingcert"
 )
 
 // The sidecars' CA lives in a Secret in the manager's namespace. The

@@ -17,10 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/bootstrap"
 	"github.com/flint-dev/flint/internal/cli"
-
-	"github.com/flint-dev/flint/api/v1alpha1"
 )
 
 func convert[T any](t *testing.T, u *unstructured.Unstructured) *T {

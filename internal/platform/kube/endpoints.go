@@ -9,9 +9,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 
-	"github.com/flint-dev/flint/internal/platform"
-
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/platform"
 )
 
 // sliceAgent returns the agent an EndpointSlice belongs to: slices name
