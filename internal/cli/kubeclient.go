@@ -5,13 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"sort"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -20,6 +17,7 @@ import (
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/kube"
 )
 
 // kubeFlags select reading Agents from a cluster instead of a gateway.
@@ -104,29 +102,17 @@ func (k *kubeReader) Describe(ctx context.Context, key platform.AgentKey) (*gate
 	return d, nil
 }
 
-// endpoints lists the agent's ready pods from its Service's EndpointSlices.
+// endpoints lists the agent's ready replicas as the gateways' platform
+// reads them (platform/kube).
 func (k *kubeReader) endpoints(ctx context.Context, key platform.AgentKey) ([]gateway.EndpointDetail, error) {
-	var slices discoveryv1.EndpointSliceList
-	if err := k.c.List(ctx, &slices, client.InNamespace(key.Namespace),
-		client.MatchingLabels{discoveryv1.LabelServiceName: key.Name, v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}); err != nil {
-		return nil, fmt.Errorf("list EndpointSlices of %s: %w", key, err)
+	eps, err := kube.ReadyEndpointsOnce(ctx, k.c, key)
+	if err != nil {
+		return nil, err
 	}
-	out := []gateway.EndpointDetail{}
-	for _, s := range slices.Items {
-		for _, ep := range s.Endpoints {
-			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready || len(ep.Addresses) == 0 {
-				continue
-			}
-			name := ep.Addresses[0]
-			if ep.TargetRef != nil {
-				name = ep.TargetRef.Name
-			}
-			out = append(out, gateway.EndpointDetail{Replica: name,
-				Addr:      net.JoinHostPort(ep.Addresses[0], strconv.Itoa(v1alpha1.ServingPort)),
-				AdminAddr: net.JoinHostPort(ep.Addresses[0], strconv.Itoa(v1alpha1.AdminPort))})
-		}
+	out := make([]gateway.EndpointDetail, 0, len(eps))
+	for _, ep := range eps {
+		out = append(out, gateway.EndpointDetail{Replica: ep.Replica, Addr: ep.Addr, AdminAddr: ep.AdminAddr})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Replica < out[j].Replica })
 	return out, nil
 }
 

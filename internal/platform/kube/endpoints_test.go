@@ -10,10 +10,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/testenv"
-
-	"github.com/flint-dev/flint/api/v1alpha1"
 )
 
 // endpoint is an EndpointSlice entry for a pod.
@@ -127,6 +126,14 @@ func TestReadyEndpointsFollowEndpointSlices(t *testing.T) {
 	foreign := agentSlice(ns, "other", "echo", discoveryv1.AddressTypeIPv4, endpoint("pod-x", "10.0.0.9", yes, nil))
 	delete(foreign.Labels, v1alpha1.LabelManagedBy)
 	create(t, env, foreign)
+
+	// A one-shot reader (`flint describe -kube`) sees the replicas the
+	// platform routes to, by the same rule: not pod-c (terminating), not
+	// pod-x (foreign slice), pod-a once on IPv4.
+	once, err := ReadyEndpointsOnce(ctx, env.Client, key)
+	if err != nil || !slices.Equal(names(once), names(eps)) {
+		t.Fatalf("ReadyEndpointsOnce %v (%v), want %v", names(once), err, names(eps))
+	}
 
 	for _, s := range []*discoveryv1.EndpointSlice{v4, {ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "echo-v6"}}} {
 		if err := env.Client.Delete(ctx, s); err != nil {
