@@ -284,16 +284,6 @@ type AgentFailure struct {
 	PodTemplate string `json:"podTemplate,omitempty"`
 }
 
-// Condition types of an Agent.
-const (
-	ConditionReady        = "Ready"
-	ConditionScaledToZero = "ScaledToZero"
-	// ConditionGracefulShutdown says whether a stopping replica gets its
-	// full request timeout to finish (False when the manager's cap on the
-	// grace period cut it).
-	ConditionGracefulShutdown = "GracefulShutdown"
-)
-
 // AgentList is a list of Agents.
 //
 // +kubebuilder:object:root=true

@@ -100,12 +100,6 @@ func (s *AgentSpec) validate(p *field.Path, requireCommand bool) field.ErrorList
 	return errs
 }
 
-// Sidecar ports in every agent pod; internal/controller names them too.
-const (
-	sidecarServingPort = 8012
-	sidecarAdminPort   = 8022
-)
-
 // validateKube checks what only matters on Kubernetes, where an image runs
 // next to Flint's sidecar and volumes.
 func (s *AgentSpec) validateKube(p *field.Path) field.ErrorList {
@@ -115,15 +109,15 @@ func (s *AgentSpec) validateKube(p *field.Path) field.ErrorList {
 		errs = append(errs, field.Required(c.Child("image"),
 			"set image: the container image the agent runs on Kubernetes (local mode runs command instead)"))
 	}
-	if port := s.Container.Port; port == sidecarServingPort || port == sidecarAdminPort {
+	if port := s.Container.Port; port == ServingPort || port == AdminPort {
 		errs = append(errs, field.Invalid(c.Child("port"), port,
-			"ports 8012 and 8022 belong to the flint-proxy sidecar in the agent's pod: make the agent listen on another port"))
+			fmt.Sprintf("ports %d and %d belong to the flint-proxy sidecar in the agent's pod: make the agent listen on another port", ServingPort, AdminPort)))
 	}
 	volumes := map[string]bool{}
 	if pod := s.Pod; pod != nil {
 		pp := p.Child("pod")
 		for k := range pod.Labels {
-			if strings.HasPrefix(k, "flint.dev/") || k == "app.kubernetes.io/managed-by" {
+			if strings.HasPrefix(k, LabelPrefix) || k == LabelManagedBy {
 				errs = append(errs, field.Invalid(pp.Child("labels"), k,
 					"pod label keys under flint.dev/ and app.kubernetes.io/managed-by are set by Flint: use other keys"))
 			}

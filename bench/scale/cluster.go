@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/testenv"
 )
 
@@ -104,12 +103,12 @@ func agentObject(k agentKey) *v1alpha1.Agent {
 func sliceObject(k agentKey, addrs []string) *discoveryv1.EndpointSlice {
 	s := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: k.ns, Name: k.name + "-scale", Labels: map[string]string{
-			discoveryv1.LabelServiceName: k.name, controller.LabelManagedBy: controller.ManagedByValue,
+			discoveryv1.LabelServiceName: k.name, v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
 		}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports: []discoveryv1.EndpointPort{
-			{Name: ptr.To(controller.ServingPortName), Port: ptr.To(int32(controller.ServingPort)), Protocol: ptr.To(corev1.ProtocolTCP)},
-			{Name: ptr.To(controller.AdminPortName), Port: ptr.To(int32(controller.AdminPort)), Protocol: ptr.To(corev1.ProtocolTCP)},
+			{Name: ptr.To(v1alpha1.ServingPortName), Port: ptr.To(int32(v1alpha1.ServingPort)), Protocol: ptr.To(corev1.ProtocolTCP)},
+			{Name: ptr.To(v1alpha1.AdminPortName), Port: ptr.To(int32(v1alpha1.AdminPort)), Protocol: ptr.To(corev1.ProtocolTCP)},
 		},
 	}
 	for _, a := range addrs {
@@ -190,7 +189,7 @@ feed:
 func countDeployments(ctx context.Context, c client.Client) (int, error) {
 	var list metav1.PartialObjectMetadataList
 	list.SetGroupVersionKind(schemaDeploymentList)
-	if err := c.List(ctx, &list, client.MatchingLabels{controller.LabelManagedBy: controller.ManagedByValue}); err != nil {
+	if err := c.List(ctx, &list, client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}); err != nil {
 		return 0, err
 	}
 	return len(list.Items), nil

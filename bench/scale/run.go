@@ -13,12 +13,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/flint-dev/flint/internal/controller"
+	"github.com/flint-dev/flint/api/v1alpha1"
 )
 
 const (
-	servingPort = controller.ServingPort
-	adminPort   = controller.AdminPort
+	servingPort = v1alpha1.ServingPort
+	adminPort   = v1alpha1.AdminPort
 )
 
 // config is one benchmark run's size.

@@ -5,24 +5,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"sort"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/kube"
 )
 
 // kubeFlags select reading Agents from a cluster instead of a gateway.
@@ -107,29 +102,17 @@ func (k *kubeReader) Describe(ctx context.Context, key platform.AgentKey) (*gate
 	return d, nil
 }
 
-// endpoints lists the agent's ready pods from its Service's EndpointSlices.
+// endpoints lists the agent's ready replicas as the gateways' platform
+// reads them (platform/kube).
 func (k *kubeReader) endpoints(ctx context.Context, key platform.AgentKey) ([]gateway.EndpointDetail, error) {
-	var slices discoveryv1.EndpointSliceList
-	if err := k.c.List(ctx, &slices, client.InNamespace(key.Namespace),
-		client.MatchingLabels{discoveryv1.LabelServiceName: key.Name, controller.LabelManagedBy: controller.ManagedByValue}); err != nil {
-		return nil, fmt.Errorf("list EndpointSlices of %s: %w", key, err)
+	eps, err := kube.ReadyEndpointsOnce(ctx, k.c, key)
+	if err != nil {
+		return nil, err
 	}
-	out := []gateway.EndpointDetail{}
-	for _, s := range slices.Items {
-		for _, ep := range s.Endpoints {
-			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready || len(ep.Addresses) == 0 {
-				continue
-			}
-			name := ep.Addresses[0]
-			if ep.TargetRef != nil {
-				name = ep.TargetRef.Name
-			}
-			out = append(out, gateway.EndpointDetail{Replica: name,
-				Addr:      net.JoinHostPort(ep.Addresses[0], strconv.Itoa(controller.ServingPort)),
-				AdminAddr: net.JoinHostPort(ep.Addresses[0], strconv.Itoa(controller.AdminPort))})
-		}
+	out := make([]gateway.EndpointDetail, 0, len(eps))
+	for _, ep := range eps {
+		out = append(out, gateway.EndpointDetail{Replica: ep.Replica, Addr: ep.Addr, AdminAddr: ep.AdminAddr})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Replica < out[j].Replica })
 	return out, nil
 }
 
@@ -179,11 +162,9 @@ func summaryOf(a *v1alpha1.Agent) gateway.AgentSummary {
 		at := t.Time
 		s.LastInvocationAt = &at
 	}
-	// The same rule as the gateway's on Kubernetes: not Ready for a reason
-	// other than still starting, for the current generation of the spec.
-	if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady); c != nil &&
-		c.Status == metav1.ConditionFalse && c.Reason != controller.ReasonProgressing && c.ObservedGeneration == a.Generation {
-		s.Failure = &gateway.Failure{Reason: c.Reason, Message: c.Message}
+	// The same rule as the gateway's on Kubernetes (platform/kube.Failure).
+	if reason, message, failing := v1alpha1.Failure(a); failing {
+		s.Failure = &gateway.Failure{Reason: reason, Message: message}
 	}
 	return s
 }

@@ -13,7 +13,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/testenv"
 )
@@ -44,12 +43,22 @@ func TestAgentsAndDescribeFromCluster(t *testing.T) {
 	}
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "echo-x1", Labels: map[string]string{
-			discoveryv1.LabelServiceName: "echo", controller.LabelManagedBy: controller.ManagedByValue}},
+			discoveryv1.LabelServiceName: "echo", v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}},
 		AddressType: discoveryv1.AddressTypeIPv4,
+		// The ports as the manager's Service names them: readers find
+		// them by name, not by number.
+		Ports: []discoveryv1.EndpointPort{
+			{Name: ptr.To(v1alpha1.ServingPortName), Port: ptr.To[int32](v1alpha1.ServingPort)},
+			{Name: ptr.To(v1alpha1.AdminPortName), Port: ptr.To[int32](v1alpha1.AdminPort)},
+		},
 		Endpoints: []discoveryv1.Endpoint{
 			{Addresses: []string{"10.0.0.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
 				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "echo-7d9f-abc"}},
 			{Addresses: []string{"10.0.0.6"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)}},
+			// Terminating yet still ready (a draining pod whose readiness
+			// the kubelet has not yet failed): no new work goes there.
+			{Addresses: []string{"10.0.0.7"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Terminating: ptr.To(true)},
+				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "echo-7d9f-old"}},
 		},
 	}
 	if err := env.Client.Create(ctx, slice); err != nil {
@@ -86,8 +95,8 @@ func TestAgentsAndDescribeFromCluster(t *testing.T) {
 			t.Errorf("describe lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "10.0.0.6") {
-		t.Errorf("describe lists a replica that is not ready:\n%s", out)
+	if strings.Contains(out, "10.0.0.6") || strings.Contains(out, "10.0.0.7") {
+		t.Errorf("describe lists a replica that is not ready or is terminating:\n%s", out)
 	}
 
 	code, out, _ = run("describe", "echo", "-n", ns, "-o", "json", "-kube", "-kubeconfig", env.Kubeconfig)

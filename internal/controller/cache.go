@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
 )
 
 // CacheOptions restricts the manager's caches to what Flint manages:
@@ -17,7 +19,7 @@ import (
 // those namespaces. The gateway's cache (Agents and EndpointSlices) is
 // built from the same options.
 func CacheOptions(namespaces []string) cache.Options {
-	managed := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})
+	managed := labels.SelectorFromSet(labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
 	opts := cache.Options{
 		// Nothing reads managedFields (writes are applied or patched without
 		// them); they are often a third of an object's size, for every

@@ -38,13 +38,13 @@ func (c Config) desiredDeployment(a *v1alpha1.Agent) (*appsv1ac.DeploymentApplyC
 		}
 	}
 	if c.gatewayToken != "" {
-		template.WithAnnotations(map[string]string{AnnotationGatewayTokenHash: c.gatewayTokenHash()})
+		template.WithAnnotations(map[string]string{v1alpha1.AnnotationGatewayTokenHash: c.gatewayTokenHash()})
 	}
 	return appsv1ac.Deployment(a.Name, a.Namespace).
 		WithLabels(labelsFor(a)).
 		WithOwnerReferences(ownerReference(a)).
 		WithSpec(appsv1ac.DeploymentSpec().
-			WithReplicas(DesiredReplicas(a)).
+			WithReplicas(v1alpha1.DesiredReplicas(a)).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorFor(a))).
 			WithRevisionHistoryLimit(revisionHistoryLimit).
 			// Never below the asked-for capacity during a rollout: a new

@@ -28,10 +28,6 @@ const (
 	gatewayTokenVolume = v1alpha1.ReservedPrefix + "gateway-token"
 	gatewayTokenDir    = "/var/run/flint/gateway-token"
 	gatewayTokenKey    = "token"
-	// AnnotationGatewayTokenHash on the pod template changes with the
-	// token, so a new token rolls the agent's pods (the sidecar reads its
-	// token at start).
-	AnnotationGatewayTokenHash = "flint.dev/gateway-token-hash"
 	// kindSecret names the Secret in the apply memo.
 	kindSecret = "Secret"
 	// secretRecheck is how often an unchanged Secret is applied again: the

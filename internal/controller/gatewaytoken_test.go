@@ -57,16 +57,16 @@ func TestSidecarRequiresTheGatewayToken(t *testing.T) {
 		t.Error("the agent must not see the token")
 	}
 	// A new token rolls the pods: the sidecar reads it at start.
-	before := pod.Annotations[AnnotationGatewayTokenHash]
+	before := pod.Annotations[v1alpha1.AnnotationGatewayTokenHash]
 	if before == "" || strings.Contains(before, testGatewayToken) {
 		t.Errorf("token hash annotation %q", before)
 	}
 	cfg.gatewayToken += "-rotated"
-	if after, _ := render(cfg, a); after.Annotations[AnnotationGatewayTokenHash] == before {
+	if after, _ := render(cfg, a); after.Annotations[v1alpha1.AnnotationGatewayTokenHash] == before {
 		t.Error("a rotated token does not change the pod template")
 	}
 	// Without the flag nothing changes.
-	if plain, _ := render(testConfig(), a); len(plain.Spec.Volumes) != 0 || plain.Annotations[AnnotationGatewayTokenHash] != "" {
+	if plain, _ := render(testConfig(), a); len(plain.Spec.Volumes) != 0 || plain.Annotations[v1alpha1.AnnotationGatewayTokenHash] != "" {
 		t.Errorf("no token configured, yet %+v %v", plain.Spec.Volumes, plain.Annotations)
 	}
 }

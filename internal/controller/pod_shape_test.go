@@ -3,7 +3,9 @@ package controller
 import (
 	"flag"
 	"io"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -165,26 +167,6 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 	}
 }
 
-func TestDesiredReplicasIsTheScaleWithinBounds(t *testing.T) {
-	for _, tc := range []struct {
-		min, max int32
-		scale    *int32
-		want     int32
-	}{
-		{0, 10, nil, 0},
-		{2, 10, nil, 2},
-		{0, 10, ptr[int32](4), 4},
-		{0, 3, ptr[int32](7), 3},
-		{2, 5, ptr[int32](0), 2},
-	} {
-		a := testAgent("ns", "a")
-		a.Spec.Scaling.MinReplicas, a.Spec.Scaling.MaxReplicas, a.Spec.Scaling.Replicas = &tc.min, &tc.max, tc.scale
-		if got := DesiredReplicas(a); got != tc.want {
-			t.Errorf("min %d max %d scale %v: got %d, want %d", tc.min, tc.max, tc.scale, got, tc.want)
-		}
-	}
-}
-
 func TestAgentEnvSetsPortAndDropsDuplicates(t *testing.T) {
 	env, err := agentEnv([]corev1.EnvVar{
 		{Name: "A", Value: "1"}, {Name: "PORT", Value: "9"}, {Name: "A", Value: "2"},
@@ -223,5 +205,16 @@ func TestAgentContainerCarriesResources(t *testing.T) {
 	}
 	if ctr.ReadinessProbe != nil {
 		t.Error("the agent container must not have a readiness probe: the sidecar probes it")
+	}
+}
+
+// TestProxyDefaultsUseTheContractPorts keeps the sidecar's own flag
+// defaults (internal/proxy does not import the API package, so it writes
+// the numbers itself) on the ports the cluster contract fixes.
+func TestProxyDefaultsUseTheContractPorts(t *testing.T) {
+	for addr, want := range map[string]int{proxy.DefaultServingAddr: v1alpha1.ServingPort, proxy.DefaultAdminAddr: v1alpha1.AdminPort} {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port != strconv.Itoa(want) {
+			t.Errorf("proxy default %q: want port %d (api/v1alpha1)", addr, want)
+		}
 	}
 }

@@ -68,7 +68,7 @@ func TestAgentPodsPassRestrictedPodSecurity(t *testing.T) {
 	createAgent(t, env, ns, "admitted", func(a *v1alpha1.Agent) { a.Spec.Scaling.MinReplicas = ptr[int32](1) })
 	testenv.Eventually(t, settle, func() error {
 		var pods corev1.PodList
-		if err := env.Client.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelAgent: "admitted"}); err != nil {
+		if err := env.Client.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelAgent: "admitted"}); err != nil {
 			return err
 		}
 		if len(pods.Items) != 1 {
@@ -89,7 +89,9 @@ func TestAgentBreakingRestrictedIsReported(t *testing.T) {
 		a.Spec.Scaling.MinReplicas = ptr[int32](1)
 		a.Spec.Container.SecurityContext = &corev1.SecurityContext{Privileged: ptr(true)}
 	})
-	waitReady(t, env, ns, "privileged", "False", ReasonPodSecurity,
+	waitReady(t, env, ns, "privileged", "False", v1alpha1.ReasonPodSecurity,
 		`violates PodSecurity "restricted:latest"`, "privileged", "change spec.container.securityContext")
-	testenv.Eventually(t, settle, func() error { return findEvent(env, ns, "privileged", ReasonPodSecurity, corev1.EventTypeWarning) })
+	testenv.Eventually(t, settle, func() error {
+		return findEvent(env, ns, "privileged", v1alpha1.ReasonPodSecurity, corev1.EventTypeWarning)
+	})
 }

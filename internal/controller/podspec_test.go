@@ -54,7 +54,7 @@ func TestPodSpecPassesTheAgentsFieldsThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := a.Spec.Pod
-	if pod.Labels["team"] != "search" || pod.Labels[LabelAgent] != "full" || pod.Annotations["prometheus.io/scrape"] != "false" {
+	if pod.Labels["team"] != "search" || pod.Labels[v1alpha1.LabelAgent] != "full" || pod.Annotations["prometheus.io/scrape"] != "false" {
 		t.Errorf("pod labels %v annotations %v", pod.Labels, pod.Annotations)
 	}
 	s := pod.Spec

@@ -128,18 +128,18 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	a := agent.DeepCopy()
 	a.Default()
-	obs := observation{agent: a, desired: DesiredReplicas(a)}
+	obs := observation{agent: a, desired: v1alpha1.DesiredReplicas(a)}
 
 	// The API server's CEL rules refuse invalid Agents; this catches ones
 	// stored before a rule existed. Nothing is applied for them: a
 	// spec change reconciles again.
 	if errs := a.Validate(false); len(errs) > 0 {
-		obs.failure = &agentFailure{Reason: ReasonInvalidSpec, Message: errs.ToAggregate().Error()}
+		obs.failure = &agentFailure{Reason: v1alpha1.ReasonInvalidSpec, Message: errs.ToAggregate().Error()}
 		return ctrl.Result{}, r.updateStatus(ctx, &agent, obs)
 	}
 	// The transport annotation is metadata, out of the CRD rules' reach.
 	if _, err := stdioAgent(a); err != nil {
-		obs.failure = &agentFailure{Reason: ReasonInvalidSpec, Message: err.Error()}
+		obs.failure = &agentFailure{Reason: v1alpha1.ReasonInvalidSpec, Message: err.Error()}
 		return ctrl.Result{}, r.updateStatus(ctx, &agent, obs)
 	}
 
@@ -163,7 +163,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	if err != nil {
-		obs.failure = &agentFailure{Reason: ReasonReconcileFailed, Message: err.Error()}
+		obs.failure = &agentFailure{Reason: v1alpha1.ReasonReconcileFailed, Message: err.Error()}
 		if serr := r.updateStatus(ctx, &agent, obs); serr != nil && ctx.Err() == nil {
 			log.FromContext(ctx).Error(serr, "cannot record the reconcile failure in status")
 		}
@@ -299,7 +299,7 @@ func (r *Reconciler) noteReadyTransition(agent *v1alpha1.Agent, status v1alpha1.
 		return
 	}
 	if old := agent.Status.DesiredReplicas; agent.Status.Selector != "" && old != status.DesiredReplicas {
-		r.recorder.Eventf(agent, nil, corev1.EventTypeNormal, ReasonScaled, "Scale",
+		r.recorder.Eventf(agent, nil, corev1.EventTypeNormal, v1alpha1.ReasonScaled, "Scale",
 			"scaled from %d to %d replica(s)", old, status.DesiredReplicas)
 	}
 	prev := meta.FindStatusCondition(agent.Status.Conditions, v1alpha1.ConditionReady)
@@ -307,26 +307,26 @@ func (r *Reconciler) noteReadyTransition(agent *v1alpha1.Agent, status v1alpha1.
 		return
 	}
 	switch {
-	case IsFailure(cur):
+	case v1alpha1.IsFailure(cur):
 		r.recorder.Eventf(agent, nil, corev1.EventTypeWarning, cur.Reason, "Reconcile", "%s", cur.Message)
-	case cur.Status == metav1.ConditionTrue && cur.Reason == ReasonReady:
+	case cur.Status == metav1.ConditionTrue && cur.Reason == v1alpha1.ReasonReady:
 		// The failure may have been followed by a while of Progressing
 		// (the pod running, not yet counted ready): lastFailure remembers it.
 		was := ""
-		if prev != nil && IsFailure(prev) {
+		if prev != nil && v1alpha1.IsFailure(prev) {
 			was = prev.Reason
 		} else if f := agent.Status.LastFailure; f != nil {
 			was = f.Reason
 		}
 		if was != "" {
-			r.recorder.Eventf(agent, nil, corev1.EventTypeNormal, ReasonRecovered, "Reconcile", "no longer %s: %s", was, cur.Message)
+			r.recorder.Eventf(agent, nil, corev1.EventTypeNormal, v1alpha1.ReasonRecovered, "Reconcile", "no longer %s: %s", was, cur.Message)
 		}
 	}
 }
 
 // podToAgent maps a pod to the Agent it runs, from its agent label.
 func podToAgent(_ context.Context, obj client.Object) []reconcile.Request {
-	name := obj.GetLabels()[LabelAgent]
+	name := obj.GetLabels()[v1alpha1.LabelAgent]
 	if name == "" {
 		return nil
 	}

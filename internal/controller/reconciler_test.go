@@ -44,14 +44,14 @@ func TestAgentBecomesDeploymentAndService(t *testing.T) {
 	if *d.Spec.Replicas != 1 {
 		t.Errorf("replicas %d, want minReplicas 1", *d.Spec.Replicas)
 	}
-	if got := d.Spec.Selector.MatchLabels; len(got) != 1 || got[LabelAgent] != "echo" {
+	if got := d.Spec.Selector.MatchLabels; len(got) != 1 || got[v1alpha1.LabelAgent] != "echo" {
 		t.Errorf("selector %v", got)
 	}
 	if d.Spec.Strategy.RollingUpdate == nil || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
 		t.Errorf("rolling update must keep capacity: %+v", d.Spec.Strategy)
 	}
 	pod := d.Spec.Template
-	if pod.Labels[LabelManagedBy] != ManagedByValue || pod.Labels[LabelAgent] != "echo" {
+	if pod.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || pod.Labels[v1alpha1.LabelAgent] != "echo" {
 		t.Errorf("pod labels %v", pod.Labels)
 	}
 	if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || *g != 310 {
@@ -79,7 +79,7 @@ func TestAgentBecomesDeploymentAndService(t *testing.T) {
 		}
 	}
 	if p := sc.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" ||
-		p.HTTPGet.Port.StrVal != AdminPortName || p.PeriodSeconds != 1 {
+		p.HTTPGet.Port.StrVal != v1alpha1.AdminPortName || p.PeriodSeconds != 1 {
 		t.Errorf("sidecar readiness probe %+v", p)
 	}
 	if ports := containerPorts(sc); ports != "http=8012,admin=8022" {
@@ -101,14 +101,14 @@ func TestAgentBecomesDeploymentAndService(t *testing.T) {
 		t.Error("the agent container has a readiness probe; the sidecar is the pod's readiness")
 	}
 	if l := ag.Lifecycle; l == nil || l.PreStop == nil || l.PreStop.HTTPGet == nil ||
-		l.PreStop.HTTPGet.Path != "/wait-for-drain" || l.PreStop.HTTPGet.Port.IntValue() != AdminPort {
+		l.PreStop.HTTPGet.Path != "/wait-for-drain" || l.PreStop.HTTPGet.Port.IntValue() != v1alpha1.AdminPort {
 		t.Errorf("agent preStop %+v: it must wait for the sidecar's drain", l)
 	}
 
 	var svc corev1.Service
 	testenv.Eventually(t, settle, func() error { return get(env, ns, "echo", &svc) })
 	checkOwned(t, &svc.ObjectMeta, agent)
-	if svc.Spec.Selector[LabelAgent] != "echo" || len(svc.Spec.Selector) != 1 {
+	if svc.Spec.Selector[v1alpha1.LabelAgent] != "echo" || len(svc.Spec.Selector) != 1 {
 		t.Errorf("service selector %v", svc.Spec.Selector)
 	}
 	var ports []string
@@ -125,11 +125,11 @@ func TestAgentBecomesDeploymentAndService(t *testing.T) {
 			return err
 		}
 		st := a.Status
-		if st.ObservedGeneration != a.Generation || st.Selector != LabelAgent+"=echo" || st.DesiredReplicas != 1 ||
+		if st.ObservedGeneration != a.Generation || st.Selector != v1alpha1.LabelAgent+"=echo" || st.DesiredReplicas != 1 ||
 			st.URL != "https://agents.example.com/v1/agents/"+ns+"/echo/" {
 			return fmt.Errorf("status %+v", st)
 		}
-		return expectCondition(&a, v1alpha1.ConditionReady, "False", ReasonProgressing)
+		return expectCondition(&a, v1alpha1.ConditionReady, "False", v1alpha1.ReasonProgressing)
 	})
 }
 
@@ -185,8 +185,8 @@ func TestScaleSubresourceDrivesDeployment(t *testing.T) {
 		if err := get(env, ns, "scaled", &a); err != nil {
 			return err
 		}
-		return firstErr(expectCondition(&a, v1alpha1.ConditionScaledToZero, "True", ReasonIdle),
-			expectCondition(&a, v1alpha1.ConditionReady, "True", ReasonScaledToZero))
+		return firstErr(expectCondition(&a, v1alpha1.ConditionScaledToZero, "True", v1alpha1.ReasonIdle),
+			expectCondition(&a, v1alpha1.ConditionReady, "True", v1alpha1.ReasonScaledToZero))
 	})
 
 	agent := &v1alpha1.Agent{}
@@ -198,7 +198,7 @@ func TestScaleSubresourceDrivesDeployment(t *testing.T) {
 		if err := env.Client.SubResource("scale").Get(ctx, agent, scale); err != nil {
 			return fmt.Errorf("get scale: %w", err)
 		}
-		if scale.Spec.Replicas != 0 || scale.Status.Selector != LabelAgent+"=scaled" {
+		if scale.Spec.Replicas != 0 || scale.Status.Selector != v1alpha1.LabelAgent+"=scaled" {
 			return fmt.Errorf("scale %+v: want 0 replicas and status.selector as its selector", scale)
 		}
 		return nil
@@ -213,7 +213,7 @@ func TestScaleSubresourceDrivesDeployment(t *testing.T) {
 		if a.Status.DesiredReplicas != 2 {
 			return fmt.Errorf("desiredReplicas %d", a.Status.DesiredReplicas)
 		}
-		return expectCondition(&a, v1alpha1.ConditionScaledToZero, "False", ReasonActive)
+		return expectCondition(&a, v1alpha1.ConditionScaledToZero, "False", v1alpha1.ReasonActive)
 	})
 
 	// Beyond maxReplicas: the Deployment gets the ceiling at once.
@@ -266,7 +266,7 @@ func TestDeletingAgentCollectsItsObjects(t *testing.T) {
 // the controller owner reference that garbage collection follows.
 func checkOwned(t *testing.T, m *metav1.ObjectMeta, a *v1alpha1.Agent) {
 	t.Helper()
-	if m.Labels[LabelManagedBy] != ManagedByValue || m.Labels[LabelAgent] != a.Name {
+	if m.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || m.Labels[v1alpha1.LabelAgent] != a.Name {
 		t.Errorf("%s labels %v", m.Name, m.Labels)
 	}
 	refs := m.OwnerReferences

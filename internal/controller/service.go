@@ -16,16 +16,16 @@ import (
 // Target ports are numeric: the ports are fixed, and a numeric target does
 // not depend on name lookup reaching into (sidecar) init containers.
 //
-// tls sets the serving port's appProtocol to ServingAppProtocolTLS, which
+// tls sets the serving port's appProtocol to v1alpha1.ServingAppProtocolTLS, which
 // tells the gateways to speak TLS to the sidecars. Sidecars with a
 // certificate answer plain HTTP too, so the manager says so only once every
 // replica runs with one (rolledOut), and stops saying so at once when TLS
 // is turned off, before the replicas without certificates roll out.
 func desiredService(a *v1alpha1.Agent, tls bool) *corev1ac.ServiceApplyConfiguration {
-	serving := corev1ac.ServicePort().WithName(ServingPortName).WithProtocol(corev1.ProtocolTCP).
-		WithPort(ServingPort).WithTargetPort(intstr.FromInt32(ServingPort))
+	serving := corev1ac.ServicePort().WithName(v1alpha1.ServingPortName).WithProtocol(corev1.ProtocolTCP).
+		WithPort(v1alpha1.ServingPort).WithTargetPort(intstr.FromInt32(v1alpha1.ServingPort))
 	if tls {
-		serving.WithAppProtocol(ServingAppProtocolTLS)
+		serving.WithAppProtocol(v1alpha1.ServingAppProtocolTLS)
 	}
 	return corev1ac.Service(a.Name, a.Namespace).
 		WithLabels(labelsFor(a)).
@@ -35,8 +35,8 @@ func desiredService(a *v1alpha1.Agent, tls bool) *corev1ac.ServiceApplyConfigura
 			WithSelector(selectorFor(a)).
 			WithPorts(
 				serving,
-				corev1ac.ServicePort().WithName(AdminPortName).WithProtocol(corev1.ProtocolTCP).
-					WithPort(AdminPort).WithTargetPort(intstr.FromInt32(AdminPort)),
+				corev1ac.ServicePort().WithName(v1alpha1.AdminPortName).WithProtocol(corev1.ProtocolTCP).
+					WithPort(v1alpha1.AdminPort).WithTargetPort(intstr.FromInt32(v1alpha1.AdminPort)),
 			))
 }
 

@@ -35,8 +35,8 @@ func (c Config) sidecarArgs(a *v1alpha1.Agent) []string {
 	}
 	args := []string{
 		"proxy",
-		"-serving-addr=:" + strconv.Itoa(ServingPort),
-		"-admin-addr=:" + strconv.Itoa(AdminPort),
+		"-serving-addr=:" + strconv.Itoa(v1alpha1.ServingPort),
+		"-admin-addr=:" + strconv.Itoa(v1alpha1.AdminPort),
 		"-upstream=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(int(a.Spec.Container.Port))),
 		"-concurrency=" + strconv.Itoa(int(a.Spec.Concurrency)),
 		"-request-timeout=" + requestTimeout.String(),
@@ -99,7 +99,7 @@ func sidecarProbe(a *v1alpha1.Agent) (path string, kubelet *corev1.Probe) {
 // before the agent and stops it after the agent, so it never refuses
 // traffic for an agent that is still there, nor forwards to one that is gone.
 func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConfiguration {
-	admin := intstr.FromString(AdminPortName)
+	admin := intstr.FromString(v1alpha1.AdminPortName)
 	ctr := corev1ac.Container()
 	if c.gatewayToken != "" {
 		ctr.WithVolumeMounts(gatewayTokenMount())
@@ -113,8 +113,8 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 		WithArgs(c.sidecarArgs(a)...).
 		WithRestartPolicy(corev1.ContainerRestartPolicyAlways).
 		WithPorts(
-			corev1ac.ContainerPort().WithName(ServingPortName).WithContainerPort(ServingPort).WithProtocol(corev1.ProtocolTCP),
-			corev1ac.ContainerPort().WithName(AdminPortName).WithContainerPort(AdminPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(v1alpha1.ServingPortName).WithContainerPort(v1alpha1.ServingPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(v1alpha1.AdminPortName).WithContainerPort(v1alpha1.AdminPort).WithProtocol(corev1.ProtocolTCP),
 		).
 		// The kubelet's 1s period is the floor; the sidecar itself probes
 		// the agent every 50ms at start. One failure is enough to go
@@ -143,5 +143,5 @@ func waitForDrainHook() *corev1ac.LifecycleApplyConfiguration {
 	return corev1ac.Lifecycle().WithPreStop(corev1ac.LifecycleHandler().
 		WithHTTPGet(corev1ac.HTTPGetAction().
 			WithPath(proxy.PathWaitForDrain).
-			WithPort(intstr.FromInt32(AdminPort))))
+			WithPort(intstr.FromInt32(v1alpha1.AdminPort))))
 }

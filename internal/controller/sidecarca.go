@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/servingcert"
 )
 
@@ -88,7 +89,7 @@ func (s *caStore) loadOrCreate(ctx context.Context, now time.Time) (*servingcert
 		}
 		secret = corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name,
-				Labels: map[string]string{LabelManagedBy: ManagedByValue}},
+				Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}},
 			Type: corev1.SecretTypeTLS,
 			Data: map[string][]byte{corev1.TLSCertKey: ca.CertPEM, corev1.TLSPrivateKeyKey: ca.KeyPEM},
 		}
@@ -137,7 +138,7 @@ func (s *caStore) publish(ctx context.Context, ca *servingcert.CA, now time.Time
 	if cm.Labels == nil {
 		cm.Labels = map[string]string{}
 	}
-	cm.Labels[LabelManagedBy] = ManagedByValue
+	cm.Labels[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
 	if cm.Data == nil {
 		cm.Data = map[string]string{}
 	}

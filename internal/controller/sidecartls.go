@@ -38,14 +38,11 @@ const (
 	DefaultSidecarCABundle = "flint-sidecar-ca-bundle"
 	// CABundleKey is the bundle's key in its ConfigMap and in every
 	// agent's certificate Secret.
-	CABundleKey = "ca.crt"
-	// ServingAppProtocolTLS on a Service's serving port tells the gateways
-	// the sidecars serve TLS there.
-	ServingAppProtocolTLS = "https"
-	sidecarTLSVolume      = v1alpha1.ReservedPrefix + "tls"
-	sidecarTLSDir         = "/var/run/flint/tls"
-	kindTLSSecret         = "TLSSecret"
-	serviceAccountNSFile  = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+	CABundleKey          = "ca.crt"
+	sidecarTLSVolume     = v1alpha1.ReservedPrefix + "tls"
+	sidecarTLSDir        = "/var/run/flint/tls"
+	kindTLSSecret        = "TLSSecret"
+	serviceAccountNSFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 )
 
 // SidecarTLSConfig is the manager's sidecar TLS settings.

@@ -91,7 +91,7 @@ func TestGatewayReachesTLSSidecarByPodIP(t *testing.T) {
 	if err := get(env, ns, "secure", &svc); err != nil {
 		t.Fatal(err)
 	}
-	if p := svc.Spec.Ports[0]; p.Name != ServingPortName || deref(p.AppProtocol) != ServingAppProtocolTLS {
+	if p := svc.Spec.Ports[0]; p.Name != v1alpha1.ServingPortName || deref(p.AppProtocol) != v1alpha1.ServingAppProtocolTLS {
 		t.Errorf("serving port %+v: the gateways would not speak TLS", p)
 	}
 	var secret corev1.Secret

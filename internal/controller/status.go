@@ -12,39 +12,6 @@ import (
 	"github.com/flint-dev/flint/api/v1alpha1"
 )
 
-// Reasons of the Ready condition besides the kubelet's and scheduler's own
-// (ImagePullBackOff, CrashLoopBackOff, Unschedulable, ...), which are
-// passed through as they are.
-const (
-	ReasonReady                    = "Ready"
-	ReasonScaledToZero             = "ScaledToZero"
-	ReasonProgressing              = "Progressing"
-	ReasonInvalidSpec              = "InvalidSpec"
-	ReasonReconcileFailed          = "ReconcileFailed"
-	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
-	ReasonReplicaFailure           = "ReplicaFailure"
-	ReasonPodSecurity              = "PodSecurity"
-)
-
-// Reasons of Events besides the Ready condition's: Recovered when a replica
-// is ready again after a failure, Scaled when the replicas asked for change.
-const (
-	ReasonRecovered = "Recovered"
-	ReasonScaled    = "Scaled"
-)
-
-// Reasons of the GracefulShutdown condition.
-const (
-	ReasonFitsGracePeriod   = "FitsGracePeriod"
-	ReasonGracePeriodCapped = "GracePeriodCapped"
-)
-
-// Reasons of the ScaledToZero condition.
-const (
-	ReasonIdle   = "Idle"
-	ReasonActive = "Active"
-)
-
 // observation is everything the status is computed from.
 type observation struct {
 	agent      *v1alpha1.Agent    // defaulted
@@ -76,10 +43,10 @@ func (c Config) computeStatus(old v1alpha1.AgentStatus, o observation) v1alpha1.
 	meta.SetStatusCondition(&st.Conditions, ready)
 
 	zero := metav1.Condition{Type: v1alpha1.ConditionScaledToZero, ObservedGeneration: a.Generation,
-		Status: metav1.ConditionFalse, Reason: ReasonActive,
+		Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonActive,
 		Message: fmt.Sprintf("%d replica(s) asked for", o.desired)}
 	if o.desired == 0 {
-		zero.Status, zero.Reason = metav1.ConditionTrue, ReasonIdle
+		zero.Status, zero.Reason = metav1.ConditionTrue, v1alpha1.ReasonIdle
 		zero.Message = "no replicas asked for: the next request starts one"
 		if st.Replicas > 0 {
 			zero.Message = fmt.Sprintf("no replicas asked for; %d still stopping", st.Replicas)
@@ -95,11 +62,11 @@ func (c Config) computeStatus(old v1alpha1.AgentStatus, o observation) v1alpha1.
 func (c Config) shutdownCondition(a *v1alpha1.Agent) metav1.Condition {
 	b := c.shutdownBudget(a)
 	cond := metav1.Condition{Type: v1alpha1.ConditionGracefulShutdown, ObservedGeneration: a.Generation,
-		Status: metav1.ConditionTrue, Reason: ReasonFitsGracePeriod,
+		Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonFitsGracePeriod,
 		Message: fmt.Sprintf("a stopping replica gets %s to finish its requests (terminationGracePeriodSeconds %d)",
 			b.DrainTimeout, int64(b.Grace.Seconds()))}
 	if b.Capped {
-		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonGracePeriodCapped
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonGracePeriodCapped
 		cond.Message = fmt.Sprintf("timeouts.request %s does not fit the manager's -max-termination-grace-period %s: "+
 			"a stopping replica cuts requests still running after %s; shorten timeouts.request or raise the cap",
 			a.Spec.RequestTimeout(), b.Grace, b.DrainTimeout)
@@ -121,27 +88,27 @@ func readyCondition(st v1alpha1.AgentStatus, o observation) metav1.Condition {
 	podFail, failing := findPodFailure(o.pods)
 	switch {
 	case o.deployment == nil:
-		return cond(metav1.ConditionFalse, ReasonProgressing, "creating the Deployment")
+		return cond(metav1.ConditionFalse, v1alpha1.ReasonProgressing, "creating the Deployment")
 	case st.ReadyReplicas > 0:
 		msg := fmt.Sprintf("%d of %d replica(s) ready", st.ReadyReplicas, o.desired)
 		if failing {
 			msg += fmt.Sprintf("; %s: %s", podFail.Reason, podFail.Message)
 		}
-		return cond(metav1.ConditionTrue, ReasonReady, msg)
+		return cond(metav1.ConditionTrue, v1alpha1.ReasonReady, msg)
 	case o.desired == 0 && st.LastFailure != nil:
 		// Scaled to zero from a failure: say so until something changes,
 		// rather than reporting an agent that cannot start as Ready.
 		return cond(metav1.ConditionFalse, st.LastFailure.Reason,
 			"scaled to zero; its last replica failed: "+st.LastFailure.Message+" (the next request tries again)")
 	case o.desired == 0:
-		return cond(metav1.ConditionTrue, ReasonScaledToZero, "scaled to zero: the next request starts a replica")
+		return cond(metav1.ConditionTrue, v1alpha1.ReasonScaledToZero, "scaled to zero: the next request starts a replica")
 	case failing:
 		return cond(metav1.ConditionFalse, podFail.Reason, podFail.Message)
 	}
 	if f, ok := deploymentFailure(o.deployment); ok {
 		return cond(metav1.ConditionFalse, f.Reason, f.Message)
 	}
-	return cond(metav1.ConditionFalse, ReasonProgressing,
+	return cond(metav1.ConditionFalse, v1alpha1.ReasonProgressing,
 		fmt.Sprintf("waiting for %d replica(s) to become ready (%d exist)", o.desired, st.Replicas))
 }
 
@@ -152,7 +119,7 @@ func lastFailure(st v1alpha1.AgentStatus, o observation) *v1alpha1.AgentFailure 
 	if f, failing := findPodFailure(o.pods); failing {
 		return &v1alpha1.AgentFailure{Reason: f.Reason, Message: f.Message, PodTemplate: o.template}
 	}
-	if f, failing := deploymentFailure(o.deployment); failing && f.Reason == ReasonPodSecurity {
+	if f, failing := deploymentFailure(o.deployment); failing && f.Reason == v1alpha1.ReasonPodSecurity {
 		return &v1alpha1.AgentFailure{Reason: f.Reason, Message: f.Message, PodTemplate: o.template}
 	}
 	if last := st.LastFailure; last != nil && st.ReadyReplicas == 0 && last.PodTemplate == o.template {
@@ -171,21 +138,15 @@ func deploymentFailure(d *appsv1.Deployment) (agentFailure, bool) {
 	}
 	for _, c := range d.Status.Conditions {
 		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
-			return agentFailure{Reason: ReasonProgressDeadlineExceeded, Message: c.Message}, true
+			return agentFailure{Reason: v1alpha1.ReasonProgressDeadlineExceeded, Message: c.Message}, true
 		}
 		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
 			if strings.Contains(c.Message, "violates PodSecurity") {
-				return agentFailure{Reason: ReasonPodSecurity, Message: c.Message +
+				return agentFailure{Reason: v1alpha1.ReasonPodSecurity, Message: c.Message +
 					"; change spec.container.securityContext or spec.pod.securityContext to meet the namespace's level (or drop the fields that break it: Flint's defaults meet restricted)"}, true
 			}
-			return agentFailure{Reason: ReasonReplicaFailure, Message: c.Message}, true
+			return agentFailure{Reason: v1alpha1.ReasonReplicaFailure, Message: c.Message}, true
 		}
 	}
 	return agentFailure{}, false
-}
-
-// IsFailure tells a Ready condition that needs someone's attention from one
-// that only says the agent is on its way.
-func IsFailure(c *metav1.Condition) bool {
-	return c.Status == metav1.ConditionFalse && c.Reason != ReasonProgressing
 }

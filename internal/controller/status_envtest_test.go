@@ -31,7 +31,7 @@ func TestStatusSurfacesPodFailures(t *testing.T) {
 	var pod corev1.Pod
 	testenv.Eventually(t, settle, func() error {
 		var pods corev1.PodList
-		if err := env.Client.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelAgent: "flaky"}); err != nil {
+		if err := env.Client.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelAgent: "flaky"}); err != nil {
 			return err
 		}
 		if len(pods.Items) != 1 {
@@ -80,8 +80,8 @@ func TestStatusSurfacesPodFailures(t *testing.T) {
 			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
 		}
 	})
-	waitReady(t, env, ns, "flaky", "True", ReasonReady, "1 of 1 replica(s) ready")
-	testenv.Eventually(t, settle, func() error { return findEvent(env, ns, "flaky", ReasonRecovered, corev1.EventTypeNormal) })
+	waitReady(t, env, ns, "flaky", "True", v1alpha1.ReasonReady, "1 of 1 replica(s) ready")
+	testenv.Eventually(t, settle, func() error { return findEvent(env, ns, "flaky", v1alpha1.ReasonRecovered, corev1.EventTypeNormal) })
 	var a v1alpha1.Agent
 	if err := get(env, ns, "flaky", &a); err != nil {
 		t.Fatal(err)

@@ -79,19 +79,19 @@ func TestComputeStatusConditions(t *testing.T) {
 		ready                 metav1.ConditionStatus
 		reason, zero, zeroWhy string
 	}{
-		{"no deployment yet", observation{desired: 1}, "False", ReasonProgressing, "False", ReasonActive},
-		{"scaled to zero", observation{deployment: deploy(0, 0), desired: 0}, "True", ReasonScaledToZero, "True", ReasonIdle},
-		{"ready", observation{deployment: deploy(2, 1), desired: 2}, "True", ReasonReady, "False", ReasonActive},
-		{"starting", observation{deployment: deploy(1, 0), desired: 1}, "False", ReasonProgressing, "False", ReasonActive},
-		{"image pull", observation{deployment: deploy(1, 0), desired: 1, pods: pulling}, "False", "ImagePullBackOff", "False", ReasonActive},
+		{"no deployment yet", observation{desired: 1}, "False", v1alpha1.ReasonProgressing, "False", v1alpha1.ReasonActive},
+		{"scaled to zero", observation{deployment: deploy(0, 0), desired: 0}, "True", v1alpha1.ReasonScaledToZero, "True", v1alpha1.ReasonIdle},
+		{"ready", observation{deployment: deploy(2, 1), desired: 2}, "True", v1alpha1.ReasonReady, "False", v1alpha1.ReasonActive},
+		{"starting", observation{deployment: deploy(1, 0), desired: 1}, "False", v1alpha1.ReasonProgressing, "False", v1alpha1.ReasonActive},
+		{"image pull", observation{deployment: deploy(1, 0), desired: 1, pods: pulling}, "False", "ImagePullBackOff", "False", v1alpha1.ReasonActive},
 		{"stuck rollout", observation{deployment: deploy(1, 0, appsv1.DeploymentCondition{
 			Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded"}), desired: 1},
-			"False", ReasonProgressDeadlineExceeded, "False", ReasonActive},
+			"False", v1alpha1.ReasonProgressDeadlineExceeded, "False", v1alpha1.ReasonActive},
 		{"quota", observation{deployment: deploy(0, 0, appsv1.DeploymentCondition{
 			Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: "exceeded quota"}), desired: 1},
-			"False", ReasonReplicaFailure, "False", ReasonActive},
-		{"own failure", observation{desired: 1, failure: &agentFailure{Reason: ReasonReconcileFailed, Message: "boom"}},
-			"False", ReasonReconcileFailed, "False", ReasonActive},
+			"False", v1alpha1.ReasonReplicaFailure, "False", v1alpha1.ReasonActive},
+		{"own failure", observation{desired: 1, failure: &agentFailure{Reason: v1alpha1.ReasonReconcileFailed, Message: "boom"}},
+			"False", v1alpha1.ReasonReconcileFailed, "False", v1alpha1.ReasonActive},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.obs.agent = a
@@ -105,7 +105,7 @@ func TestComputeStatusConditions(t *testing.T) {
 			if zero == nil || string(zero.Status) != tc.zero || zero.Reason != tc.zeroWhy {
 				t.Errorf("ScaledToZero = %+v, want %s/%s", zero, tc.zero, tc.zeroWhy)
 			}
-			if st.Selector != LabelAgent+"=echo" || st.URL != "https://agents.example.com/v1/agents/agents/echo/" ||
+			if st.Selector != v1alpha1.LabelAgent+"=echo" || st.URL != "https://agents.example.com/v1/agents/agents/echo/" ||
 				st.ObservedGeneration != 7 || st.DesiredReplicas != tc.obs.desired {
 				t.Errorf("status fields %+v", st)
 			}
@@ -157,10 +157,10 @@ func TestFailureOutlivesScaleToZero(t *testing.T) {
 		t.Error("a new pod template must get a fresh start")
 	}
 	healed := cfg.computeStatus(st, observation{agent: a, deployment: at(1, 1), desired: 1, template: "t1"})
-	if healed.LastFailure != nil || ready(healed).Reason != ReasonReady {
+	if healed.LastFailure != nil || ready(healed).Reason != v1alpha1.ReasonReady {
 		t.Errorf("a ready replica clears the failure: %+v", healed)
 	}
-	if c := ready(cfg.computeStatus(healed, observation{agent: a, deployment: at(0, 0), desired: 0, template: "t1"})); c.Reason != ReasonScaledToZero {
+	if c := ready(cfg.computeStatus(healed, observation{agent: a, deployment: at(0, 0), desired: 0, template: "t1"})); c.Reason != v1alpha1.ReasonScaledToZero {
 		t.Errorf("healthy agent at zero: %+v", c)
 	}
 }

@@ -21,13 +21,13 @@ func TestBrokenImageStaysReportedAtZero(t *testing.T) {
 	env := cluster(t)
 	ns := env.Namespace(t)
 	a := createAgent(t, env, ns, "broken", nil)
-	waitReady(t, env, ns, "broken", "True", ReasonScaledToZero)
+	waitReady(t, env, ns, "broken", "True", v1alpha1.ReasonScaledToZero)
 
 	setScale(t, env, a, 1)
 	var pod corev1.Pod
 	testenv.Eventually(t, settle, func() error {
 		var pods corev1.PodList
-		if err := env.Client.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelAgent: "broken"}); err != nil {
+		if err := env.Client.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelAgent: "broken"}); err != nil {
 			return err
 		}
 		if len(pods.Items) != 1 {
@@ -48,7 +48,7 @@ func TestBrokenImageStaysReportedAtZero(t *testing.T) {
 	waitReady(t, env, ns, "broken", "False", "ImagePullBackOff", "scaled to zero; its last replica failed", "Back-off pulling image")
 	testenv.Eventually(t, settle, func() error {
 		var pods corev1.PodList
-		if err := env.Client.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelAgent: "broken"}); err != nil {
+		if err := env.Client.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelAgent: "broken"}); err != nil {
 			return err
 		}
 		if len(pods.Items) != 0 {
@@ -57,12 +57,12 @@ func TestBrokenImageStaysReportedAtZero(t *testing.T) {
 		return nil
 	})
 	waitReady(t, env, ns, "broken", "False", "ImagePullBackOff", "scaled to zero; its last replica failed")
-	if err := findEvent(env, ns, "broken", ReasonRecovered, corev1.EventTypeNormal); err == nil {
+	if err := findEvent(env, ns, "broken", v1alpha1.ReasonRecovered, corev1.EventTypeNormal); err == nil {
 		t.Error("a Recovered event for an agent that never recovered")
 	}
-	testenv.Eventually(t, settle, func() error { return findEvent(env, ns, "broken", ReasonScaled, corev1.EventTypeNormal) })
+	testenv.Eventually(t, settle, func() error { return findEvent(env, ns, "broken", v1alpha1.ReasonScaled, corev1.EventTypeNormal) })
 
 	// A new pod template is a fresh start.
 	updateAgent(t, env, ns, "broken", func(a *v1alpha1.Agent) { a.Spec.Container.Image = "example.com/echo:2" })
-	waitReady(t, env, ns, "broken", "True", ReasonScaledToZero)
+	waitReady(t, env, ns, "broken", "True", v1alpha1.ReasonScaledToZero)
 }

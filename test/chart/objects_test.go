@@ -17,9 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/bootstrap"
 	"github.com/flint-dev/flint/internal/cli"
-	"github.com/flint-dev/flint/internal/controller"
 )
 
 func convert[T any](t *testing.T, u *unstructured.Unstructured) *T {
@@ -196,8 +196,8 @@ func TestNetworkPolicy(t *testing.T) {
 		namespaces = append(namespaces, u.GetNamespace())
 		np := convert[networkingv1.NetworkPolicy](t, u)
 		sel := np.Spec.PodSelector
-		if sel.MatchLabels[controller.LabelManagedBy] != controller.ManagedByValue ||
-			len(sel.MatchExpressions) != 1 || sel.MatchExpressions[0].Key != controller.LabelAgent {
+		if sel.MatchLabels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue ||
+			len(sel.MatchExpressions) != 1 || sel.MatchExpressions[0].Key != v1alpha1.LabelAgent {
 			t.Errorf("policy in %s selects %+v, not the manager's agent pod labels", u.GetNamespace(), sel)
 		}
 		if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
@@ -209,7 +209,7 @@ func TestNetworkPolicy(t *testing.T) {
 		for i, want := range []struct {
 			component string
 			port      int
-		}{{"gateway", controller.ServingPort}, {"manager", controller.AdminPort}, {"gateway", controller.AdminPort}} {
+		}{{"gateway", v1alpha1.ServingPort}, {"manager", v1alpha1.AdminPort}, {"gateway", v1alpha1.AdminPort}} {
 			in := np.Spec.Ingress[i]
 			if len(in.From) != 1 || len(in.Ports) != 1 {
 				t.Fatalf("rule %d: %+v", i, in)

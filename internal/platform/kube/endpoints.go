@@ -9,7 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 
-	"github.com/flint-dev/flint/internal/controller"
+	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
 )
 
@@ -18,7 +18,7 @@ import (
 // Services Flint does not manage are ignored even if the cache lets them in.
 func sliceAgent(s *discoveryv1.EndpointSlice) (platform.AgentKey, bool) {
 	svc := s.Labels[discoveryv1.LabelServiceName]
-	if svc == "" || s.Labels[controller.LabelManagedBy] != controller.ManagedByValue {
+	if svc == "" || s.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
 		return platform.AgentKey{}, false
 	}
 	return platform.AgentKey{Namespace: s.Namespace, Name: svc}, true
@@ -148,10 +148,10 @@ func endpointsOf(s *discoveryv1.EndpointSlice, tlsName string) sliceEndpoints {
 			continue
 		}
 		switch *port.Name {
-		case controller.ServingPortName:
+		case v1alpha1.ServingPortName:
 			serving = *port.Port
-			tls = port.AppProtocol != nil && *port.AppProtocol == appProtocolHTTPS
-		case controller.AdminPortName:
+			tls = port.AppProtocol != nil && *port.AppProtocol == v1alpha1.ServingAppProtocolTLS
+		case v1alpha1.AdminPortName:
 			admin = *port.Port
 		}
 	}

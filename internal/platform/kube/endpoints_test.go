@@ -10,7 +10,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flint-dev/flint/internal/controller"
+	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/testenv"
 )
@@ -29,12 +29,12 @@ func endpoint(pod, addr string, ready, terminating *bool) discoveryv1.Endpoint {
 func agentSlice(ns, name, agent string, family discoveryv1.AddressType, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{
-			discoveryv1.LabelServiceName: agent, controller.LabelManagedBy: controller.ManagedByValue, controller.LabelAgent: agent}},
+			discoveryv1.LabelServiceName: agent, v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelAgent: agent}},
 		AddressType: family,
 		Endpoints:   eps,
 		Ports: []discoveryv1.EndpointPort{
-			{Name: ptr(controller.ServingPortName), Port: ptr[int32](controller.ServingPort)},
-			{Name: ptr(controller.AdminPortName), Port: ptr[int32](controller.AdminPort)},
+			{Name: ptr(v1alpha1.ServingPortName), Port: ptr[int32](v1alpha1.ServingPort)},
+			{Name: ptr(v1alpha1.AdminPortName), Port: ptr[int32](v1alpha1.AdminPort)},
 		},
 	}
 }
@@ -124,8 +124,16 @@ func TestReadyEndpointsFollowEndpointSlices(t *testing.T) {
 
 	// A slice of a Service Flint does not manage is ignored.
 	foreign := agentSlice(ns, "other", "echo", discoveryv1.AddressTypeIPv4, endpoint("pod-x", "10.0.0.9", yes, nil))
-	delete(foreign.Labels, controller.LabelManagedBy)
+	delete(foreign.Labels, v1alpha1.LabelManagedBy)
 	create(t, env, foreign)
+
+	// A one-shot reader (`flint describe -kube`) sees the replicas the
+	// platform routes to, by the same rule: not pod-c (terminating), not
+	// pod-x (foreign slice), pod-a once on IPv4.
+	once, err := ReadyEndpointsOnce(ctx, env.Client, key)
+	if err != nil || !slices.Equal(names(once), names(eps)) {
+		t.Fatalf("ReadyEndpointsOnce %v (%v), want %v", names(once), err, names(eps))
+	}
 
 	for _, s := range []*discoveryv1.EndpointSlice{v4, {ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "echo-v6"}}} {
 		if err := env.Client.Delete(ctx, s); err != nil {

@@ -1,10 +1,7 @@
 package kube
 
 import (
-	"k8s.io/apimachinery/pkg/api/meta"
-
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/platform"
 )
 
@@ -18,13 +15,5 @@ func (p *Platform) Failure(key platform.AgentKey) (reason, message string, faili
 	if !ok {
 		return "", "", false
 	}
-	return failureOf(a)
-}
-
-func failureOf(a *v1alpha1.Agent) (reason, message string, failing bool) {
-	c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
-	if c == nil || !controller.IsFailure(c) || c.ObservedGeneration != a.Generation {
-		return "", "", false
-	}
-	return c.Reason, c.Message, true
+	return v1alpha1.Failure(a)
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
@@ -15,31 +14,6 @@ import (
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/testenv"
 )
-
-func TestFailureOfReadsTheReadyCondition(t *testing.T) {
-	agent := func(gen int64, status metav1.ConditionStatus, reason string, observed int64) *v1alpha1.Agent {
-		a := &v1alpha1.Agent{ObjectMeta: metav1.ObjectMeta{Generation: gen}}
-		a.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: status, Reason: reason,
-			Message: "m", ObservedGeneration: observed}}
-		return a
-	}
-	for _, tc := range []struct {
-		name    string
-		agent   *v1alpha1.Agent
-		failing bool
-	}{
-		{"crash loop", agent(3, metav1.ConditionFalse, "CrashLoopBackOff", 3), true},
-		{"starting", agent(3, metav1.ConditionFalse, controller.ReasonProgressing, 3), false},
-		{"ready", agent(3, metav1.ConditionTrue, controller.ReasonReady, 3), false},
-		{"scaled to zero", agent(3, metav1.ConditionTrue, controller.ReasonScaledToZero, 3), false},
-		{"spec changed since", agent(4, metav1.ConditionFalse, "ImagePullBackOff", 3), false},
-		{"no status yet", &v1alpha1.Agent{}, false},
-	} {
-		if _, _, failing := failureOf(tc.agent); failing != tc.failing {
-			t.Errorf("%s: failing %v, want %v", tc.name, failing, tc.failing)
-		}
-	}
-}
 
 // TestFailureFollowsThePods: the kubelet (played by the test) reports an
 // image pull failure; the manager writes it to the Agent's status and the
@@ -55,7 +29,7 @@ func TestFailureFollowsThePods(t *testing.T) {
 	var pod corev1.Pod
 	testenv.Eventually(t, settle, func() error {
 		var pods corev1.PodList
-		if err := env.Client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{controller.LabelAgent: "broken"}); err != nil {
+		if err := env.Client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelAgent: "broken"}); err != nil {
 			return err
 		}
 		if len(pods.Items) != 1 {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/autoscaler"
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/testenv"
 )
@@ -160,7 +159,7 @@ func TestReadyEndpointsFromPods(t *testing.T) {
 	_, changed := p.ReadyEndpoints(key)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-1",
-			Labels: map[string]string{controller.LabelManagedBy: controller.ManagedByValue, controller.LabelAgent: "web"}},
+			Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelAgent: "web"}},
 		Spec: corev1.PodSpec{NodeName: "flint-test-node", Containers: []corev1.Container{{Name: "agent", Image: "example.com/echo:1"}}},
 	}
 	ctx := context.Background()

@@ -8,13 +8,8 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/platform"
 )
-
-// appProtocolHTTPS on an agent Service's serving port says the sidecars
-// serve TLS there; the manager sets it.
-const appProtocolHTTPS = controller.ServingAppProtocolTLS
 
 // serviceRoute is how an agent's Service is reached through kube-proxy.
 type serviceRoute struct {
@@ -67,7 +62,7 @@ func (p *Platform) routesToServiceLocked(key platform.AgentKey) bool {
 // serviceAgent returns the agent a Service belongs to (it has the agent's
 // name) when Flint manages it.
 func serviceAgent(s *corev1.Service) (platform.AgentKey, bool) {
-	if s.Labels[controller.LabelManagedBy] != controller.ManagedByValue {
+	if s.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
 		return platform.AgentKey{}, false
 	}
 	return platform.AgentKey{Namespace: s.Namespace, Name: s.Name}, true
@@ -85,10 +80,10 @@ func (p *Platform) upsertService(obj any) {
 	r := serviceRoute{clusterIP: s.Spec.ClusterIP}
 	for _, port := range s.Spec.Ports {
 		switch port.Name {
-		case controller.ServingPortName:
+		case v1alpha1.ServingPortName:
 			r.serving = port.Port
-			r.tls = port.AppProtocol != nil && *port.AppProtocol == appProtocolHTTPS
-		case controller.AdminPortName:
+			r.tls = port.AppProtocol != nil && *port.AppProtocol == v1alpha1.ServingAppProtocolTLS
+		case v1alpha1.AdminPortName:
 			r.admin = port.Port
 		}
 	}

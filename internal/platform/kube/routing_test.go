@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/platform"
 )
 
@@ -28,10 +27,10 @@ func offline(cfg Config) *Platform {
 
 func agentService(ns, name, clusterIP string, appProtocol *string) *corev1.Service {
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{controller.LabelManagedBy: controller.ManagedByValue}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}},
 		Spec: corev1.ServiceSpec{ClusterIP: clusterIP, Ports: []corev1.ServicePort{
-			{Name: controller.ServingPortName, Port: 80, AppProtocol: appProtocol},
-			{Name: controller.AdminPortName, Port: controller.AdminPort},
+			{Name: v1alpha1.ServingPortName, Port: 80, AppProtocol: appProtocol},
+			{Name: v1alpha1.AdminPortName, Port: v1alpha1.AdminPort},
 		}},
 	}
 }
@@ -45,7 +44,7 @@ func TestTLSServerNameIsTheServiceDNSName(t *testing.T) {
 		t.Fatalf("plain HTTP sidecars: %+v, want one endpoint without a TLS server name", eps)
 	}
 	s = s.DeepCopy()
-	s.Ports[0].AppProtocol = ptr(appProtocolHTTPS)
+	s.Ports[0].AppProtocol = ptr(v1alpha1.ServingAppProtocolTLS)
 	p.upsertSlice(s)
 	eps, _ = p.ReadyEndpoints(platform.AgentKey{Namespace: "ns", Name: "echo"})
 	if len(eps) != 1 || eps[0].Addr != "10.1.0.1:8012" || eps[0].TLSServerName != "echo.ns.svc.cluster.local" {
@@ -59,7 +58,7 @@ func TestServiceRoutingSendsToTheClusterIPOnceAPodIsReady(t *testing.T) {
 	p := offline(cfg)
 	key := platform.AgentKey{Namespace: "ns", Name: "echo"}
 	p.upsertAgent(&v1alpha1.Agent{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "echo"}})
-	p.upsertService(agentService("ns", "echo", "10.96.0.7", ptr(appProtocolHTTPS)))
+	p.upsertService(agentService("ns", "echo", "10.96.0.7", ptr(v1alpha1.ServingAppProtocolTLS)))
 
 	eps, changed := p.ReadyEndpoints(key)
 	if len(eps) != 0 {

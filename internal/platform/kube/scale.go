@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/controller"
 	"github.com/flint-dev/flint/internal/platform"
 )
 
@@ -22,7 +21,7 @@ func (p *Platform) Replicas(key platform.AgentKey) int32 {
 	if !ok {
 		return 0
 	}
-	return controller.DesiredReplicas(a)
+	return v1alpha1.DesiredReplicas(a)
 }
 
 // SetScale implements platform.Platform by patching the Agent's scale
