@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // Tests of how one tick's observation becomes demand: replicas' load, the
@@ -139,15 +139,15 @@ func TestDecideUnknownReplicas(t *testing.T) {
 }
 
 func TestSampleFromStatsCountsCompletions(t *testing.T) {
-	prev := stats.Stats{UptimeSeconds: 10, InFlight: 4, InFlightSeconds: 100, RequestsTotal: 50}
+	prev := wire.Stats{UptimeSeconds: 10, InFlight: 4, InFlightSeconds: 100, RequestsTotal: 50}
 	// 2s later: 30 more admitted, 10 in flight now. 24 finished.
-	cur := stats.Stats{UptimeSeconds: 12, InFlight: 10, InFlightSeconds: 114, RequestsTotal: 80}
+	cur := wire.Stats{UptimeSeconds: 12, InFlight: 10, InFlightSeconds: 114, RequestsTotal: 80}
 	s := SampleFromStats(&prev, cur)
 	if s.Requests != 30 || s.Completed != 24 || s.InFlight != 7 || s.Span != 2*time.Second {
 		t.Errorf("sample %+v, want 30 admitted, 24 completed, 7 in flight over 2s", s)
 	}
 	// The in-flight count fell: more finished than were admitted.
-	s = SampleFromStats(&cur, stats.Stats{UptimeSeconds: 14, InFlight: 2, InFlightSeconds: 126, RequestsTotal: 85})
+	s = SampleFromStats(&cur, wire.Stats{UptimeSeconds: 14, InFlight: 2, InFlightSeconds: 126, RequestsTotal: 85})
 	if s.Completed != 13 {
 		t.Errorf("completed %d, want 13 (5 admitted + 8 fewer in flight)", s.Completed)
 	}

@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // Demand is what the gateway knows about an agent that replicas' sidecars
@@ -57,12 +57,12 @@ type ReplicaSample struct {
 // SampleFromStats turns two snapshots of a sidecar's Stats into a sample. prev
 // is nil on the first scrape of a replica; then, or when the sidecar
 // restarted in between, the instantaneous counts stand in for the averages.
-func SampleFromStats(prev *stats.Stats, cur stats.Stats) ReplicaSample {
+func SampleFromStats(prev *wire.Stats, cur wire.Stats) ReplicaSample {
 	s := ReplicaSample{InFlight: float64(cur.InFlight), Queued: float64(cur.Queued), Known: true}
 	if prev == nil {
 		return s
 	}
-	if inFlight, queued, ok := stats.Average(*prev, cur); ok && inFlight >= 0 && queued >= 0 && cur.RequestsTotal >= prev.RequestsTotal {
+	if inFlight, queued, ok := wire.Average(*prev, cur); ok && inFlight >= 0 && queued >= 0 && cur.RequestsTotal >= prev.RequestsTotal {
 		s.InFlight, s.Queued = inFlight, queued
 		s.Requests = cur.RequestsTotal - prev.RequestsTotal
 		// Whatever was admitted and is no longer in flight has finished.

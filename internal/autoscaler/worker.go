@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // phase is where an agent's worker is, as Run sees it.
@@ -47,7 +47,7 @@ type agentState struct {
 	// The worker's while it runs; Run's while the agent rests.
 	decider *Decider
 	// snapshots is the previous Stats per replica.
-	snapshots map[string]stats.Stats
+	snapshots map[string]wire.Stats
 	spec      Spec
 	// nextEarly is when a poke may next run an early tick: a quarter tick
 	// after the last decision.
@@ -71,7 +71,7 @@ func newAgentState(key platform.AgentKey, d *Decider, historySize int) *agentSta
 		ticks:     make(chan tickEvent, 1),
 		pokes:     make(chan struct{}, 1),
 		decider:   d,
-		snapshots: map[string]stats.Stats{},
+		snapshots: map[string]wire.Stats{},
 		spec:      d.Spec(),
 	}
 }
