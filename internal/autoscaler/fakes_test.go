@@ -162,20 +162,20 @@ func (p *fakePlatform) removeAgents() {
 // fakeGateway is a DemandSource with settable demand.
 type fakeGateway struct {
 	mu     sync.Mutex
-	demand map[platform.AgentKey]Demand
+	demand map[platform.AgentKey]wire.Demand
 }
 
-func (g *fakeGateway) Demand(key platform.AgentKey) Demand {
+func (g *fakeGateway) Demand(key platform.AgentKey) wire.Demand {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.demand[key]
 }
 
-func (g *fakeGateway) set(key platform.AgentKey, d Demand) {
+func (g *fakeGateway) set(key platform.AgentKey, d wire.Demand) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.demand == nil {
-		g.demand = map[platform.AgentKey]Demand{}
+		g.demand = map[platform.AgentKey]wire.Demand{}
 	}
 	g.demand[key] = d
 }

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -25,7 +24,7 @@ const pokeBuffer = 256
 
 // Source is the gateway as the server sees it.
 type Source interface {
-	Demand(key platform.AgentKey) autoscaler.Demand
+	Demand(key platform.AgentKey) wire.Demand
 	DemandKeys() []platform.AgentKey
 }
 
