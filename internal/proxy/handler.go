@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -256,15 +255,8 @@ func rejectBodies(cfg Config, retryAfter int) map[string][]byte {
 	return out
 }
 
-type errorJSON struct {
-	Error             string `json:"error"`
-	Reason            string `json:"reason"`
-	RetryAfterSeconds *int   `json:"retryAfterSeconds,omitempty"`
-}
-
 func errorBody(msg, reason string, retryAfter *int) []byte {
-	b, _ := json.Marshal(errorJSON{Error: msg, Reason: reason, RetryAfterSeconds: retryAfter})
-	return append(b, '\n')
+	return wire.ErrorBody{Error: msg, Reason: reason, RetryAfterSeconds: retryAfter}.JSON()
 }
 
 // writeError writes a JSON error; rejected, when set, marks the request as
