@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/bench/internal/procs"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 func main() {
@@ -116,7 +117,7 @@ func run(repo string, n int) error {
 		if res.StatusCode != 200 {
 			return fmt.Errorf("echo-%d answered %d", i, res.StatusCode)
 		}
-		s.held, _ = time.ParseDuration(res.Header.Get("X-Flint-Cold-Start-Wait"))
+		s.held, _ = time.ParseDuration(res.Header.Get(wire.HeaderColdStartWait))
 		// The same agent again, warm, after the same pause: what the proxy
 		// phase costs on connections that are already open.
 		time.Sleep(100 * time.Millisecond)

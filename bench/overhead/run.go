@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/bench/internal/procs"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // hop is one process on a path.
@@ -144,7 +145,7 @@ func start(o options, dir string) ([]*path, func(), error) {
 		query = "?sleep=" + o.sleep.String()
 	}
 	agentHop := hop{name: "agent", pid: pids[0]}
-	sidecarHop := hop{name: "sidecar", pid: pids[1], metrics: "http://" + admin + "/metrics"}
+	sidecarHop := hop{name: "sidecar", pid: pids[1], metrics: "http://" + admin + wire.PathMetrics}
 	paths := []*path{
 		{name: nameDirect, url: "http://" + agent + "/bench" + query, hops: []hop{agentHop}},
 		{name: nameSidecar, url: "http://" + sidecar + "/bench" + query, hops: []hop{sidecarHop, agentHop}, baseline: nameNginx1, flint: true},

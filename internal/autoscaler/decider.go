@@ -3,31 +3,9 @@ package autoscaler
 import (
 	"math"
 	"time"
-)
 
-// Decision is the Decider's answer for one tick (or one poke).
-type Decision struct {
-	Time time.Time
-	// Desired is the number of replicas to ask for.
-	Desired int32
-	// Current and Ready are the replicas asked for and ready when deciding.
-	Current int32
-	Ready   int32
-	// Reason names the rule that settled Desired.
-	Reason Reason
-	// Panic reports panic mode.
-	Panic bool
-	// Demand is this tick's observed concurrency: in-flight and queued on
-	// replicas, or, while the gateway holds or refuses requests, the
-	// offered load (arrival rate × service time), each request counted
-	// once.
-	Demand float64
-	// StableDemand and PanicDemand are Demand averaged over each window.
-	StableDemand float64
-	PanicDemand  float64
-	// Unknown counts ready replicas whose stats could not be read.
-	Unknown int32
-}
+	"github.com/flint-dev/flint/internal/wire"
+)
 
 // Decider turns observations of one agent into desired replica counts. It is
 // not safe for concurrent use; it never reads the clock (callers pass now),
@@ -102,23 +80,23 @@ func (d *Decider) begin(now time.Time, current int32) {
 // Poke is the fast path from zero: a request is being held for an agent with
 // no replicas. It returns the decision to apply at once, or false when the
 // agent already has replicas asked for (they will serve the request).
-func (d *Decider) Poke(now time.Time, current int32) (Decision, bool) {
+func (d *Decider) Poke(now time.Time, current int32) (wire.Decision, bool) {
 	d.begin(now, current)
 	d.lastActive = later(d.lastActive, now)
 	if current > 0 {
-		return Decision{}, false
+		return wire.Decision{}, false
 	}
 	d.lastScaleUp = now
 	desired := min(max(1, d.spec.MinReplicas), d.spec.MaxReplicas)
-	return Decision{Time: now, Desired: desired, Current: current, Reason: ReasonPoke}, true
+	return wire.Decision{Time: now, Desired: desired, Current: current, Reason: wire.ReasonPoke}, true
 }
 
 // Decide records one tick's observation and returns the desired replicas.
 // It assumes the decision is applied: a scale-up starts the hysteresis
 // clock.
-func (d *Decider) Decide(now time.Time, obs Observation) Decision {
+func (d *Decider) Decide(now time.Time, obs Observation) wire.Decision {
 	d.begin(now, obs.Current)
-	dec := Decision{Time: now, Current: obs.Current, Ready: int32(len(obs.Replicas))}
+	dec := wire.Decision{Time: now, Current: obs.Current, Ready: int32(len(obs.Replicas))}
 
 	load, unknown, known := replicaLoad(obs.Replicas)
 	dec.Unknown = int32(unknown)
@@ -146,7 +124,7 @@ func (d *Decider) Decide(now time.Time, obs Observation) Decision {
 	}
 
 	if !known && demand == 0 {
-		dec.Desired, dec.Reason = d.clamp(obs.Current, ReasonNoData)
+		dec.Desired, dec.Reason = d.clamp(obs.Current, wire.ReasonNoData)
 		dec.Panic = d.panicking
 		return dec
 	}
@@ -185,7 +163,7 @@ func (d *Decider) serviceTime(now time.Time, load tickLoad) time.Duration {
 
 // gatewayCounters fills in the gateway's side of a tick: requests that
 // arrived and were refused since the previous tick, and those held now.
-func (d *Decider) gatewayCounters(now time.Time, gw Demand, load *tickLoad) {
+func (d *Decider) gatewayCounters(now time.Time, gw wire.Demand, load *tickLoad) {
 	load.held = gw.Held
 	if !d.lastObserved.IsZero() {
 		load.arrived = counterDelta(gw.RequestsTotal, d.prevRequests)
@@ -197,7 +175,7 @@ func (d *Decider) gatewayCounters(now time.Time, gw Demand, load *tickLoad) {
 
 // desired applies the windows, panic mode, rate limits and hysteresis, in
 // that order; clamping to [min, max] comes last, in Decide.
-func (d *Decider) desired(now time.Time, dec Decision, current int32) (int32, Reason) {
+func (d *Decider) desired(now time.Time, dec wire.Decision, current int32) (int32, wire.Reason) {
 	stable := d.replicasFor(dec.StableDemand)
 	burst := d.replicasFor(dec.PanicDemand)
 	d.burstPeaks.record(now, burst)
@@ -214,14 +192,14 @@ func (d *Decider) desired(now time.Time, dec Decision, current int32) (int32, Re
 	idle := now.Sub(d.lastActive) >= d.spec.ScaleToZeroAfter
 
 	var desired int32
-	var reason Reason
+	var reason wire.Reason
 	switch {
 	case d.panicking:
-		desired, reason = max(stable, burst, current), ReasonPanic
+		desired, reason = max(stable, burst, current), wire.ReasonPanic
 	case idle:
-		desired, reason = 0, ReasonScaleToZero
+		desired, reason = 0, wire.ReasonScaleToZero
 	default:
-		desired, reason = stable, ReasonStable
+		desired, reason = stable, wire.ReasonStable
 	}
 
 	// Rate limits bound the step, never force one: both limits admit
@@ -229,12 +207,12 @@ func (d *Decider) desired(now time.Time, dec Decision, current int32) (int32, Re
 	upLimit := max(current, ceilInt32(d.tuning.MaxScaleUpRate*float64(readyPods)))
 	downLimit := min(current, int32(math.Floor(float64(current)/d.tuning.MaxScaleDownRate)))
 	if desired > upLimit {
-		desired, reason = upLimit, ReasonRateLimited
+		desired, reason = upLimit, wire.ReasonRateLimited
 	}
 	if desired < downLimit {
 		desired = downLimit
-		if reason != ReasonScaleToZero {
-			reason = ReasonRateLimited
+		if reason != wire.ReasonScaleToZero {
+			reason = wire.ReasonRateLimited
 		}
 	}
 	if idle {
@@ -252,12 +230,12 @@ func (d *Decider) desired(now time.Time, dec Decision, current int32) (int32, Re
 			floor = current
 		}
 		if floor > desired {
-			desired, reason = min(floor, current), ReasonHeldByStableWindow
+			desired, reason = min(floor, current), wire.ReasonHeldByStableWindow
 		}
 	}
 	// Requests arrived within ScaleToZeroAfter: keep one replica warm.
 	if desired < 1 {
-		desired, reason = 1, ReasonHeldRecentTraffic
+		desired, reason = 1, wire.ReasonHeldRecentTraffic
 	}
 	return desired, reason
 }
@@ -268,12 +246,12 @@ func (d *Decider) replicasFor(concurrency float64) int32 {
 	return ceilInt32(concurrency/d.spec.Target - 1e-9)
 }
 
-func (d *Decider) clamp(n int32, reason Reason) (int32, Reason) {
+func (d *Decider) clamp(n int32, reason wire.Reason) (int32, wire.Reason) {
 	switch {
 	case n < d.spec.MinReplicas:
-		return d.spec.MinReplicas, ReasonClampedMin
+		return d.spec.MinReplicas, wire.ReasonClampedMin
 	case n > d.spec.MaxReplicas:
-		return d.spec.MaxReplicas, ReasonClampedMax
+		return d.spec.MaxReplicas, wire.ReasonClampedMax
 	}
 	return n, reason
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 func TestDecideStableFollowsAverageOverTarget(t *testing.T) {
@@ -25,13 +27,13 @@ func TestDecideStableFollowsAverageOverTarget(t *testing.T) {
 			// Feed load as total concurrency so it stays constant as
 			// the replica count changes.
 			total := float64(tt.replicas) * tt.perReplica
-			var dec Decision
+			var dec wire.Decision
 			for range 60 {
 				dec = f.stepWith(func(ready int) []ReplicaSample {
 					return loaded(ready, total/float64(ready))
 				})
 			}
-			if dec.Desired != tt.want || dec.Reason != ReasonStable {
+			if dec.Desired != tt.want || dec.Reason != wire.ReasonStable {
 				t.Errorf("desired %d (%s), want %d (stable)", dec.Desired, dec.Reason, tt.want)
 			}
 		})
@@ -43,12 +45,12 @@ func TestDecidePanicModeEntersAndLeaves(t *testing.T) {
 	f.t = 100
 	f.run(40, 10) // steady at target, past the restart hold-off
 	// overThreshold recomputes the rule from a decision's own numbers.
-	overThreshold := func(d Decision) bool {
+	overThreshold := func(d wire.Decision) bool {
 		return math.Ceil(d.PanicDemand/10)/float64(max(d.Ready, 1)) >= 2
 	}
 	// A 5x step: the panic window (6s) sees it at once.
 	dec := f.stepTotal(100, 10)
-	if !dec.Panic || dec.Reason != ReasonPanic || !overThreshold(dec) {
+	if !dec.Panic || dec.Reason != wire.ReasonPanic || !overThreshold(dec) {
 		t.Fatalf("after a 5x step: panic %v reason %s, want panic", dec.Panic, dec.Reason)
 	}
 	lastOver, peak := f.t, dec.Desired
@@ -98,8 +100,8 @@ func TestDecideRateLimits(t *testing.T) {
 	tuning := DefaultTuning()
 	tuning.MaxScaleUpRate = 3
 	d := NewDecider(testSpec(), tuning)
-	dec := d.Decide(at(0), Observation{Replicas: loaded(2, 10), Gateway: Demand{Held: 980}, Current: 2})
-	if dec.Desired != 6 || dec.Reason != ReasonRateLimited {
+	dec := d.Decide(at(0), Observation{Replicas: loaded(2, 10), Gateway: wire.Demand{Held: 980}, Current: 2})
+	if dec.Desired != 6 || dec.Reason != wire.ReasonRateLimited {
 		t.Errorf("scale-up: desired %d (%s), want 6 (rate-limited: 3 × 2 ready)", dec.Desired, dec.Reason)
 	}
 
@@ -129,13 +131,13 @@ func TestDecideClampsToMinAndMax(t *testing.T) {
 	spec := testSpec()
 	spec.MinReplicas, spec.MaxReplicas = 2, 5
 	d := NewDecider(spec, DefaultTuning())
-	dec := d.Decide(at(0), Observation{Replicas: loaded(5, 10), Gateway: Demand{Held: 500}, Current: 5})
-	if dec.Desired != 5 || dec.Reason != ReasonClampedMax {
+	dec := d.Decide(at(0), Observation{Replicas: loaded(5, 10), Gateway: wire.Demand{Held: 500}, Current: 5})
+	if dec.Desired != 5 || dec.Reason != wire.ReasonClampedMax {
 		t.Errorf("desired %d (%s), want 5 (clamped-max)", dec.Desired, dec.Reason)
 	}
 	d = NewDecider(spec, DefaultTuning())
 	dec = d.Decide(at(0), Observation{Current: 0})
-	if dec.Desired != 2 || dec.Reason != ReasonClampedMin {
+	if dec.Desired != 2 || dec.Reason != wire.ReasonClampedMin {
 		t.Errorf("desired %d (%s), want 2 (clamped-min)", dec.Desired, dec.Reason)
 	}
 }
@@ -160,7 +162,7 @@ func TestDecideHoldsScaleDownForAStableWindowAfterScaleUp(t *testing.T) {
 			t.Fatalf("t=+%vs: scaled down to %d within the stable window of a scale-up to %d (%s)", f.t-scaledUp, dec.Desired, up, dec.Reason)
 		}
 	}
-	if dec.Reason != ReasonHeldByStableWindow && dec.Reason != ReasonPanic {
+	if dec.Reason != wire.ReasonHeldByStableWindow && dec.Reason != wire.ReasonPanic {
 		t.Errorf("reason %s, want held-after-scale-up (or panic)", dec.Reason)
 	}
 	for range 40 {
@@ -174,19 +176,19 @@ func TestDecideHoldsScaleDownForAStableWindowAfterScaleUp(t *testing.T) {
 func TestDecideScaleToZero(t *testing.T) {
 	spec := testSpec()
 	d := NewDecider(spec, DefaultTuning())
-	d.Decide(at(0), Observation{Replicas: loaded(1, 5), Current: 1, Gateway: Demand{LastRequest: at(0)}})
+	d.Decide(at(0), Observation{Replicas: loaded(1, 5), Current: 1, Gateway: wire.Demand{LastRequest: at(0)}})
 	tests := []struct {
 		name   string
 		t      float64
 		obs    Observation
 		want   int32
-		reason Reason
+		reason wire.Reason
 	}{
-		{"the stable window remembers load", 20, Observation{Replicas: loaded(1, 0), Current: 1, Gateway: Demand{LastRequest: at(0)}}, 1, ReasonStable},
-		{"idle but a request is held", 31, Observation{Replicas: loaded(1, 0), Current: 1, Gateway: Demand{Held: 1, LastRequest: at(0)}}, 1, ReasonStable},
-		{"a long request is still in flight", 62, Observation{Replicas: loaded(1, 0.01), Current: 1, Gateway: Demand{LastRequest: at(0)}}, 1, ReasonStable},
-		{"idle for scaleToZeroAfter", 93, Observation{Replicas: loaded(1, 0), Current: 1, Gateway: Demand{LastRequest: at(0)}}, 0, ReasonScaleToZero},
-		{"stays at zero", 95, Observation{Current: 0, Gateway: Demand{LastRequest: at(0)}}, 0, ReasonScaleToZero},
+		{"the stable window remembers load", 20, Observation{Replicas: loaded(1, 0), Current: 1, Gateway: wire.Demand{LastRequest: at(0)}}, 1, wire.ReasonStable},
+		{"idle but a request is held", 31, Observation{Replicas: loaded(1, 0), Current: 1, Gateway: wire.Demand{Held: 1, LastRequest: at(0)}}, 1, wire.ReasonStable},
+		{"a long request is still in flight", 62, Observation{Replicas: loaded(1, 0.01), Current: 1, Gateway: wire.Demand{LastRequest: at(0)}}, 1, wire.ReasonStable},
+		{"idle for scaleToZeroAfter", 93, Observation{Replicas: loaded(1, 0), Current: 1, Gateway: wire.Demand{LastRequest: at(0)}}, 0, wire.ReasonScaleToZero},
+		{"stays at zero", 95, Observation{Current: 0, Gateway: wire.Demand{LastRequest: at(0)}}, 0, wire.ReasonScaleToZero},
 	}
 	for _, tt := range tests {
 		dec := d.Decide(at(tt.t), tt.obs)
@@ -202,11 +204,11 @@ func TestDecideKeepsOneReplicaWhileTrafficIsRecent(t *testing.T) {
 	d := NewDecider(testSpec(), DefaultTuning())
 	d.Decide(at(0), Observation{Replicas: loaded(1, 0), Current: 1})
 	d.lastScaleUp = time.Time{}
-	var dec Decision
+	var dec wire.Decision
 	for s := 2.0; s <= 80; s += 2 {
-		dec = d.Decide(at(s), Observation{Replicas: loaded(1, 0), Current: 1, Gateway: Demand{LastRequest: at(70)}})
+		dec = d.Decide(at(s), Observation{Replicas: loaded(1, 0), Current: 1, Gateway: wire.Demand{LastRequest: at(70)}})
 	}
-	if dec.Desired != 1 || dec.Reason != ReasonHeldRecentTraffic {
+	if dec.Desired != 1 || dec.Reason != wire.ReasonHeldRecentTraffic {
 		t.Errorf("desired %d (%s), want 1 (held-recent-traffic)", dec.Desired, dec.Reason)
 	}
 }
@@ -217,12 +219,12 @@ func TestDecideScaleToZeroIgnoresStaleWindowAndHysteresis(t *testing.T) {
 	spec := testSpec()
 	spec.StableWindow = 5 * time.Minute
 	f := newFeeder(spec, 1)
-	f.d.Decide(at(0), Observation{Replicas: loaded(1, 8), Current: 1, Gateway: Demand{LastRequest: at(0)}})
-	var dec Decision
+	f.d.Decide(at(0), Observation{Replicas: loaded(1, 8), Current: 1, Gateway: wire.Demand{LastRequest: at(0)}})
+	var dec wire.Decision
 	for f.t < 40 {
 		dec = f.stepWith(func(ready int) []ReplicaSample { return loaded(ready, 0) })
 	}
-	if dec.Desired != 0 || dec.Reason != ReasonScaleToZero {
+	if dec.Desired != 0 || dec.Reason != wire.ReasonScaleToZero {
 		t.Errorf("desired %d (%s) after 40s idle, want 0 (scale-to-zero)", dec.Desired, dec.Reason)
 	}
 }
@@ -234,7 +236,7 @@ func TestDecideScaleToZeroRespectsMinReplicas(t *testing.T) {
 	dec := d.Decide(at(100), Observation{Replicas: loaded(1, 0), Current: 1})
 	d.lastActive = time.Time{}
 	dec = d.Decide(at(200), Observation{Replicas: loaded(1, 0), Current: 1})
-	if dec.Desired != 1 || dec.Reason != ReasonClampedMin {
+	if dec.Desired != 1 || dec.Reason != wire.ReasonClampedMin {
 		t.Errorf("desired %d (%s), want 1 (clamped-min)", dec.Desired, dec.Reason)
 	}
 }
@@ -257,7 +259,7 @@ func TestPoke(t *testing.T) {
 			spec.MinReplicas, spec.MaxReplicas = tt.min, tt.max
 			d := NewDecider(spec, DefaultTuning())
 			dec, ok := d.Poke(at(0), tt.current)
-			if ok != tt.ok || dec.Desired != tt.want || (ok && dec.Reason != ReasonPoke) {
+			if ok != tt.ok || dec.Desired != tt.want || (ok && dec.Reason != wire.ReasonPoke) {
 				t.Errorf("Poke = %d (%s), %v; want %d, %v", dec.Desired, dec.Reason, ok, tt.want, tt.ok)
 			}
 		})
@@ -271,7 +273,7 @@ func TestPokeThenTickKeepsTheReplica(t *testing.T) {
 		t.Fatalf("Poke = %d, %v; want 1", dec.Desired, ok)
 	}
 	// The replica is still starting and the request is held.
-	dec := d.Decide(at(101), Observation{Current: 1, Gateway: Demand{Held: 1, LastRequest: at(100)}})
+	dec := d.Decide(at(101), Observation{Current: 1, Gateway: wire.Demand{Held: 1, LastRequest: at(100)}})
 	if dec.Desired != 1 {
 		t.Errorf("tick after poke: desired %d (%s), want 1", dec.Desired, dec.Reason)
 	}
@@ -280,7 +282,7 @@ func TestPokeThenTickKeepsTheReplica(t *testing.T) {
 func TestDecideAfterRestartHoldsRunningReplicas(t *testing.T) {
 	d := NewDecider(testSpec(), DefaultTuning())
 	dec := d.Decide(at(0), Observation{Replicas: loaded(5, 0), Current: 5})
-	if dec.Desired != 5 || dec.Reason != ReasonHeldByStableWindow {
+	if dec.Desired != 5 || dec.Reason != wire.ReasonHeldByStableWindow {
 		t.Errorf("first decision with 5 idle replicas: %d (%s), want 5 held", dec.Desired, dec.Reason)
 	}
 }
@@ -291,7 +293,7 @@ func TestSetSpecChangesBounds(t *testing.T) {
 	spec := testSpec()
 	spec.MaxReplicas = 2
 	d.SetSpec(spec)
-	if dec := d.Decide(at(2), Observation{Replicas: loaded(4, 10), Current: 4}); dec.Desired != 2 || dec.Reason != ReasonClampedMax {
+	if dec := d.Decide(at(2), Observation{Replicas: loaded(4, 10), Current: 4}); dec.Desired != 2 || dec.Reason != wire.ReasonClampedMax {
 		t.Errorf("after lowering max: %d (%s), want 2 (clamped-max)", dec.Desired, dec.Reason)
 	}
 }

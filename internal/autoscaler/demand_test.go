@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // Tests of how one tick's observation becomes demand: replicas' load, the
@@ -22,14 +22,14 @@ func TestDecideCountsHeldAndQueuedAsDemand(t *testing.T) {
 	full := []ReplicaSample{{InFlight: 10, Queued: 5, Requests: 20, Completed: 20, Span: 2 * time.Second, Known: true}}
 	d := NewDecider(testSpec(), DefaultTuning())
 	d.Decide(at(0), Observation{Replicas: full, Current: 1})
-	dec := d.Decide(at(2), Observation{Replicas: full, Current: 1, Gateway: Demand{Held: 60, RequestsTotal: 200}})
+	dec := d.Decide(at(2), Observation{Replicas: full, Current: 1, Gateway: wire.Demand{Held: 60, RequestsTotal: 200}})
 	if math.Abs(dec.Demand-100) > 1e-9 || dec.Desired != 6 || !dec.Panic {
 		t.Errorf("got demand %v desired %d panic %v, want 100, 6, true", dec.Demand, dec.Desired, dec.Panic)
 	}
 	// Once the 6s panic window holds only the new load: 10, however long
 	// the same 60 stay held.
-	d.Decide(at(4), Observation{Replicas: full, Current: 6, Gateway: Demand{Held: 60, RequestsTotal: 400}})
-	dec = d.Decide(at(6), Observation{Replicas: full, Current: 6, Gateway: Demand{Held: 60, RequestsTotal: 600}})
+	d.Decide(at(4), Observation{Replicas: full, Current: 6, Gateway: wire.Demand{Held: 60, RequestsTotal: 400}})
+	dec = d.Decide(at(6), Observation{Replicas: full, Current: 6, Gateway: wire.Demand{Held: 60, RequestsTotal: 600}})
 	if dec.Desired != 10 {
 		t.Errorf("two ticks later: desired %d, want 10", dec.Desired)
 	}
@@ -37,7 +37,7 @@ func TestDecideCountsHeldAndQueuedAsDemand(t *testing.T) {
 	// On a first observation there is no arrival rate yet: each request
 	// in the system counts once, held (60) or on the replica (15).
 	d = NewDecider(testSpec(), DefaultTuning())
-	dec = d.Decide(at(0), Observation{Replicas: full, Current: 1, Gateway: Demand{Held: 60}})
+	dec = d.Decide(at(0), Observation{Replicas: full, Current: 1, Gateway: wire.Demand{Held: 60}})
 	if math.Abs(dec.Demand-75) > 1e-9 || dec.Desired != 8 {
 		t.Errorf("first observation: demand %v desired %d, want 75, 8", dec.Demand, dec.Desired)
 	}
@@ -49,15 +49,15 @@ func TestDecideOfferedLoadByLittlesLaw(t *testing.T) {
 	// 2s and refused 100: the offered load is 100/s × 1s = 100 concurrent.
 	full := []ReplicaSample{{InFlight: 10, Requests: 20, Completed: 20, Span: 2 * time.Second, Known: true}, {InFlight: 10, Requests: 20, Completed: 20, Span: 2 * time.Second, Known: true}}
 	d := NewDecider(testSpec(), DefaultTuning())
-	d.Decide(at(0), Observation{Replicas: full, Current: 2, Gateway: Demand{RequestsTotal: 1000, RejectedTotal: 100}})
-	dec := d.Decide(at(2), Observation{Replicas: full, Current: 2, Gateway: Demand{RequestsTotal: 1200, RejectedTotal: 200}})
+	d.Decide(at(0), Observation{Replicas: full, Current: 2, Gateway: wire.Demand{RequestsTotal: 1000, RejectedTotal: 100}})
+	dec := d.Decide(at(2), Observation{Replicas: full, Current: 2, Gateway: wire.Demand{RequestsTotal: 1200, RejectedTotal: 200}})
 	if math.Abs(dec.Demand-100) > 1e-9 {
 		t.Errorf("demand %v, want 100", dec.Demand)
 	}
 
 	// Held requests were counted when they arrived: 60 held add nothing
 	// on top of the 100/s offered, on this tick or any later one.
-	dec = d.Decide(at(4), Observation{Replicas: full, Current: 2, Gateway: Demand{Held: 60, RequestsTotal: 1400, RejectedTotal: 200}})
+	dec = d.Decide(at(4), Observation{Replicas: full, Current: 2, Gateway: wire.Demand{Held: 60, RequestsTotal: 1400, RejectedTotal: 200}})
 	if math.Abs(dec.Demand-100) > 1e-9 {
 		t.Errorf("demand with 60 held %v, want the 100 offered", dec.Demand)
 	}
@@ -65,7 +65,7 @@ func TestDecideOfferedLoadByLittlesLaw(t *testing.T) {
 	// holds it a second time: for a panic window after the last hold the
 	// offered load stays the measure.
 	drained := []ReplicaSample{{InFlight: 70, Requests: 200, Completed: 140, Span: 2 * time.Second, Known: true}, {InFlight: 70, Requests: 200, Completed: 140, Span: 2 * time.Second, Known: true}}
-	dec = d.Decide(at(6), Observation{Replicas: drained, Current: 2, Gateway: Demand{RequestsTotal: 1600, RejectedTotal: 200}})
+	dec = d.Decide(at(6), Observation{Replicas: drained, Current: 2, Gateway: wire.Demand{RequestsTotal: 1600, RejectedTotal: 200}})
 	if dec.Demand > 101 {
 		t.Errorf("demand %v while the backlog drains, want about the 100 offered, not the 140 in flight", dec.Demand)
 	}
@@ -74,8 +74,8 @@ func TestDecideOfferedLoadByLittlesLaw(t *testing.T) {
 	// assumed: 25 arrivals in 2s make 12.5 (averaged with the first
 	// tick's 0: 1 replica).
 	d = NewDecider(testSpec(), DefaultTuning())
-	d.Decide(at(0), Observation{Gateway: Demand{RequestsTotal: 10, RejectedTotal: 10}})
-	dec = d.Decide(at(2), Observation{Gateway: Demand{Held: 6, RequestsTotal: 35, RejectedTotal: 30}})
+	d.Decide(at(0), Observation{Gateway: wire.Demand{RequestsTotal: 10, RejectedTotal: 10}})
+	dec = d.Decide(at(2), Observation{Gateway: wire.Demand{Held: 6, RequestsTotal: 35, RejectedTotal: 30}})
 	if math.Abs(dec.Demand-12.5) > 1e-9 || dec.Desired != 1 {
 		t.Errorf("demand %v desired %d, want 12.5 and 1", dec.Demand, dec.Desired)
 	}
@@ -85,8 +85,8 @@ func TestDecideIgnoresArrivalsWhileEverythingIsAdmitted(t *testing.T) {
 	// Counters from the gateway and the sidecars never line up exactly;
 	// with nothing held or refused the replicas' own count is the demand.
 	d := NewDecider(testSpec(), DefaultTuning())
-	d.Decide(at(0), Observation{Replicas: loaded(1, 3), Current: 1, Gateway: Demand{RequestsTotal: 0}})
-	dec := d.Decide(at(2), Observation{Replicas: loaded(1, 3), Current: 1, Gateway: Demand{RequestsTotal: 50}})
+	d.Decide(at(0), Observation{Replicas: loaded(1, 3), Current: 1, Gateway: wire.Demand{RequestsTotal: 0}})
+	dec := d.Decide(at(2), Observation{Replicas: loaded(1, 3), Current: 1, Gateway: wire.Demand{RequestsTotal: 50}})
 	if dec.Demand != 3 {
 		t.Errorf("demand %v, want 3", dec.Demand)
 	}
@@ -94,8 +94,8 @@ func TestDecideIgnoresArrivalsWhileEverythingIsAdmitted(t *testing.T) {
 
 func TestDecideCounterResetIsNotANegativeRate(t *testing.T) {
 	d := NewDecider(testSpec(), DefaultTuning())
-	d.Decide(at(0), Observation{Replicas: loaded(1, 5), Current: 1, Gateway: Demand{RequestsTotal: 1000, RejectedTotal: 500}})
-	dec := d.Decide(at(2), Observation{Replicas: loaded(1, 5), Current: 1, Gateway: Demand{RequestsTotal: 10, RejectedTotal: 0}})
+	d.Decide(at(0), Observation{Replicas: loaded(1, 5), Current: 1, Gateway: wire.Demand{RequestsTotal: 1000, RejectedTotal: 500}})
+	dec := d.Decide(at(2), Observation{Replicas: loaded(1, 5), Current: 1, Gateway: wire.Demand{RequestsTotal: 10, RejectedTotal: 0}})
 	if dec.Demand != 5 {
 		t.Errorf("demand after a gateway restart %v, want 5", dec.Demand)
 	}
@@ -113,7 +113,7 @@ func TestDecideUnknownReplicas(t *testing.T) {
 	t.Run("nothing ever known keeps the count", func(t *testing.T) {
 		d := NewDecider(testSpec(), DefaultTuning())
 		dec := d.Decide(at(0), Observation{Replicas: make([]ReplicaSample, 3), Current: 3})
-		if dec.Desired != 3 || dec.Reason != ReasonNoData {
+		if dec.Desired != 3 || dec.Reason != wire.ReasonNoData {
 			t.Errorf("desired %d (%s), want 3 (no-data)", dec.Desired, dec.Reason)
 		}
 	})
@@ -131,7 +131,7 @@ func TestDecideUnknownReplicas(t *testing.T) {
 		d := NewDecider(testSpec(), DefaultTuning())
 		d.Decide(at(0), Observation{Replicas: make([]ReplicaSample, 1), Current: 1})
 		// 80 arrivals in 2s at an assumed 1s; the 12 held are among them.
-		dec := d.Decide(at(2), Observation{Replicas: make([]ReplicaSample, 1), Current: 1, Gateway: Demand{Held: 12, RequestsTotal: 80}})
+		dec := d.Decide(at(2), Observation{Replicas: make([]ReplicaSample, 1), Current: 1, Gateway: wire.Demand{Held: 12, RequestsTotal: 80}})
 		if dec.Demand != 40 || dec.Desired != 4 {
 			t.Errorf("demand %v desired %d (%s), want 40, 4", dec.Demand, dec.Desired, dec.Reason)
 		}
@@ -139,15 +139,15 @@ func TestDecideUnknownReplicas(t *testing.T) {
 }
 
 func TestSampleFromStatsCountsCompletions(t *testing.T) {
-	prev := stats.Stats{UptimeSeconds: 10, InFlight: 4, InFlightSeconds: 100, RequestsTotal: 50}
+	prev := wire.Stats{UptimeSeconds: 10, InFlight: 4, InFlightSeconds: 100, RequestsTotal: 50}
 	// 2s later: 30 more admitted, 10 in flight now. 24 finished.
-	cur := stats.Stats{UptimeSeconds: 12, InFlight: 10, InFlightSeconds: 114, RequestsTotal: 80}
+	cur := wire.Stats{UptimeSeconds: 12, InFlight: 10, InFlightSeconds: 114, RequestsTotal: 80}
 	s := SampleFromStats(&prev, cur)
 	if s.Requests != 30 || s.Completed != 24 || s.InFlight != 7 || s.Span != 2*time.Second {
 		t.Errorf("sample %+v, want 30 admitted, 24 completed, 7 in flight over 2s", s)
 	}
 	// The in-flight count fell: more finished than were admitted.
-	s = SampleFromStats(&cur, stats.Stats{UptimeSeconds: 14, InFlight: 2, InFlightSeconds: 126, RequestsTotal: 85})
+	s = SampleFromStats(&cur, wire.Stats{UptimeSeconds: 14, InFlight: 2, InFlightSeconds: 126, RequestsTotal: 85})
 	if s.Completed != 13 {
 		t.Errorf("completed %d, want 13 (5 admitted + 8 fewer in flight)", s.Completed)
 	}
@@ -165,9 +165,9 @@ func TestServiceTimeIsMeasuredOverTheStableWindow(t *testing.T) {
 		d.Decide(at(s), Observation{Replicas: loaded(1, 10), Current: 1})
 	}
 	noisy := []ReplicaSample{{InFlight: 10, Requests: 40, Completed: 40, Span: 2 * time.Second, Known: true}}
-	d.Decide(at(60), Observation{Replicas: noisy, Current: 1, Gateway: Demand{Held: 10, RequestsTotal: 100}})
-	d.Decide(at(62), Observation{Replicas: noisy, Current: 1, Gateway: Demand{Held: 10, RequestsTotal: 300}})
-	dec := d.Decide(at(64), Observation{Replicas: loaded(1, 10), Current: 1, Gateway: Demand{Held: 10, RequestsTotal: 500}})
+	d.Decide(at(60), Observation{Replicas: noisy, Current: 1, Gateway: wire.Demand{Held: 10, RequestsTotal: 100}})
+	d.Decide(at(62), Observation{Replicas: noisy, Current: 1, Gateway: wire.Demand{Held: 10, RequestsTotal: 300}})
+	dec := d.Decide(at(64), Observation{Replicas: loaded(1, 10), Current: 1, Gateway: wire.Demand{Held: 10, RequestsTotal: 500}})
 	if dec.Demand < 90 || dec.Demand > 100 {
 		t.Errorf("demand %v at 100 req/s of 1s requests after two noisy ticks, want 90–100", dec.Demand)
 	}

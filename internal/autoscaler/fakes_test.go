@@ -14,7 +14,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // fakeSidecar serves a replica's Stats on a real loopback listener. Its
@@ -27,7 +27,7 @@ type fakeSidecar struct {
 	inFlight int64
 	status   int           // non-200 answers with this status
 	hang     chan struct{} // non-nil: requests block until it is closed
-	snap     stats.Stats
+	snap     wire.Stats
 }
 
 func newFakeSidecar(t *testing.T, inFlight int64) *fakeSidecar {
@@ -39,7 +39,7 @@ func newFakeSidecar(t *testing.T, inFlight int64) *fakeSidecar {
 }
 
 func (s *fakeSidecar) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != stats.Path {
+	if r.URL.Path != wire.PathStats {
 		http.NotFound(w, r)
 		return
 	}
@@ -162,20 +162,20 @@ func (p *fakePlatform) removeAgents() {
 // fakeGateway is a DemandSource with settable demand.
 type fakeGateway struct {
 	mu     sync.Mutex
-	demand map[platform.AgentKey]Demand
+	demand map[platform.AgentKey]wire.Demand
 }
 
-func (g *fakeGateway) Demand(key platform.AgentKey) Demand {
+func (g *fakeGateway) Demand(key platform.AgentKey) wire.Demand {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.demand[key]
 }
 
-func (g *fakeGateway) set(key platform.AgentKey, d Demand) {
+func (g *fakeGateway) set(key platform.AgentKey, d wire.Demand) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.demand == nil {
-		g.demand = map[platform.AgentKey]Demand{}
+		g.demand = map[platform.AgentKey]wire.Demand{}
 	}
 	g.demand[key] = d
 }

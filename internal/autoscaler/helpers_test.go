@@ -2,6 +2,8 @@ package autoscaler
 
 import (
 	"time"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -35,7 +37,7 @@ type feeder struct {
 	tick    float64
 	current int32
 	ready   int32 // -1: ready == current
-	gw      Demand
+	gw      wire.Demand
 }
 
 func newFeeder(spec Spec, current int32) *feeder {
@@ -44,13 +46,13 @@ func newFeeder(spec Spec, current int32) *feeder {
 
 // step advances one tick with per-replica in-flight load perReplica and
 // applies the decision.
-func (f *feeder) step(perReplica float64) Decision {
+func (f *feeder) step(perReplica float64) wire.Decision {
 	return f.stepWith(func(ready int) []ReplicaSample { return loaded(ready, perReplica) })
 }
 
 // stepTotal spreads a total in-flight load over the ready replicas, capped
 // at capPer each; the rest is held by the gateway.
-func (f *feeder) stepTotal(total, capPer float64) Decision {
+func (f *feeder) stepTotal(total, capPer float64) wire.Decision {
 	return f.stepWith(func(ready int) []ReplicaSample {
 		per := min(total/float64(max(ready, 1)), capPer)
 		if ready == 0 {
@@ -66,7 +68,7 @@ func (f *feeder) stepTotal(total, capPer float64) Decision {
 	})
 }
 
-func (f *feeder) stepWith(samples func(ready int) []ReplicaSample) Decision {
+func (f *feeder) stepWith(samples func(ready int) []ReplicaSample) wire.Decision {
 	f.t += f.tick
 	ready := int(f.current)
 	if f.ready >= 0 {
@@ -79,8 +81,8 @@ func (f *feeder) stepWith(samples func(ready int) []ReplicaSample) Decision {
 
 // run steps n ticks at a constant per-replica load and returns the last
 // decision.
-func (f *feeder) run(n int, perReplica float64) Decision {
-	var dec Decision
+func (f *feeder) run(n int, perReplica float64) wire.Decision {
+	var dec wire.Decision
 	for range n {
 		dec = f.step(perReplica)
 	}

@@ -1,6 +1,10 @@
 package autoscaler
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/flint-dev/flint/internal/wire"
+)
 
 // history is a ring buffer of an agent's recent distinct decisions. A
 // decision with the same outcome as the previous one (same desired, current,
@@ -9,14 +13,14 @@ import "sync"
 // its newest entry carries the latest numbers.
 type history struct {
 	mu   sync.Mutex
-	buf  []Decision
+	buf  []wire.Decision
 	next int
 	full bool
 }
 
-func newHistory(size int) *history { return &history{buf: make([]Decision, max(size, 1))} }
+func newHistory(size int) *history { return &history{buf: make([]wire.Decision, max(size, 1))} }
 
-func (h *history) add(d Decision) {
+func (h *history) add(d wire.Decision) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if last, ok := h.lastLocked(); ok && sameOutcome(last, d) {
@@ -28,23 +32,23 @@ func (h *history) add(d Decision) {
 	h.full = h.full || h.next == 0
 }
 
-func (h *history) lastLocked() (Decision, bool) {
+func (h *history) lastLocked() (wire.Decision, bool) {
 	if !h.full && h.next == 0 {
-		return Decision{}, false
+		return wire.Decision{}, false
 	}
 	return h.buf[(h.next-1+len(h.buf))%len(h.buf)], true
 }
 
 // list returns the decisions oldest first.
-func (h *history) list() []Decision {
+func (h *history) list() []wire.Decision {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.full {
-		return append([]Decision(nil), h.buf[:h.next]...)
+		return append([]wire.Decision(nil), h.buf[:h.next]...)
 	}
-	return append(append([]Decision(nil), h.buf[h.next:]...), h.buf[:h.next]...)
+	return append(append([]wire.Decision(nil), h.buf[h.next:]...), h.buf[:h.next]...)
 }
 
-func sameOutcome(a, b Decision) bool {
+func sameOutcome(a, b wire.Decision) bool {
 	return a.Desired == b.Desired && a.Current == b.Current && a.Reason == b.Reason && a.Panic == b.Panic
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // Platform is what the Loop needs from where replicas run; platform.Platform
@@ -125,7 +126,7 @@ func (l *Loop) Run(ctx context.Context) error {
 }
 
 // Decisions returns an agent's recent distinct decisions, oldest first.
-func (l *Loop) Decisions(key platform.AgentKey) []Decision {
+func (l *Loop) Decisions(key platform.AgentKey) []wire.Decision {
 	l.mu.Lock()
 	st, ok := l.agents[key]
 	l.mu.Unlock()
@@ -245,7 +246,7 @@ func (l *Loop) stopped() {
 	}
 }
 
-func sameDemand(a, b Demand) bool {
+func sameDemand(a, b wire.Demand) bool {
 	return a.Held == b.Held && a.InFlight == b.InFlight && a.RequestsTotal == b.RequestsTotal &&
 		a.RejectedTotal == b.RejectedTotal && a.LastRequest.Equal(b.LastRequest)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // startLoop runs a Loop until the test (or its bubble) ends.
@@ -48,13 +49,13 @@ func TestLoopScalesUpOnHeldDemand(t *testing.T) {
 		p := newFakePlatform(agent)
 		p.setReady(key, sidecar.endpoint("echo-0"))
 		gw := &fakeGateway{}
-		gw.set(key, Demand{Held: 60, RequestsTotal: 1000, LastRequest: time.Now()})
+		gw.set(key, wire.Demand{Held: 60, RequestsTotal: 1000, LastRequest: time.Now()})
 		reg := prometheus.NewRegistry()
 		l := startLoop(t, p, gw, reg)
 		synctest.Wait() // the first tick runs at once
 
 		// 70 req/s of 1s requests arrive; 60 are held.
-		gw.set(key, Demand{Held: 60, RequestsTotal: 1140, LastRequest: time.Now()})
+		gw.set(key, wire.Demand{Held: 60, RequestsTotal: 1140, LastRequest: time.Now()})
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		calls := p.scaleCalls()
@@ -65,7 +66,7 @@ func TestLoopScalesUpOnHeldDemand(t *testing.T) {
 			t.Fatalf("scale calls %+v, want one to 10", calls)
 		}
 		decs := l.Decisions(key)
-		if last := decs[len(decs)-1]; last.Reason != ReasonPanic || !last.Panic {
+		if last := decs[len(decs)-1]; last.Reason != wire.ReasonPanic || !last.Panic {
 			t.Errorf("decision %+v, want panic", last)
 		}
 		if got := testutil.ToFloat64(l.metrics.desired.WithLabelValues("agents", "echo")); got != 10 {
@@ -128,7 +129,7 @@ func TestLoopPokeScalesFromZeroAtOnce(t *testing.T) {
 		// The burst may reach the loop in more than one round; a later one
 		// runs an early tick, which keeps the replica (no second scale call).
 		decs := l.Decisions(key)
-		if !slices.ContainsFunc(decs, func(d Decision) bool { return d.Reason == ReasonPoke && d.Time.Equal(poked) }) {
+		if !slices.ContainsFunc(decs, func(d wire.Decision) bool { return d.Reason == wire.ReasonPoke && d.Time.Equal(poked) }) {
 			t.Errorf("decisions %+v, want one for the poke at %v", decs, poked)
 		}
 		// The next ticks keep the replica: the poke counts as traffic.
@@ -213,7 +214,7 @@ func TestLoopScrapeTimeout(t *testing.T) {
 	start := time.Now()
 	go func() { done <- l.Run(ctx) }() // the first tick runs at once
 	defer func() { cancel(); <-done }()
-	var decs []Decision
+	var decs []wire.Decision
 	for decs = l.Decisions(key); len(decs) == 0 && time.Since(start) < 5*time.Second; decs = l.Decisions(key) {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -236,7 +237,7 @@ func TestLoopScalesToZeroWhenIdle(t *testing.T) {
 		p := newFakePlatform(agent)
 		p.setReady(key, sidecar.endpoint("echo-0"))
 		gw := &fakeGateway{}
-		gw.set(key, Demand{RequestsTotal: 5, LastRequest: time.Now()})
+		gw.set(key, wire.Demand{RequestsTotal: 5, LastRequest: time.Now()})
 		startLoop(t, p, gw, nil)
 		time.Sleep(19 * time.Second) // between ticks: the tick at 18s saw load
 		sidecar.set(0)
@@ -380,11 +381,11 @@ func TestLoopConfigFlags(t *testing.T) {
 
 func TestHistoryKeepsDistinctDecisionsInOrder(t *testing.T) {
 	h := newHistory(3)
-	for i, r := range []Reason{ReasonStable, ReasonStable, ReasonPanic, ReasonStable, ReasonPoke, ReasonPoke} {
-		h.add(Decision{Time: at(float64(i)), Desired: 1, Reason: r})
+	for i, r := range []wire.Reason{wire.ReasonStable, wire.ReasonStable, wire.ReasonPanic, wire.ReasonStable, wire.ReasonPoke, wire.ReasonPoke} {
+		h.add(wire.Decision{Time: at(float64(i)), Desired: 1, Reason: r})
 	}
 	got := h.list()
-	want := []Reason{ReasonPanic, ReasonStable, ReasonPoke}
+	want := []wire.Reason{wire.ReasonPanic, wire.ReasonStable, wire.ReasonPoke}
 	if last := got[len(got)-1]; !last.Time.Equal(at(5)) {
 		t.Errorf("a repeated decision did not refresh the last entry: %v", last.Time)
 	}
@@ -407,13 +408,13 @@ func TestLoopPokeUnderPressureDecidesEarly(t *testing.T) {
 		p.SetScale(context.Background(), key, 1)
 		p.setReady(key, sidecar.endpoint("busy-0"))
 		gw := &fakeGateway{}
-		gw.set(key, Demand{RequestsTotal: 100, LastRequest: time.Now()})
+		gw.set(key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
 		l := startLoop(t, p, gw, nil)
 		synctest.Wait() // the first tick
 		before := len(p.scaleCalls())
 
 		time.Sleep(time.Second) // mid-tick, every replica full and requests held
-		gw.set(key, Demand{Held: 40, RequestsTotal: 200, LastRequest: time.Now()})
+		gw.set(key, wire.Demand{Held: 40, RequestsTotal: 200, LastRequest: time.Now()})
 		poked := time.Now()
 		l.Poke(key)
 		synctest.Wait()

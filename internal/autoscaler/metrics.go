@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // metrics are the autoscaler's Prometheus series. Per-agent series carry the
@@ -76,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observe(key platform.AgentKey, d Decision) {
+func (m *metrics) observe(key platform.AgentKey, d wire.Decision) {
 	ns, name := key.Namespace, key.Name
 	m.desired.WithLabelValues(ns, name).Set(float64(d.Desired))
 	m.actual.WithLabelValues(ns, name).Set(float64(d.Current))

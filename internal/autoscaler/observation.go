@@ -4,34 +4,13 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
-
-// Demand is what the gateway knows about an agent that replicas' sidecars
-// cannot: requests it is holding (cold start, or every replica full),
-// requests it refused, and when the last request arrived.
-type Demand struct {
-	// Held is the number of requests the gateway is holding now, waiting for
-	// a replica to turn ready or a slot to free (cold holds + capacity holds).
-	Held int64
-	// InFlight is the number of requests the gateway has sent to replicas
-	// and not seen finish. The Decider reads the sidecars' own counts; this
-	// is for people and for checking one against the other.
-	InFlight int64
-	// RejectedTotal counts requests the gateway refused (hold queue full or
-	// hold timed out) since it started.
-	RejectedTotal uint64
-	// RequestsTotal counts every request the gateway received for the agent
-	// since it started, including held and refused ones.
-	RequestsTotal uint64
-	// LastRequest is when the latest request arrived (zero if none).
-	LastRequest time.Time
-}
 
 // DemandSource reports the gateway's Demand per agent. The gateway implements
 // it; the Loop works without one (sidecar stats only).
 type DemandSource interface {
-	Demand(key platform.AgentKey) Demand
+	Demand(key platform.AgentKey) wire.Demand
 }
 
 // ReplicaSample is one ready replica's load since the previous scrape.
@@ -57,12 +36,12 @@ type ReplicaSample struct {
 // SampleFromStats turns two snapshots of a sidecar's Stats into a sample. prev
 // is nil on the first scrape of a replica; then, or when the sidecar
 // restarted in between, the instantaneous counts stand in for the averages.
-func SampleFromStats(prev *stats.Stats, cur stats.Stats) ReplicaSample {
+func SampleFromStats(prev *wire.Stats, cur wire.Stats) ReplicaSample {
 	s := ReplicaSample{InFlight: float64(cur.InFlight), Queued: float64(cur.Queued), Known: true}
 	if prev == nil {
 		return s
 	}
-	if inFlight, queued, ok := stats.Average(*prev, cur); ok && inFlight >= 0 && queued >= 0 && cur.RequestsTotal >= prev.RequestsTotal {
+	if inFlight, queued, ok := wire.Average(*prev, cur); ok && inFlight >= 0 && queued >= 0 && cur.RequestsTotal >= prev.RequestsTotal {
 		s.InFlight, s.Queued = inFlight, queued
 		s.Requests = cur.RequestsTotal - prev.RequestsTotal
 		// Whatever was admitted and is no longer in flight has finished.
@@ -78,7 +57,7 @@ type Observation struct {
 	// count.
 	Replicas []ReplicaSample
 	// Gateway is the gateway's view (zero when there is no gateway).
-	Gateway Demand
+	Gateway wire.Demand
 	// Current is the number of replicas asked for, ready or not.
 	Current int32
 }

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // TestDecideInvariants drives Deciders with random specs and random
@@ -31,7 +33,7 @@ func TestDecideInvariants(t *testing.T) {
 		now := epoch
 		current := int32(rng.IntN(int(spec.MaxReplicas) + 1))
 		ready := current
-		var gw Demand
+		var gw wire.Demand
 		for step := range 300 {
 			now = now.Add(time.Duration(500+rng.IntN(4000)) * time.Millisecond)
 			// Replicas turn ready late, sometimes not at all.
@@ -88,7 +90,7 @@ func TestDecideInvariants(t *testing.T) {
 	}
 }
 
-func checkBounds(t *testing.T, run, step int, spec Spec, dec Decision) {
+func checkBounds(t *testing.T, run, step int, spec Spec, dec wire.Decision) {
 	t.Helper()
 	if dec.Desired < spec.MinReplicas || dec.Desired > spec.MaxReplicas {
 		t.Fatalf("run %d step %d: desired %d outside [%d, %d] (%s)", run, step, dec.Desired, spec.MinReplicas, spec.MaxReplicas, dec.Reason)
@@ -112,7 +114,7 @@ func TestDecideRateLimitsHold(t *testing.T) {
 		d.Decide(epoch, Observation{Replicas: loaded(int(ready), rng.Float64()*30), Current: current})
 		d.lastScaleUp = time.Time{}
 		now := epoch.Add(time.Duration(rng.IntN(200)) * time.Second)
-		dec := d.Decide(now, Observation{Replicas: loaded(int(ready), rng.Float64()*100), Gateway: Demand{Held: int64(rng.IntN(5000))}, Current: current})
+		dec := d.Decide(now, Observation{Replicas: loaded(int(ready), rng.Float64()*100), Gateway: wire.Demand{Held: int64(rng.IntN(5000))}, Current: current})
 		if lo := int32(float64(current) / tuning.MaxScaleDownRate); dec.Desired < lo {
 			t.Fatalf("run %d: %d → %d is more than halving (%s)", run, current, dec.Desired, dec.Reason)
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // maxStatsBody bounds what a sidecar may send; Stats is a few hundred bytes.
@@ -45,9 +45,9 @@ func replicaID(ep platform.Endpoint) string { return ep.Replica + "@" + ep.Admin
 // replaced by the returned map, which drops replicas that are gone and keeps
 // the old snapshot of a replica whose scrape failed, so its next average spans
 // the gap exactly.
-func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev map[string]stats.Stats) ([]ReplicaSample, map[string]stats.Stats, []error) {
+func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev map[string]wire.Stats) ([]ReplicaSample, map[string]wire.Stats, []error) {
 	samples := make([]ReplicaSample, len(eps))
-	snaps := make([]stats.Stats, len(eps))
+	snaps := make([]wire.Stats, len(eps))
 	errs := make([]error, len(eps))
 	var wg sync.WaitGroup
 	for i, ep := range eps {
@@ -55,7 +55,7 @@ func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev m
 	}
 	wg.Wait()
 
-	next := make(map[string]stats.Stats, len(eps))
+	next := make(map[string]wire.Stats, len(eps))
 	var failed []error
 	for i, ep := range eps {
 		id := replicaID(ep)
@@ -78,8 +78,8 @@ func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev m
 }
 
 // scrape fetches one sidecar's Stats.
-func (s *scraper) scrape(ctx context.Context, ep platform.Endpoint) (stats.Stats, error) {
-	var st stats.Stats
+func (s *scraper) scrape(ctx context.Context, ep platform.Endpoint) (wire.Stats, error) {
+	var st wire.Stats
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
@@ -88,7 +88,7 @@ func (s *scraper) scrape(ctx context.Context, ep platform.Endpoint) (stats.Stats
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.AdminAddr+stats.Path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.AdminAddr+wire.PathStats, nil)
 	if err != nil {
 		return st, fmt.Errorf("scrape %s at %s: %w", ep.Replica, ep.AdminAddr, err)
 	}

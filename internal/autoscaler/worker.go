@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // phase is where an agent's worker is, as Run sees it.
@@ -47,7 +47,7 @@ type agentState struct {
 	// The worker's while it runs; Run's while the agent rests.
 	decider *Decider
 	// snapshots is the previous Stats per replica.
-	snapshots map[string]stats.Stats
+	snapshots map[string]wire.Stats
 	spec      Spec
 	// nextEarly is when a poke may next run an early tick: a quarter tick
 	// after the last decision.
@@ -56,7 +56,7 @@ type agentState struct {
 	// at and what the gateway reported then.
 	restedAt   time.Time
 	restScan   int64
-	restDemand Demand
+	restDemand wire.Demand
 
 	// Run's only.
 	phase phase
@@ -71,7 +71,7 @@ func newAgentState(key platform.AgentKey, d *Decider, historySize int) *agentSta
 		ticks:     make(chan tickEvent, 1),
 		pokes:     make(chan struct{}, 1),
 		decider:   d,
-		snapshots: map[string]stats.Stats{},
+		snapshots: map[string]wire.Stats{},
 		spec:      d.Spec(),
 	}
 }
@@ -110,9 +110,9 @@ func (l *Loop) work(ctx context.Context, st *agentState, stop <-chan struct{}, m
 // idle, and no demand anywhere in the stable window. Every further tick
 // would decide the same from the same observation, so the agent needs no
 // worker; catchUp records those ticks when it wakes.
-func atRest(d Decision) bool {
+func atRest(d wire.Decision) bool {
 	return d.Current == 0 && d.Desired == 0 && d.Ready == 0 && !d.Panic &&
-		d.Reason == ReasonScaleToZero && d.Demand == 0 && d.StableDemand == 0
+		d.Reason == wire.ReasonScaleToZero && d.Demand == 0 && d.StableDemand == 0
 }
 
 // catchUp feeds the Decider the ticks the agent skipped at rest, as the
@@ -134,7 +134,7 @@ func (l *Loop) catchUp(st *agentState, missed int64) {
 // tickAgent scrapes one agent's replicas, decides and applies. It returns
 // the decision and the gateway demand it saw, or false when the Loop is
 // stopping.
-func (l *Loop) tickAgent(ctx context.Context, st *agentState, spec Spec) (Decision, Demand, bool) {
+func (l *Loop) tickAgent(ctx context.Context, st *agentState, spec Spec) (wire.Decision, wire.Demand, bool) {
 	start := time.Now()
 	eps, _ := l.platform.ReadyEndpoints(st.key)
 	samples, snapshots, errs := l.scraper.scrapeAll(ctx, eps, st.snapshots)
@@ -149,7 +149,7 @@ func (l *Loop) tickAgent(ctx context.Context, st *agentState, spec Spec) (Decisi
 			"failed", len(errs), "replicas", len(eps), "error", errors.Join(errs...))
 	}
 	if ctx.Err() != nil {
-		return Decision{}, Demand{}, false // shutting down: a decision on cancelled scrapes would be wrong
+		return wire.Decision{}, wire.Demand{}, false // shutting down: a decision on cancelled scrapes would be wrong
 	}
 
 	st.spec = spec
@@ -191,14 +191,14 @@ func (l *Loop) poked(ctx context.Context, st *agentState) {
 }
 
 // record keeps a decision in the agent's history and metrics.
-func (l *Loop) record(st *agentState, dec Decision) {
+func (l *Loop) record(st *agentState, dec wire.Decision) {
 	st.history.add(dec)
 	l.metrics.observe(st.key, dec)
 }
 
 // apply records a decision and, when it changes the replica count, asks the
 // platform for it.
-func (l *Loop) apply(ctx context.Context, st *agentState, dec Decision) {
+func (l *Loop) apply(ctx context.Context, st *agentState, dec wire.Decision) {
 	l.record(st, dec)
 	attrs := []any{"agent", st.key.String(), "from", dec.Current, "to", dec.Desired, "reason", dec.Reason,
 		"panic", dec.Panic, "ready", dec.Ready, "demand", dec.Demand,

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // workers counts the agents' worker goroutines.
@@ -37,13 +38,13 @@ func TestLoopAgentAtRestHasNoWorker(t *testing.T) {
 		if n := workers(); n != 0 {
 			t.Fatalf("%d workers for an agent idle at zero, want none", n)
 		}
-		if decs := l.Decisions(key); len(decs) != 1 || decs[0].Reason != ReasonScaleToZero {
+		if decs := l.Decisions(key); len(decs) != 1 || decs[0].Reason != wire.ReasonScaleToZero {
 			t.Fatalf("decisions %+v, want the first tick's", decs)
 		}
 
 		time.Sleep(time.Minute + time.Second) // thirty ticks at rest
 		synctest.Wait()
-		gw.set(key, Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
+		gw.set(key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
 		l.Poke(key)
 		synctest.Wait()
 		if n := workers(); n != 1 {
@@ -56,7 +57,7 @@ func TestLoopAgentAtRestHasNoWorker(t *testing.T) {
 		// The request is served and traffic stops: the agent goes back to
 		// zero (30s idle) and to rest once its stable window holds no
 		// demand.
-		gw.set(key, Demand{RequestsTotal: 1, LastRequest: time.Now()})
+		gw.set(key, wire.Demand{RequestsTotal: 1, LastRequest: time.Now()})
 		time.Sleep(40 * time.Second)
 		synctest.Wait()
 		if calls := p.scaleCalls(); len(calls) != 2 || calls[1].n != 0 {
@@ -83,16 +84,16 @@ func TestLoopAgentAtRestDecidesAsIfTicked(t *testing.T) {
 		// Two cold starts of held requests that are never served (no
 		// replica turns ready): each wakes the agent, which rests again
 		// once idle for a stable window.
-		demandAt := func(s float64) Demand {
+		demandAt := func(s float64) wire.Demand {
 			switch {
 			case s < 95:
-				return Demand{}
+				return wire.Demand{}
 			case s < 105:
-				return Demand{Held: 30, RequestsTotal: 30, LastRequest: t0.Add(95 * time.Second)}
+				return wire.Demand{Held: 30, RequestsTotal: 30, LastRequest: t0.Add(95 * time.Second)}
 			case s < 301:
-				return Demand{RequestsTotal: 30, RejectedTotal: 30, LastRequest: t0.Add(95 * time.Second)}
+				return wire.Demand{RequestsTotal: 30, RejectedTotal: 30, LastRequest: t0.Add(95 * time.Second)}
 			default:
-				return Demand{Held: 50, RequestsTotal: 80, RejectedTotal: 30, LastRequest: t0.Add(301 * time.Second)}
+				return wire.Demand{Held: 50, RequestsTotal: 80, RejectedTotal: 30, LastRequest: t0.Add(301 * time.Second)}
 			}
 		}
 		pokes := []float64{95, 301}
@@ -138,7 +139,7 @@ func TestLoopAgentAtRestDecidesAsIfTicked(t *testing.T) {
 	})
 }
 
-func sameDecisions(a, b []Decision) bool {
+func sameDecisions(a, b []wire.Decision) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -164,7 +165,7 @@ func TestLoopWakesAgentAtRestWithoutPoke(t *testing.T) {
 
 		// A held request whose poke was lost (a gateway's poke stream was
 		// down): the next tick sees the demand.
-		gw.set(key, Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
+		gw.set(key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		if calls := p.scaleCalls(); len(calls) != 1 || calls[0].n != 1 {
@@ -236,12 +237,12 @@ func TestLoopNoEarlyTickRightAfterATick(t *testing.T) {
 		p.SetScale(context.Background(), key, 1)
 		p.setReady(key, sidecar.endpoint("busy-0"))
 		gw := &fakeGateway{}
-		gw.set(key, Demand{RequestsTotal: 100, LastRequest: time.Now()})
+		gw.set(key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
 		l := startLoop(t, p, gw, nil)
 		synctest.Wait() // the first tick
 		decided, scaled := len(l.Decisions(key)), len(p.scaleCalls())
 		time.Sleep(100 * time.Millisecond)
-		gw.set(key, Demand{Held: 3, RequestsTotal: 103, LastRequest: time.Now()})
+		gw.set(key, wire.Demand{Held: 3, RequestsTotal: 103, LastRequest: time.Now()})
 		l.Poke(key)
 		synctest.Wait()
 		if n := len(l.Decisions(key)); n != decided {

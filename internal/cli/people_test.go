@@ -18,10 +18,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/platformtest"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 var echoKey = platform.AgentKey{Namespace: "default", Name: "echo"}
@@ -47,9 +47,9 @@ func echoAgent(t *testing.T, release <-chan struct{}) *httptest.Server {
 	return srv
 }
 
-type fakeDecisions []autoscaler.Decision
+type fakeDecisions []wire.Decision
 
-func (f fakeDecisions) Decisions(platform.AgentKey) []autoscaler.Decision { return f }
+func (f fakeDecisions) Decisions(platform.AgentKey) []wire.Decision { return f }
 
 type testGateway struct {
 	url      string
@@ -77,8 +77,8 @@ func startTestGateway(t *testing.T, ready bool, readyAfter time.Duration, releas
 	}
 	now := time.Now()
 	gw.SetDecisionSource(fakeDecisions{
-		{Time: now.Add(-time.Minute), Current: 0, Desired: 1, Reason: autoscaler.ReasonPoke, Demand: 1},
-		{Time: now, Current: 1, Desired: 1, Ready: 1, Reason: autoscaler.ReasonStable, Demand: 0.4, StableDemand: 0.3},
+		{Time: now.Add(-time.Minute), Current: 0, Desired: 1, Reason: wire.ReasonPoke, Demand: 1},
+		{Time: now, Current: 1, Desired: 1, Ready: 1, Reason: wire.ReasonStable, Demand: 0.4, StableDemand: 0.3},
 	})
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(func() {

@@ -11,11 +11,8 @@ import (
 
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
-
-// coldStartWaitHeader is set by the gateway on answers that waited for a
-// cold start.
-const coldStartWaitHeader = "X-Flint-Cold-Start-Wait"
 
 // progress tells the person at the terminal what a slow invocation waits
 // for: after progressDelay without an answer it asks the gateway whether the
@@ -112,7 +109,7 @@ func (p *progress) stop(res *http.Response) {
 	if p.tty {
 		fmt.Fprint(p.out, "\r\033[K")
 	}
-	if res != nil && (p.cold || res.Header.Get(coldStartWaitHeader) != "") {
+	if res != nil && (p.cold || res.Header.Get(wire.HeaderColdStartWait) != "") {
 		fmt.Fprintf(p.out, "%s started in %s\n", p.key, gateway.RoundWait(time.Since(p.start)))
 	}
 }

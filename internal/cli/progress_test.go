@@ -11,6 +11,7 @@ import (
 
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // replicaUpReader says a replica is ready and a request held: what the
@@ -52,7 +53,7 @@ func TestProgressNamesTheColdStart(t *testing.T) {
 	var out lockedBuffer
 	p := startProgress(context.Background(), replicaUpReader{}, key, before, &out)
 	time.Sleep(progressDelay + 200*time.Millisecond)
-	res := &http.Response{Header: http.Header{coldStartWaitHeader: {"828µs"}}}
+	res := &http.Response{Header: http.Header{wire.HeaderColdStartWait: {"828µs"}}}
 	p.stop(res)
 	got := out.String()
 	if !strings.Contains(got, "waiting for default/echo to start…") || strings.Contains(got, "free replica") {

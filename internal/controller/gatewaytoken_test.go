@@ -16,9 +16,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/proxy"
 	"github.com/flint-dev/flint/internal/testenv"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 const testGatewayToken = "gateway-token-0123456789abcdef"
@@ -129,7 +129,7 @@ func TestBypassingRequestGets403(t *testing.T) {
 	call := func(token string) int {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+sc.ServingAddr()+"/", nil)
 		if token != "" {
-			req.Header.Set(gatewaytoken.Header, token)
+			req.Header.Set(wire.HeaderGatewayToken, token)
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {

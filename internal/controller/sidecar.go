@@ -10,7 +10,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // The sidecar's requests are small and it has no limits: a CPU limit would
@@ -121,12 +121,12 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 		// unready: /readyz is local and cheap, and a draining sidecar must
 		// leave the endpoints at once.
 		WithReadinessProbe(corev1ac.Probe().
-			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(proxy.PathReadyz).WithPort(admin)).
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(wire.PathReadyz).WithPort(admin)).
 			WithPeriodSeconds(1).WithTimeoutSeconds(1).WithFailureThreshold(1).WithSuccessThreshold(1)).
 		// /healthz stays green while draining, so liveness never kills a
 		// sidecar in the middle of its drain.
 		WithLivenessProbe(corev1ac.Probe().
-			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(proxy.PathHealthz).WithPort(admin)).
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(wire.PathHealthz).WithPort(admin)).
 			WithPeriodSeconds(10).WithTimeoutSeconds(2).WithFailureThreshold(3)).
 		WithResources(corev1ac.ResourceRequirements().WithRequests(corev1.ResourceList{
 			corev1.ResourceCPU:    sidecarCPURequest,
@@ -142,6 +142,6 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 func waitForDrainHook() *corev1ac.LifecycleApplyConfiguration {
 	return corev1ac.Lifecycle().WithPreStop(corev1ac.LifecycleHandler().
 		WithHTTPGet(corev1ac.HTTPGetAction().
-			WithPath(proxy.PathWaitForDrain).
+			WithPath(wire.PathWaitForDrain).
 			WithPort(intstr.FromInt32(v1alpha1.AdminPort))))
 }

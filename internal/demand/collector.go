@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // CollectorConfig says where the gateways are and how to reach them.
@@ -98,10 +98,10 @@ func NewCollector(cfg CollectorConfig, log *slog.Logger) (*Collector, error) {
 // summed over the gateways' latest answers (a gateway whose scrape failed
 // counts with its last answer: a missing scrape is not a zero), totals
 // summed over their growth.
-func (c *Collector) Demand(key platform.AgentKey) autoscaler.Demand {
+func (c *Collector) Demand(key platform.AgentKey) wire.Demand {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	var d autoscaler.Demand
+	var d wire.Demand
 	for _, gw := range c.gateways {
 		r, ok := gw.last[key]
 		if !ok {
@@ -118,8 +118,6 @@ func (c *Collector) Demand(key platform.AgentKey) autoscaler.Demand {
 	}
 	return d
 }
-
-var _ autoscaler.DemandSource = (*Collector)(nil)
 
 // Run resolves and scrapes the gateways every interval and keeps a poke
 // stream open to each, calling poke for every request a gateway holds for

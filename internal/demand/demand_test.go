@@ -14,8 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -27,19 +27,19 @@ var echo = platform.AgentKey{Namespace: "ns", Name: "echo"}
 // fakeGateway is a Source whose counts the test sets.
 type fakeGateway struct {
 	mu sync.Mutex
-	d  map[platform.AgentKey]autoscaler.Demand
+	d  map[platform.AgentKey]wire.Demand
 }
 
-func (f *fakeGateway) set(key platform.AgentKey, d autoscaler.Demand) {
+func (f *fakeGateway) set(key platform.AgentKey, d wire.Demand) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.d == nil {
-		f.d = map[platform.AgentKey]autoscaler.Demand{}
+		f.d = map[platform.AgentKey]wire.Demand{}
 	}
 	f.d[key] = d
 }
 
-func (f *fakeGateway) Demand(key platform.AgentKey) autoscaler.Demand {
+func (f *fakeGateway) Demand(key platform.AgentKey) wire.Demand {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.d[key]
@@ -86,7 +86,7 @@ func (c *control) swap(gw *fakeGateway) {
 
 func TestServerAnswersOnlyTheToken(t *testing.T) {
 	c := startControl(t, nil)
-	c.gw.set(echo, autoscaler.Demand{Held: 3, InFlight: 2, RequestsTotal: 9})
+	c.gw.set(echo, wire.Demand{Held: 3, InFlight: 2, RequestsTotal: 9})
 	for _, auth := range []string{"", "Bearer wrong-token-of-some-length", token} {
 		req, _ := http.NewRequest("GET", c.ts.URL+DemandPath, nil)
 		if auth != "" {
@@ -150,8 +150,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // never takes the totals back.
 func TestCollectorSumsGatewaysAndKeepsTotalsMonotonic(t *testing.T) {
 	a, b := startControl(t, nil), startControl(t, nil)
-	a.gw.set(echo, autoscaler.Demand{Held: 1, RequestsTotal: 100, RejectedTotal: 5})
-	b.gw.set(echo, autoscaler.Demand{Held: 2, RequestsTotal: 50})
+	a.gw.set(echo, wire.Demand{Held: 1, RequestsTotal: 100, RejectedTotal: 5})
+	b.gw.set(echo, wire.Demand{Held: 2, RequestsTotal: 50})
 	c := newCollector(t, a.ts.URL, b.ts.URL)
 	run(t, c, func(platform.AgentKey) {})
 	eventually(t, "both gateways' held requests", func() bool { return c.Demand(echo).Held == 3 })
@@ -159,13 +159,13 @@ func TestCollectorSumsGatewaysAndKeepsTotalsMonotonic(t *testing.T) {
 		t.Errorf("totals %+v before any growth: counts from before the collector started are a baseline", d)
 	}
 
-	a.gw.set(echo, autoscaler.Demand{Held: 0, RequestsTotal: 110, RejectedTotal: 6})
-	b.gw.set(echo, autoscaler.Demand{Held: 0, RequestsTotal: 53})
+	a.gw.set(echo, wire.Demand{Held: 0, RequestsTotal: 110, RejectedTotal: 6})
+	b.gw.set(echo, wire.Demand{Held: 0, RequestsTotal: 53})
 	eventually(t, "growth summed", func() bool { d := c.Demand(echo); return d.RequestsTotal == 13 && d.RejectedTotal == 1 })
 
 	// Gateway a restarts: its counters start over.
 	restarted := &fakeGateway{}
-	restarted.set(echo, autoscaler.Demand{Held: 4, RequestsTotal: 4})
+	restarted.set(echo, wire.Demand{Held: 4, RequestsTotal: 4})
 	a.swap(restarted)
 	eventually(t, "the restarted gateway's requests added", func() bool {
 		d := c.Demand(echo)
@@ -188,7 +188,7 @@ func TestPokesArriveAtOnceWithTheHeldCount(t *testing.T) {
 		defer s.mu.Unlock()
 		return len(s.subs) == 1
 	})
-	g.gw.set(echo, autoscaler.Demand{Held: 1})
+	g.gw.set(echo, wire.Demand{Held: 1})
 	begin := time.Now()
 	g.srv.Load().Poke(echo)
 	select {
@@ -219,8 +219,8 @@ func TestEveryAddressOfANameIsAGateway(t *testing.T) {
 		t.Skipf("127.0.0.2:%d is taken: %v", port, err)
 	}
 	a, b := startControl(t, ln1), startControl(t, ln2)
-	a.gw.set(echo, autoscaler.Demand{Held: 1})
-	b.gw.set(echo, autoscaler.Demand{Held: 10})
+	a.gw.set(echo, wire.Demand{Held: 1})
+	b.gw.set(echo, wire.Demand{Held: 10})
 	c := newCollector(t, "http://gateways.flint.svc:"+strconv.Itoa(port))
 	var answer atomic.Value
 	answer.Store([]string{"127.0.0.1", "127.0.0.2"})
@@ -254,10 +254,10 @@ func TestCollectorConfigErrorsSayWhatToFix(t *testing.T) {
 func TestCollectorReportsLastInvocations(t *testing.T) {
 	a, b := startControl(t, nil), startControl(t, nil)
 	early, late := time.Unix(1_000_000, 0), time.Unix(1_000_007, 0)
-	a.gw.set(echo, autoscaler.Demand{RequestsTotal: 1, LastRequest: early})
-	b.gw.set(echo, autoscaler.Demand{RequestsTotal: 1, LastRequest: late})
+	a.gw.set(echo, wire.Demand{RequestsTotal: 1, LastRequest: early})
+	b.gw.set(echo, wire.Demand{RequestsTotal: 1, LastRequest: late})
 	other := platform.AgentKey{Namespace: "ns", Name: "idle"}
-	a.gw.set(other, autoscaler.Demand{}) // never invoked: nothing to record
+	a.gw.set(other, wire.Demand{}) // never invoked: nothing to record
 	c := newCollector(t, a.ts.URL, b.ts.URL)
 	var mu sync.Mutex
 	seen := map[platform.AgentKey]time.Time{}

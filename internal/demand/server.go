@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // DefaultKeepAlive is how often an idle poke stream carries an empty line,
@@ -24,7 +24,7 @@ const pokeBuffer = 256
 
 // Source is the gateway as the server sees it.
 type Source interface {
-	Demand(key platform.AgentKey) autoscaler.Demand
+	Demand(key platform.AgentKey) wire.Demand
 	DemandKeys() []platform.AgentKey
 }
 
@@ -126,7 +126,7 @@ func (s *Server) servePokes(w http.ResponseWriter, r *http.Request) {
 	// Poke streams outlive the server's write timeout, if it has one.
 	_ = rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("X-Flint-Instance", s.instance)
+	w.Header().Set(wire.HeaderInstance, s.instance)
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	keepAlive := time.NewTicker(s.keepAlive)

@@ -4,9 +4,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/secret"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // Paths on a gateway's control port.
@@ -38,7 +38,7 @@ func (r Record) key() platform.AgentKey {
 }
 
 // RecordOf builds the record of key from a gateway's counts.
-func RecordOf(key platform.AgentKey, d autoscaler.Demand) Record {
+func RecordOf(key platform.AgentKey, d wire.Demand) Record {
 	return Record{Namespace: key.Namespace, Name: key.Name, Held: d.Held, InFlight: d.InFlight,
 		RejectedTotal: d.RejectedTotal, RequestsTotal: d.RequestsTotal, LastRequest: d.LastRequest}
 }

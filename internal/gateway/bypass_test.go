@@ -8,9 +8,9 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // TestSidecarRefusesTrafficThatBypassesTheGateway: with a shared token, the
@@ -48,7 +48,7 @@ func TestSidecarRefusesTrafficThatBypassesTheGateway(t *testing.T) {
 	for _, h := range []string{"", "wrong-token-of-some-length"} {
 		req, _ := http.NewRequest("GET", "http://"+sc.ServingAddr()+"/", nil)
 		if h != "" {
-			req.Header.Set(gatewaytoken.Header, h)
+			req.Header.Set(wire.HeaderGatewayToken, h)
 		}
 		res, err := c.Do(req)
 		if err != nil {
@@ -67,7 +67,7 @@ func TestSidecarRefusesTrafficThatBypassesTheGateway(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("through the gateway: %d", res.StatusCode)
 	}
-	if seen.Get(gatewaytoken.Header) != "" {
+	if seen.Get(wire.HeaderGatewayToken) != "" {
 		t.Error("the agent saw the gateway token")
 	}
 }

@@ -4,10 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/flint-dev/flint/internal/bodyrate"
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"net/url"
 	"time"
+
+	"github.com/flint-dev/flint/internal/bodyrate"
+	"github.com/flint-dev/flint/internal/gatewaytoken"
 )
 
 // Config is the gateway's configuration; every default is documented in
@@ -46,7 +47,7 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds a request body; larger ones get 413. 0 = no limit.
 	MaxBodyBytes int64
-	// SidecarToken is sent to every sidecar in gatewaytoken.Header, for
+	// SidecarToken is sent to every sidecar in wire.HeaderGatewayToken, for
 	// sidecars that refuse traffic bypassing the gateway.
 	SidecarToken string
 	// Auth turns on authentication of invocations.

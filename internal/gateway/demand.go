@@ -3,20 +3,20 @@ package gateway
 import (
 	"time"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // Demand reports what the gateway knows of an agent's load that its
 // replicas cannot: held and refused requests. It implements
 // autoscaler.DemandSource.
-func (g *Gateway) Demand(key platform.AgentKey) autoscaler.Demand {
+func (g *Gateway) Demand(key platform.AgentKey) wire.Demand {
 	v, ok := g.agents.Load(key)
 	if !ok {
-		return autoscaler.Demand{}
+		return wire.Demand{}
 	}
 	st := v.(*agentState)
-	d := autoscaler.Demand{
+	d := wire.Demand{
 		Held:          st.held.Load(),
 		InFlight:      st.inFlight(),
 		RejectedTotal: st.rejected.Load(),
@@ -37,5 +37,3 @@ func (g *Gateway) DemandKeys() []platform.AgentKey {
 	})
 	return keys
 }
-
-var _ autoscaler.DemandSource = (*Gateway)(nil)

@@ -9,8 +9,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // DescribePath is where one agent's AgentDetail is served:
@@ -51,7 +51,7 @@ type EndpointDetail struct {
 	InFlight int64 `json:"inFlight"`
 }
 
-// DecisionDetail is one autoscaler decision (see autoscaler.Decision).
+// DecisionDetail is one autoscaler decision (see wire.Decision).
 type DecisionDetail struct {
 	Time         time.Time `json:"time"`
 	Current      int32     `json:"current"`
@@ -135,7 +135,7 @@ func (g *Gateway) describe(key platform.AgentKey) (AgentDetail, bool) {
 	return d, true
 }
 
-func decisionDetail(d autoscaler.Decision) DecisionDetail {
+func decisionDetail(d wire.Decision) DecisionDetail {
 	return DecisionDetail{Time: d.Time, Current: d.Current, Desired: d.Desired, Ready: d.Ready, Reason: string(d.Reason),
 		Panic: d.Panic, Demand: d.Demand, StableDemand: d.StableDemand, PanicDemand: d.PanicDemand}
 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // gatewayError is an answer the gateway gives on its own, as JSON that says
@@ -27,29 +27,20 @@ type gatewayError struct {
 
 func (e *gatewayError) Error() string { return e.message }
 
-// errorBody is the JSON shape of every error the gateway answers itself.
-type errorBody struct {
-	Error             string  `json:"error"`
-	Reason            string  `json:"reason"`
-	Agent             string  `json:"agent,omitempty"`
-	WaitedSeconds     float64 `json:"waitedSeconds,omitempty"`
-	RetryAfterSeconds int     `json:"retryAfterSeconds,omitempty"`
-}
-
 func (e *gatewayError) write(w http.ResponseWriter) {
-	body := errorBody{Error: e.message, Reason: e.reason, WaitedSeconds: e.waited.Seconds()}
+	body := wire.ErrorBody{Error: e.message, Reason: e.reason, WaitedSeconds: e.waited.Seconds()}
 	if e.agent != (platform.AgentKey{}) {
 		body.Agent = e.agent.String()
 	}
 	if e.retryAfter > 0 {
 		secs := int(math.Ceil(e.retryAfter.Seconds()))
-		body.RetryAfterSeconds = secs
+		body.RetryAfterSeconds = &secs
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.status)
-	_ = json.NewEncoder(w).Encode(body)
+	_, _ = w.Write(body.JSON())
 }
 
 func errBadRoute(err error) *gatewayError {

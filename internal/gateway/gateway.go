@@ -91,7 +91,7 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		ExpectContinueTimeout: time.Second,
 	}
 	g.initObservability(reg) // before the proxy: attempts get spans when tracing is on
-	// The gatewaytoken.Header value sent to sidecars; nil for none.
+	// The wire.HeaderGatewayToken value sent to sidecars; nil for none.
 	var token []string
 	if cfg.SidecarToken != "" {
 		token = []string{cfg.SidecarToken}

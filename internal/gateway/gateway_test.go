@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -225,8 +226,8 @@ func TestAllFullHoldsUntilSlotFrees(t *testing.T) {
 		t.Fatal("held request failed")
 	}
 	res.Body.Close()
-	if res.StatusCode != 200 || res.Header.Get(capacityWaitHeader) == "" {
-		t.Fatalf("held request: %d, wait header %q", res.StatusCode, res.Header.Get(capacityWaitHeader))
+	if res.StatusCode != 200 || res.Header.Get(wire.HeaderQueueWait) == "" {
+		t.Fatalf("held request: %d, wait header %q", res.StatusCode, res.Header.Get(wire.HeaderQueueWait))
 	}
 	if err := <-slow; err != nil {
 		t.Fatal(err)
@@ -311,7 +312,7 @@ func TestColdStartHoldsThenServes(t *testing.T) {
 	default:
 		t.Fatal("autoscaler was not poked")
 	}
-	if w := res.Header.Get(coldStartWaitHeader); w == "" {
+	if w := res.Header.Get(wire.HeaderColdStartWait); w == "" {
 		t.Error("cold-start wait header missing")
 	}
 }

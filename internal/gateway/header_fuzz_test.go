@@ -24,11 +24,11 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/mcp"
 	"github.com/flint-dev/flint/internal/mcp/session"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // FuzzGatewayHeaders sends raw HTTP/1.1 requests with fuzzed headers —
@@ -364,7 +364,7 @@ func (rig *gatewayHeaderRig) check(t *testing.T, fr fuzzRequest) {
 		line("Authorization", "Bearer "+fuzzAPIKey)
 	}
 	if fr.flags&fuzzGuessToken != 0 {
-		line(gatewaytoken.Header, "a-guess-at-the-sidecar-token")
+		line(wire.HeaderGatewayToken, "a-guess-at-the-sidecar-token")
 	}
 	if fr.flags&fuzzSealedSession != 0 {
 		line("Mcp-Session-Id", rig.sealed)
@@ -553,8 +553,8 @@ func checkAgentHeaders(t *testing.T, rig *gatewayHeaderRig, fr fuzzRequest, in *
 	}
 
 	// The sidecar token never reaches the agent, by name or by value.
-	if _, ok := got[gatewaytoken.Header]; ok {
-		fail("the agent saw %s", gatewaytoken.Header)
+	if _, ok := got[wire.HeaderGatewayToken]; ok {
+		fail("the agent saw %s", wire.HeaderGatewayToken)
 	}
 	for k, vs := range got {
 		for _, v := range vs {

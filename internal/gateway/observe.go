@@ -9,16 +9,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/telemetry"
 	"github.com/flint-dev/flint/internal/ui"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // DecisionSource gives the autoscaler's recent decisions for an agent, for
 // `flint describe` and the dashboard. *autoscaler.Loop implements it.
 type DecisionSource interface {
-	Decisions(key platform.AgentKey) []autoscaler.Decision
+	Decisions(key platform.AgentKey) []wire.Decision
 }
 
 // observability is the gateway's tracing, dashboard and the autoscaler
@@ -51,7 +51,7 @@ func (g *Gateway) SetDecisionSource(d DecisionSource) {
 	g.obs.decisions.Store(&d)
 }
 
-func (g *Gateway) decisionsOf(key platform.AgentKey) []autoscaler.Decision {
+func (g *Gateway) decisionsOf(key platform.AgentKey) []wire.Decision {
 	if d := g.obs.decisions.Load(); d != nil {
 		return (*d).Decisions(key)
 	}

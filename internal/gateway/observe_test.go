@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/ui"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
-type fixedDecisions []autoscaler.Decision
+type fixedDecisions []wire.Decision
 
-func (f fixedDecisions) Decisions(platform.AgentKey) []autoscaler.Decision { return f }
+func (f fixedDecisions) Decisions(platform.AgentKey) []wire.Decision { return f }
 
 // blockingAgent holds every request until release is closed.
 func blockingAgent(t *testing.T) (srv *httptest.Server, arrived chan struct{}, release chan struct{}) {
@@ -59,8 +59,8 @@ func TestDescribeAndListShowLoadAndDecisions(t *testing.T) {
 	gw, srv := startGateway(t, p, nil, nil)
 	now := time.Now()
 	gw.SetDecisionSource(fixedDecisions{
-		{Time: now, Current: 0, Desired: 1, Reason: autoscaler.ReasonPoke},
-		{Time: now, Current: 1, Desired: 2, Ready: 1, Reason: autoscaler.ReasonPanic, Panic: true, Demand: 3},
+		{Time: now, Current: 0, Desired: 1, Reason: wire.ReasonPoke},
+		{Time: now, Current: 1, Desired: 2, Ready: 1, Reason: wire.ReasonPanic, Panic: true, Demand: 3},
 	})
 
 	done := make(chan struct{})

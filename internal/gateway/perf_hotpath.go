@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/flint-dev/flint/internal/gatewaytoken"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // This file holds the allocation-free pieces of the request path (see
@@ -43,7 +43,7 @@ var (
 // rewriteOut turns the client's request into the agent's: the prefix is
 // stripped, Host and trace headers are kept, X-Forwarded-* are set. The
 // replica's address is filled in per attempt by the transport. token is
-// the gatewaytoken.Header value to send, nil for none.
+// the wire.HeaderGatewayToken value to send, nil for none.
 func rewriteOut(pr *httputil.ProxyRequest, token []string) {
 	c := callFrom(pr.In.Context())
 	out := pr.Out
@@ -55,9 +55,9 @@ func rewriteOut(pr *httputil.ProxyRequest, token []string) {
 	out.Host = pr.In.Host
 	setForwarded(pr)
 	if token != nil {
-		out.Header[gatewaytoken.Header] = token
+		out.Header[wire.HeaderGatewayToken] = token
 	} else {
-		delete(out.Header, gatewaytoken.Header) // never pass on a client's guess
+		delete(out.Header, wire.HeaderGatewayToken) // never pass on a client's guess
 	}
 	out.Header["X-Forwarded-Prefix"] = c.st.prefixHeader
 }

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // referenceRewrite is the rewrite rewriteOut replaced, written with the
@@ -26,9 +26,9 @@ func referenceRewrite(pr *httputil.ProxyRequest, token string) {
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
 	if token != "" {
-		pr.Out.Header.Set(gatewaytoken.Header, token)
+		pr.Out.Header.Set(wire.HeaderGatewayToken, token)
 	} else {
-		pr.Out.Header.Del(gatewaytoken.Header)
+		pr.Out.Header.Del(wire.HeaderGatewayToken)
 	}
 	pr.Out.Header.Set("X-Forwarded-Prefix", RoutePrefix+c.key.Namespace+"/"+c.key.Name)
 }
@@ -44,7 +44,7 @@ func TestRewriteOutMatchesReference(t *testing.T) {
 		{name: "escaped path, token", target: "/v1/agents/team-a/echo/a%2Fb", remote: "[::1]:80", token: "s3cret"},
 		{name: "client forwarding headers and token guess", target: "/v1/agents/team-a/echo/", remote: "10.0.0.9:1",
 			header: http.Header{"X-Forwarded-For": {"1.1.1.1"}, "X-Forwarded-Host": {"evil"}, "Forwarded": {"for=x"},
-				gatewaytoken.Header: {"guess"}, "Traceparent": {"00-abc-def-01"}}},
+				wire.HeaderGatewayToken: {"guess"}, "Traceparent": {"00-abc-def-01"}}},
 		{name: "tls, unparsable remote address", target: "/v1/agents/team-a/echo/y", remote: "pipe", tls: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

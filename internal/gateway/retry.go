@@ -5,6 +5,8 @@ import (
 	"math"
 	"net/http"
 	"time"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // What a sidecar's rejection may say, and the status it comes with: the
@@ -13,15 +15,15 @@ import (
 // that the agent never saw the request; anything else is the agent's
 // answer and goes to the client.
 var sidecarRejections = map[string]int{
-	"capacity":             http.StatusServiceUnavailable,
-	"not-ready":            http.StatusServiceUnavailable,
-	"shutdown":             http.StatusServiceUnavailable,
-	"upstream-unavailable": http.StatusBadGateway,
+	wire.RejectCapacity:            http.StatusServiceUnavailable,
+	wire.RejectNotReady:            http.StatusServiceUnavailable,
+	wire.RejectShutdown:            http.StatusServiceUnavailable,
+	wire.RejectUpstreamUnavailable: http.StatusBadGateway,
 }
 
 // rejection returns the retry reason of a sidecar's rejection, or "".
 func rejection(res *http.Response) string {
-	v := res.Header[rejectedHeader]
+	v := res.Header[wire.HeaderRejected]
 	if len(v) == 0 {
 		return ""
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // refusingReplica answers every request as a sidecar that is full does,
@@ -22,7 +23,7 @@ func refusingReplica(t *testing.T, hits *atomic.Int64, wait func()) platform.End
 		if wait != nil {
 			wait()
 		}
-		w.Header().Set(rejectedHeader, "capacity")
+		w.Header().Set(wire.HeaderRejected, wire.RejectCapacity)
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte(`{"reason":"capacity"}`))
@@ -47,7 +48,7 @@ func TestRetryBudgetPerRequest(t *testing.T) {
 	if want := int64(1 + gw.cfg.Retry.PerRequest); hits.Load() != want {
 		t.Errorf("one request was sent %d times, want %d", hits.Load(), want)
 	}
-	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" || res.Header.Get(rejectedHeader) != "" {
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" || res.Header.Get(wire.HeaderRejected) != "" {
 		t.Errorf("client got %d %v", res.StatusCode, res.Header)
 	}
 	m := gw.metrics

@@ -13,18 +13,7 @@ import (
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/platform"
-)
-
-// rejectedHeader marks a sidecar answer the agent never saw (capacity,
-// not ready, shutting down, agent unreachable):
-// the request, so it is safe to send it to another replica.
-const rejectedHeader = "X-Flint-Rejected"
-
-// Headers on responses that had to wait, so clients and operators can see
-// where latency came from.
-const (
-	coldStartWaitHeader = "X-Flint-Cold-Start-Wait"
-	capacityWaitHeader  = "X-Flint-Queue-Wait"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // call is one client request's routing state, carried from the handler to
@@ -125,7 +114,7 @@ func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		}
 		// A rejection not resent (over the retry budget, or a body no
 		// longer replayable) reaches the client as the sidecar's answer.
-		delete(res.Header, rejectedHeader)
+		delete(res.Header, wire.HeaderRejected)
 		t.annotate(res, c)
 		return res, nil
 	}
@@ -161,7 +150,7 @@ func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, bod
 	if retry = rejection(res); retry != "" {
 		t.g.backOff(b)
 	} else {
-		delete(res.Header, rejectedHeader)
+		delete(res.Header, wire.HeaderRejected)
 	}
 	return res, retry, nil
 }
@@ -170,10 +159,10 @@ func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, bod
 func (t *balancingTransport) annotate(res *http.Response, c *call) {
 	if c.coldWait > 0 {
 		c.st.metrics.coldStartWait.Observe(c.coldWait.Seconds())
-		res.Header.Set(coldStartWaitHeader, RoundWait(c.coldWait).String())
+		res.Header.Set(wire.HeaderColdStartWait, RoundWait(c.coldWait).String())
 	}
 	if c.capacityWait > 0 {
-		res.Header.Set(capacityWaitHeader, c.capacityWait.Round(time.Microsecond).String())
+		res.Header.Set(wire.HeaderQueueWait, c.capacityWait.Round(time.Microsecond).String())
 	}
 }
 

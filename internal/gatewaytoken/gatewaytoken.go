@@ -7,9 +7,7 @@ package gatewaytoken
 
 import "github.com/flint-dev/flint/internal/secret"
 
-// Header carries the token from the gateway to the sidecar. The sidecar
-// removes it before the request reaches the agent.
-const Header = "Flint-Gateway-Token"
+// The token travels in wire.HeaderGatewayToken.
 
 // Read loads a token from a file (e.g. a mounted Secret), trimming white space.
 func Read(path string) (string, error) { return secret.Read(path, "gateway token") }

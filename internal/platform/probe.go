@@ -4,13 +4,15 @@ import (
 	"context"
 	"io"
 	"net/http"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // SidecarReady asks a replica's sidecar, on its admin port, whether it
 // takes requests (GET /readyz, the kubelet's readiness probe too): its
 // agent answers its own probe and it is not draining.
 func SidecarReady(ctx context.Context, c *http.Client, ep Endpoint) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.AdminAddr+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.AdminAddr+wire.PathReadyz, nil)
 	if err != nil {
 		return false
 	}

@@ -4,37 +4,26 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/flint-dev/flint/internal/stats"
-)
-
-// Admin paths. They live on the admin port only: every path on the serving
-// port belongs to the agent.
-const (
-	PathHealthz      = "/healthz"
-	PathReadyz       = "/readyz"
-	PathStats        = stats.Path
-	PathMetrics      = "/metrics"
-	PathDrain        = "/drain"
-	PathWaitForDrain = "/wait-for-drain"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 func (s *Sidecar) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	// Liveness stays green while draining: failing it would make the kubelet
 	// kill the sidecar in the middle of the drain it is supposed to finish.
-	mux.HandleFunc("GET "+PathHealthz, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+wire.PathHealthz, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"alive": true})
 	})
-	mux.HandleFunc("GET "+PathReadyz, s.handleReadyz)
-	mux.HandleFunc("GET "+PathStats, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+wire.PathReadyz, s.handleReadyz)
+	mux.HandleFunc("GET "+wire.PathStats, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	})
-	mux.Handle("GET "+PathMetrics, s.metrics.handler())
-	mux.HandleFunc("POST "+PathDrain, func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET "+wire.PathMetrics, s.metrics.handler())
+	mux.HandleFunc("POST "+wire.PathDrain, func(w http.ResponseWriter, _ *http.Request) {
 		s.Drain()
 		writeJSON(w, http.StatusAccepted, map[string]any{"draining": true})
 	})
-	mux.HandleFunc("GET "+PathWaitForDrain, s.handleWaitForDrain)
+	mux.HandleFunc("GET "+wire.PathWaitForDrain, s.handleWaitForDrain)
 	return mux
 }
 

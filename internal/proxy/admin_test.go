@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 func TestAdminEndpoints(t *testing.T) {
@@ -27,15 +27,15 @@ func TestAdminEndpoints(t *testing.T) {
 	<-held
 	waitFor(t, "idle", func() bool { return s.Stats().InFlight == 0 })
 
-	if r := get(t, c, admin+PathHealthz); r.code != http.StatusOK {
+	if r := get(t, c, admin+wire.PathHealthz); r.code != http.StatusOK {
 		t.Errorf("/healthz: %d", r.code)
 	}
-	if r := get(t, c, admin+PathReadyz); r.code != http.StatusOK || !strings.Contains(r.body, `"ready":true`) {
+	if r := get(t, c, admin+wire.PathReadyz); r.code != http.StatusOK || !strings.Contains(r.body, `"ready":true`) {
 		t.Errorf("/readyz: %d %s", r.code, r.body)
 	}
 
-	r := get(t, c, admin+stats.Path)
-	var st stats.Stats
+	r := get(t, c, admin+wire.PathStats)
+	var st wire.Stats
 	if err := json.Unmarshal([]byte(r.body), &st); err != nil || r.code != http.StatusOK {
 		t.Fatalf("/stats: %d %s %v", r.code, r.body, err)
 	}
@@ -44,7 +44,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("/stats = %+v", st)
 	}
 
-	r = get(t, c, admin+PathMetrics)
+	r = get(t, c, admin+wire.PathMetrics)
 	for _, want := range []string{
 		`flint_sidecar_requests_total{code="200"} 1`,
 		`flint_sidecar_requests_total{code="503"} 1`,
@@ -62,7 +62,7 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	}
 
-	if r := get(t, c, admin+PathDrain); r.code != http.StatusMethodNotAllowed {
+	if r := get(t, c, admin+wire.PathDrain); r.code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /drain: %d, want 405 (only POST drains)", r.code)
 	}
 	if s.Draining() {

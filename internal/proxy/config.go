@@ -4,11 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/flint-dev/flint/internal/bodyrate"
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/flint-dev/flint/internal/bodyrate"
+	"github.com/flint-dev/flint/internal/gatewaytoken"
 )
 
 // Defaults. Loopback addresses suit local mode; on Kubernetes the manager
@@ -98,7 +99,7 @@ type Config struct {
 	// endpoint. It must not block.
 	OnReadyChange func(ready bool)
 
-	// GatewayToken, when set, is required in the gatewaytoken.Header of
+	// GatewayToken, when set, is required in the wire.HeaderGatewayToken of
 	// every request on the serving port; others get 403 (they bypassed the
 	// gateway). Set by the -gateway-token-file flag.
 	GatewayToken string

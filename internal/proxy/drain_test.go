@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 func TestDrainSequence(t *testing.T) {
@@ -26,7 +28,7 @@ func TestDrainSequence(t *testing.T) {
 	go func() { inflight <- get(t, c, serving+"/slow") }()
 	agent.waitArrivals(t, 1)
 	waited := make(chan response, 1)
-	go func() { waited <- get(t, newClient(t), admin+PathWaitForDrain) }()
+	go func() { waited <- get(t, newClient(t), admin+wire.PathWaitForDrain) }()
 
 	start := time.Now()
 	s.cancel() // what SIGTERM does to the caller's context
@@ -34,7 +36,7 @@ func TestDrainSequence(t *testing.T) {
 	if d := time.Since(start); d > 200*time.Millisecond {
 		t.Fatalf("readiness took %s to fail", d)
 	}
-	if r := get(t, c, admin+PathReadyz); r.code != http.StatusServiceUnavailable || decodeReadyz(t, r.body) != "draining" {
+	if r := get(t, c, admin+wire.PathReadyz); r.code != http.StatusServiceUnavailable || decodeReadyz(t, r.body) != "draining" {
 		t.Fatalf("/readyz while draining: %d %s", r.code, r.body)
 	}
 
@@ -90,7 +92,7 @@ func decodeReadyz(t *testing.T, body string) string {
 
 func TestDrainViaAdminPost(t *testing.T) {
 	s := startSidecar(t, testConfig(hostOf(upstream(t, okHandler))), true)
-	r := do(t, newClient(t), http.MethodPost, "http://"+s.AdminAddr()+PathDrain, nil)
+	r := do(t, newClient(t), http.MethodPost, "http://"+s.AdminAddr()+wire.PathDrain, nil)
 	if r.code != http.StatusAccepted {
 		t.Fatalf("POST /drain: %d", r.code)
 	}
@@ -222,7 +224,7 @@ func TestDrainTimeoutCutsWhatIsLeft(t *testing.T) {
 		t.Fatal("WebSocket still open after the drain deadline")
 	}
 	r := <-queued
-	if r.code != http.StatusServiceUnavailable || r.header.Get(HeaderRejected) != "shutdown" {
+	if r.code != http.StatusServiceUnavailable || r.header.Get(wire.HeaderRejected) != "shutdown" {
 		t.Fatalf("queued request at the deadline: %d %v %s", r.code, r.header, r.body)
 	}
 	if st := s.Stats(); st.InFlight != 0 || st.Queued != 0 {

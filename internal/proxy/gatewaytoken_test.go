@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/flint-dev/flint/internal/gatewaytoken"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // TestAgentNeverSeesTheGatewayToken: a sidecar configured without a token
@@ -14,11 +14,11 @@ import (
 func TestAgentNeverSeesTheGatewayToken(t *testing.T) {
 	seen := make(chan string, 1)
 	agent := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- r.Header.Get(gatewaytoken.Header)
+		seen <- r.Header.Get(wire.HeaderGatewayToken)
 	}))
 	s := startSidecar(t, testConfig(hostOf(agent)), true)
 	req, _ := http.NewRequest(http.MethodGet, "http://"+s.ServingAddr()+"/x", nil)
-	req.Header.Set(gatewaytoken.Header, "a-gateway-token-0123456789")
+	req.Header.Set(wire.HeaderGatewayToken, "a-gateway-token-0123456789")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +29,6 @@ func TestAgentNeverSeesTheGatewayToken(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	if got := <-seen; got != "" {
-		t.Errorf("the agent saw %s: %q", gatewaytoken.Header, got)
+		t.Errorf("the agent saw %s: %q", wire.HeaderGatewayToken, got)
 	}
 }

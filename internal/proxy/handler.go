@@ -3,11 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"github.com/flint-dev/flint/internal/bodyrate"
-	"github.com/flint-dev/flint/internal/gatewaytoken"
-	"github.com/flint-dev/flint/internal/upgrade"
 	"io"
 	"log/slog"
 	"net"
@@ -16,23 +12,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// HeaderRejected marks a response the agent never saw, so the gateway knows
-// another replica may safely take the request. Its value is the reason.
-const HeaderRejected = "X-Flint-Rejected"
-
-// Values of HeaderRejected (also the "reason" of the JSON body).
-const (
-	// RejectCapacity: every slot and queue place was taken, or no slot
-	// freed within QueueTimeout. 503 + Retry-After.
-	RejectCapacity = "capacity"
-	// RejectNotReady: the agent did not answer its probe within ReadyWait. 503 + Retry-After.
-	RejectNotReady = "not-ready"
-	// RejectShutdown: still queued when the drain deadline cut everything. 503 + Retry-After.
-	RejectShutdown = "shutdown"
-	// RejectUpstreamUnavailable: connecting to the agent failed. 502.
-	RejectUpstreamUnavailable = "upstream-unavailable"
+	"github.com/flint-dev/flint/internal/bodyrate"
+	"github.com/flint-dev/flint/internal/gatewaytoken"
+	"github.com/flint-dev/flint/internal/upgrade"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // clientGone is not a header value: the client left while waiting, so
@@ -47,13 +31,13 @@ var jsonContentType = []string{"application/json"}
 
 // ServeHTTP is the serving port's handler: admission, then the agent.
 func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.GatewayToken != "" && !gatewaytoken.Equal(r.Header.Get(gatewaytoken.Header), s.cfg.GatewayToken) {
+	if s.cfg.GatewayToken != "" && !gatewaytoken.Equal(r.Header.Get(wire.HeaderGatewayToken), s.cfg.GatewayToken) {
 		writeError(w, http.StatusForbidden, "bypass", "requests must come through the Flint gateway", nil)
 		return
 	}
 	// Never the agent's to see, even from a gateway that has a token for a
 	// sidecar that wants none (a rollout that has not reached every pod).
-	r.Header.Del(gatewaytoken.Header)
+	r.Header.Del(wire.HeaderGatewayToken)
 	if upgrade.Invalid(r.Header) {
 		writeError(w, http.StatusBadRequest, "bad-upgrade", "the Upgrade header names no valid protocol", nil)
 		return
@@ -65,7 +49,7 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Connection"] = []string{"close"}
 	}
 	if s.br != nil && !s.br.enter() {
-		s.reject(w, start, RejectCapacity)
+		s.reject(w, start, wire.RejectCapacity)
 		return
 	}
 	if !s.gate.isReady() || (s.br != nil && !s.br.tryAcquire()) {
@@ -82,7 +66,7 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// take a slot freed by a cancelled stream before its own
 		// cancellation lands; the agent must not see it.
 		s.finishAdmitted()
-		s.reject(w, start, RejectShutdown)
+		s.reject(w, start, wire.RejectShutdown)
 		return
 	}
 	s.requests.Add(1)
@@ -192,14 +176,14 @@ func (s *Sidecar) wait(ctx context.Context, start time.Duration) string {
 func (s *Sidecar) waitTurn(ctx context.Context) string {
 	if !s.gate.isReady() {
 		if s.cfg.ReadyWait <= 0 {
-			return RejectNotReady
+			return wire.RejectNotReady
 		}
 		t := time.NewTimer(s.cfg.ReadyWait)
 		select {
 		case <-s.gate.wait():
 			t.Stop()
 		case <-t.C:
-			return RejectNotReady
+			return wire.RejectNotReady
 		case <-ctx.Done():
 			t.Stop()
 			return s.canceledReason()
@@ -216,14 +200,14 @@ func (s *Sidecar) waitTurn(ctx context.Context) string {
 	if ctx.Err() != nil {
 		return s.canceledReason()
 	}
-	return RejectCapacity
+	return wire.RejectCapacity
 }
 
 // canceledReason tells a drain-deadline cut (worth retrying elsewhere) from
 // a client that left (nothing to answer).
 func (s *Sidecar) canceledReason() string {
 	if s.aborted() {
-		return RejectShutdown
+		return wire.RejectShutdown
 	}
 	return clientGone
 }
@@ -240,10 +224,10 @@ func (s *Sidecar) reject(w http.ResponseWriter, start time.Duration, reason stri
 		h := w.Header()
 		h["Content-Type"] = jsonContentType
 		h["Retry-After"] = s.retryAfterHdr
-		h[HeaderRejected] = s.rejectedHdr[reason]
+		h[wire.HeaderRejected] = s.rejectedHdr[reason]
 		w.WriteHeader(code)
 		_, _ = w.Write(s.rejectBody[reason])
-		if reason == RejectCapacity {
+		if reason == wire.RejectCapacity {
 			// stats.Stats.RejectedTotal is capacity refusals only: demand the
 			// autoscaler should add replicas for. The rest are in metrics.
 			s.rejected.Add(1)
@@ -260,9 +244,9 @@ func rejectBodies(cfg Config, retryAfter int) map[string][]byte {
 		capacity = fmt.Sprintf("all %d concurrency slots are busy; queued requests wait at most %s", cfg.Concurrency, cfg.QueueTimeout)
 	}
 	msgs := map[string]string{
-		RejectCapacity: capacity,
-		RejectNotReady: "the agent is not ready (it did not answer within " + cfg.ReadyWait.String() + ")",
-		RejectShutdown: "the replica shut down before a slot freed",
+		wire.RejectCapacity: capacity,
+		wire.RejectNotReady: "the agent is not ready (it did not answer within " + cfg.ReadyWait.String() + ")",
+		wire.RejectShutdown: "the replica shut down before a slot freed",
 	}
 	out := make(map[string][]byte, len(msgs))
 	for reason, msg := range msgs {
@@ -271,15 +255,8 @@ func rejectBodies(cfg Config, retryAfter int) map[string][]byte {
 	return out
 }
 
-type errorJSON struct {
-	Error             string `json:"error"`
-	Reason            string `json:"reason"`
-	RetryAfterSeconds *int   `json:"retryAfterSeconds,omitempty"`
-}
-
 func errorBody(msg, reason string, retryAfter *int) []byte {
-	b, _ := json.Marshal(errorJSON{Error: msg, Reason: reason, RetryAfterSeconds: retryAfter})
-	return append(b, '\n')
+	return wire.ErrorBody{Error: msg, Reason: reason, RetryAfterSeconds: retryAfter}.JSON()
 }
 
 // writeError writes a JSON error; rejected, when set, marks the request as
@@ -289,7 +266,7 @@ func writeError(w http.ResponseWriter, code int, reason, msg string, rejected []
 	h["Content-Type"] = jsonContentType
 	h.Del("Content-Length")
 	if rejected != nil {
-		h[HeaderRejected] = rejected
+		h[wire.HeaderRejected] = rejected
 	}
 	w.WriteHeader(code)
 	_, _ = w.Write(errorBody(msg, reason, nil))

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 func TestCapacityRejectsExactlyWhenFull(t *testing.T) {
@@ -45,8 +47,8 @@ func TestCapacityRejectsExactlyWhenFull(t *testing.T) {
 	if got := r.header.Get("Retry-After"); got != "2" {
 		t.Errorf("Retry-After = %q, want 2", got)
 	}
-	if got := r.header.Get(HeaderRejected); got != "capacity" {
-		t.Errorf("%s = %q, want capacity", HeaderRejected, got)
+	if got := r.header.Get(wire.HeaderRejected); got != "capacity" {
+		t.Errorf("%s = %q, want capacity", wire.HeaderRejected, got)
 	}
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q", ct)
@@ -87,7 +89,7 @@ func TestQueueWaitsForSlot(t *testing.T) {
 	go func() { queued <- get(t, c, base+"/fast") }()
 	waitFor(t, "the second request to queue", func() bool { return s.Stats().Queued == 1 })
 
-	if r := get(t, c, base+"/fast"); r.code != http.StatusServiceUnavailable || r.header.Get(HeaderRejected) != "capacity" {
+	if r := get(t, c, base+"/fast"); r.code != http.StatusServiceUnavailable || r.header.Get(wire.HeaderRejected) != "capacity" {
 		t.Fatalf("third request with slot and queue full: %d %v", r.code, r.header)
 	}
 	select {
@@ -121,7 +123,7 @@ func TestQueueTimeout(t *testing.T) {
 	agent.waitArrivals(t, 1)
 	start := time.Now()
 	r := get(t, c, base+"/fast")
-	if r.code != http.StatusServiceUnavailable || r.header.Get(HeaderRejected) != "capacity" {
+	if r.code != http.StatusServiceUnavailable || r.header.Get(wire.HeaderRejected) != "capacity" {
 		t.Fatalf("got %d %v", r.code, r.header)
 	}
 	if waited := time.Since(start); waited < 100*time.Millisecond || waited > 2*time.Second {
@@ -193,8 +195,8 @@ func TestAdminPathsNotOnServingPort(t *testing.T) {
 	s := startSidecar(t, testConfig(hostOf(agent)), true)
 	c := newClient(t)
 	for _, p := range []struct{ method, path string }{
-		{"GET", PathStats}, {"GET", PathHealthz}, {"GET", PathReadyz}, {"GET", PathMetrics},
-		{"POST", PathDrain}, {"GET", PathWaitForDrain},
+		{"GET", wire.PathStats}, {"GET", wire.PathHealthz}, {"GET", wire.PathReadyz}, {"GET", wire.PathMetrics},
+		{"POST", wire.PathDrain}, {"GET", wire.PathWaitForDrain},
 	} {
 		r := do(t, c, p.method, "http://"+s.ServingAddr()+p.path, nil)
 		if want := "agent " + p.method + " " + p.path; r.code != http.StatusOK || r.body != want {
@@ -300,7 +302,7 @@ func TestUpstreamRefusedIs502AndRetryable(t *testing.T) {
 	s := startSidecar(t, cfg, true)
 	agent.Close()
 	r := get(t, newClient(t), "http://"+s.ServingAddr()+"/")
-	if r.code != http.StatusBadGateway || r.header.Get(HeaderRejected) != "upstream-unavailable" {
+	if r.code != http.StatusBadGateway || r.header.Get(wire.HeaderRejected) != "upstream-unavailable" {
 		t.Fatalf("got %d %v %s", r.code, r.header, r.body)
 	}
 	if e := decodeError(t, r.body); e.Reason != "upstream-unavailable" || !strings.Contains(e.Error, "cannot reach the agent") {
@@ -326,7 +328,7 @@ func TestRequestTimeout(t *testing.T) {
 	if r.code != http.StatusGatewayTimeout || decodeError(t, r.body).Reason != "timeout" {
 		t.Fatalf("slow request: %d %s", r.code, r.body)
 	}
-	if r.header.Get(HeaderRejected) != "" {
+	if r.header.Get(wire.HeaderRejected) != "" {
 		t.Fatal("a timed-out request reached the agent; it must not be marked safe to retry")
 	}
 	// A stream that outlives the timeout ends cleanly: the client reads a

@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/telemetry"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // FuzzSidecarHeaders sends raw HTTP/1.1 requests with fuzzed headers —
@@ -59,7 +59,7 @@ func FuzzSidecarHeaders(f *testing.F) {
 		{method: "GET", flags: scWrongToken},
 		{method: "GET", flags: scWrongToken | scToken},  // the wrong one first
 		{method: "GET", flags: scToken | scWrongToken2}, // the right one first
-		{method: "GET", flags: scToken, conn: "Flint-Gateway-Token"},
+		{method: "GET", flags: scToken, conn: wire.HeaderGatewayToken},
 		{method: "GET", flags: scToken, extra: "flint-gateway-token: lower-case-guess"},
 		{method: "GET", flags: scToken, extra: "Flint_Gateway_Token: underscore-guess"},
 		// What the gateway sends.
@@ -201,13 +201,13 @@ func (rig *sidecarHeaderRig) check(t *testing.T, sr scRequest) {
 		}
 	}
 	if sr.flags&scWrongToken != 0 {
-		line(gatewaytoken.Header, "wrong-token-0123456789abcdef")
+		line(wire.HeaderGatewayToken, "wrong-token-0123456789abcdef")
 	}
 	if sr.flags&scToken != 0 {
-		line(gatewaytoken.Header, rig.token)
+		line(wire.HeaderGatewayToken, rig.token)
 	}
 	if sr.flags&scWrongToken2 != 0 {
-		line(gatewaytoken.Header, "wrong-token-fedcba9876543210")
+		line(wire.HeaderGatewayToken, "wrong-token-fedcba9876543210")
 	}
 	line("Connection", sr.conn)
 	line("Content-Length", sr.cl)
@@ -260,7 +260,7 @@ func (rig *sidecarHeaderRig) check(t *testing.T, sr scRequest) {
 	case !fromAgent && saw != nil && saw.complete.Load():
 		t.Fatalf("the sidecar answered %d itself, but the agent received the whole request %q", res.StatusCode, shown)
 	}
-	hasToken := in != nil && in.Header.Get(gatewaytoken.Header) == rig.token
+	hasToken := in != nil && in.Header.Get(wire.HeaderGatewayToken) == rig.token
 	if in != nil && hasToken && !gaveUp && !fromAgent && res.StatusCode != 417 && res.StatusCode != 501 && res.StatusCode != 400 {
 		t.Fatalf("a well-formed request with the token got %d %s, not the agent: %q", res.StatusCode, bodyText(res), shown)
 	}
@@ -289,8 +289,8 @@ func (rig *sidecarHeaderRig) checkAgentHeaders(t *testing.T, in, got http.Header
 		t.Helper()
 		t.Fatalf("%s\nrequest: %q\nagent saw: %v", fmt.Sprintf(format, args...), shown, got)
 	}
-	if _, ok := got[gatewaytoken.Header]; ok {
-		fail("the agent saw %s", gatewaytoken.Header)
+	if _, ok := got[wire.HeaderGatewayToken]; ok {
+		fail("the agent saw %s", wire.HeaderGatewayToken)
 	}
 	for k, vs := range got {
 		for _, v := range vs {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -147,9 +149,9 @@ func get(t testing.TB, c *http.Client, url string) response {
 	return do(t, c, http.MethodGet, url, nil)
 }
 
-func decodeError(t testing.TB, body string) errorJSON {
+func decodeError(t testing.TB, body string) wire.ErrorBody {
 	t.Helper()
-	var e errorJSON
+	var e wire.ErrorBody
 	if err := json.Unmarshal([]byte(body), &e); err != nil {
 		t.Fatalf("body %q is not the JSON error shape: %v", body, err)
 	}

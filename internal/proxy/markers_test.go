@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"testing"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // TestAgentCannotSetFlintMarkers: every X-Flint-* header an agent sets, in
@@ -11,14 +13,14 @@ import (
 func TestAgentCannotSetFlintMarkers(t *testing.T) {
 	agent := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set(HeaderRejected, RejectCapacity)
+		h.Set(wire.HeaderRejected, wire.RejectCapacity)
 		h.Set("x-flint-queue-wait", "1h")
 		h["x-flint-raw"] = []string{"not canonical"}
-		h.Set("Trailer", "X-Flint-Rejected")
+		h.Set("Trailer", wire.HeaderRejected)
 		h.Set("X-Agent", "kept")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte("busy downstream\n"))
-		h.Set(HeaderRejected, RejectShutdown) // a trailer
+		h.Set(wire.HeaderRejected, wire.RejectShutdown) // a trailer
 	}))
 	s := startSidecar(t, testConfig(hostOf(agent)), true)
 	r := get(t, newClient(t), "http://"+s.ServingAddr()+"/")

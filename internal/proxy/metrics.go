@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // durationBuckets reach minutes: agent calls that wait on a model are slow,
@@ -46,7 +48,7 @@ func newMetrics(s *Sidecar) *metrics {
 		Help: "Requests refused with 503 before reaching the agent, by reason (capacity, not-ready, shutdown).",
 	}, []string{"reason"})
 	m.rejects = map[string]prometheus.Counter{}
-	for _, r := range []string{RejectCapacity, RejectNotReady, RejectShutdown} {
+	for _, r := range []string{wire.RejectCapacity, wire.RejectNotReady, wire.RejectShutdown} {
 		m.rejects[r] = rejected.WithLabelValues(r)
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // serveOn starts an agent on a specific address (one the sidecar already
@@ -39,12 +41,12 @@ func TestNotReadyUntilAgentAnswers(t *testing.T) {
 	if s.Ready() || s.Stats().Ready {
 		t.Fatal("ready before the agent listens")
 	}
-	r := get(t, c, "http://"+s.AdminAddr()+PathReadyz)
+	r := get(t, c, "http://"+s.AdminAddr()+wire.PathReadyz)
 	if r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "not answering") {
 		t.Fatalf("/readyz before the agent: %d %s", r.code, r.body)
 	}
 	r = get(t, c, "http://"+s.ServingAddr()+"/")
-	if r.code != http.StatusServiceUnavailable || r.header.Get(HeaderRejected) != "not-ready" || r.header.Get("Retry-After") != "1" {
+	if r.code != http.StatusServiceUnavailable || r.header.Get(wire.HeaderRejected) != "not-ready" || r.header.Get("Retry-After") != "1" {
 		t.Fatalf("request before the agent: %d %v", r.code, r.header)
 	}
 	if e := decodeError(t, r.body); e.Reason != "not-ready" {
@@ -60,7 +62,7 @@ func TestNotReadyUntilAgentAnswers(t *testing.T) {
 	if d := time.Since(up); d > time.Second {
 		t.Fatalf("took %s to notice the agent; start-up probing should be fast", d)
 	}
-	if r := get(t, c, "http://"+s.AdminAddr()+PathReadyz); r.code != http.StatusOK {
+	if r := get(t, c, "http://"+s.AdminAddr()+wire.PathReadyz); r.code != http.StatusOK {
 		t.Fatalf("/readyz after the agent answered: %d %s", r.code, r.body)
 	}
 	if r := get(t, c, "http://"+s.ServingAddr()+"/"); r.code != http.StatusOK || r.body != "ok" {
@@ -109,7 +111,7 @@ func TestHTTPProbeFlipsReadiness(t *testing.T) {
 	}
 	healthy.Store(false)
 	waitFor(t, "not ready after failed probes", func() bool { return !s.Ready() })
-	if r := get(t, newClient(t), "http://"+s.AdminAddr()+PathReadyz); r.code != http.StatusServiceUnavailable {
+	if r := get(t, newClient(t), "http://"+s.AdminAddr()+wire.PathReadyz); r.code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with a failing agent: %d", r.code)
 	}
 	healthy.Store(true)

@@ -24,8 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flint-dev/flint/internal/stats"
 	"github.com/flint-dev/flint/internal/telemetry"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 const (
@@ -119,7 +119,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 	s.retryAfterHdr = retryAfterHeader(retryAfter)
 	s.rejectBody = rejectBodies(cfg, retryAfter)
 	s.rejectedHdr = map[string][]string{}
-	for _, r := range []string{RejectCapacity, RejectNotReady, RejectShutdown, RejectUpstreamUnavailable} {
+	for _, r := range []string{wire.RejectCapacity, wire.RejectNotReady, wire.RejectShutdown, wire.RejectUpstreamUnavailable} {
 		s.rejectedHdr[r] = []string{r}
 	}
 
@@ -198,8 +198,8 @@ func (s *Sidecar) Ready() bool {
 	return s.gate.isReady() && !s.draining.Load()
 }
 
-// Stats is the snapshot served at stats.Path on the admin port.
-func (s *Sidecar) Stats() stats.Stats {
+// Stats is the snapshot served at wire.PathStats on the admin port.
+func (s *Sidecar) Stats() wire.Stats {
 	st := s.acc.snapshot()
 	st.RequestsTotal = s.requests.Load()
 	st.RejectedTotal = s.rejected.Load()

@@ -4,13 +4,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // accumulator keeps the in-flight and queued counts together with their
 // integrals over time, advanced at every change, so a scraper can compute
 // the exact time-weighted average between any two snapshots (see
-// stats.Stats). Counts and integrals must change together for that to be
+// wire.Stats). Counts and integrals must change together for that to be
 // exact, which needs a lock; it is held for a few arithmetic instructions,
 // never across I/O or a clock read.
 type accumulator struct {
@@ -83,12 +83,12 @@ func (a *accumulator) advance(t time.Duration) {
 	}
 }
 
-// snapshot fills the load fields of stats.Stats as of now.
-func (a *accumulator) snapshot() stats.Stats {
+// snapshot fills the load fields of wire.Stats as of now.
+func (a *accumulator) snapshot() wire.Stats {
 	t := a.now()
 	a.mu.Lock()
 	a.advance(t)
-	s := stats.Stats{
+	s := wire.Stats{
 		UptimeSeconds:   a.last.Seconds(),
 		InFlight:        a.inFlight,
 		Queued:          a.queued,

@@ -6,7 +6,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 type fakeClock struct{ t time.Duration }
@@ -44,7 +44,7 @@ func TestAccumulatorIntegralsAreExact(t *testing.T) {
 	prev := s
 	clk.t = 6 * time.Second
 	cur := a.snapshot()
-	in, q, ok := stats.Average(prev, cur)
+	in, q, ok := wire.Average(prev, cur)
 	if !ok || in != 1 || q != 0 {
 		t.Fatalf("Average = (%v, %v, %v), want (1, 0, true)", in, q, ok)
 	}

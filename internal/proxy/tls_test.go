@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/servingcert"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 const tlsName = "echo.team.svc.cluster.local"
@@ -69,7 +70,7 @@ func TestServingPortSpeaksTLS(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("other name: %v", err)
 	}
-	if r := get(t, plain, "http://"+s.AdminAddr()+PathHealthz); r.code != 200 {
+	if r := get(t, plain, "http://"+s.AdminAddr()+wire.PathHealthz); r.code != 200 {
 		t.Errorf("admin port over plain HTTP: %d", r.code)
 	}
 }

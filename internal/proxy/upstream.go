@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/flint-dev/flint/internal/bodyrate"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 const (
@@ -196,13 +197,9 @@ func modifyResponse(res *http.Response) error {
 	return nil
 }
 
-// flintHeaderPrefix starts every header Flint's processes use to talk to
-// each other, in canonical form.
-const flintHeaderPrefix = "X-Flint-"
-
 func stripFlintHeaders(h http.Header) {
 	for k := range h {
-		if len(k) >= len(flintHeaderPrefix) && strings.EqualFold(k[:len(flintHeaderPrefix)], flintHeaderPrefix) {
+		if len(k) >= len(wire.HeaderPrefix) && strings.EqualFold(k[:len(wire.HeaderPrefix)], wire.HeaderPrefix) {
 			delete(h, k)
 		}
 	}
@@ -243,7 +240,7 @@ func (s *Sidecar) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		writeError(w, http.StatusGatewayTimeout, "timeout",
 			"the agent did not start responding within the request timeout of "+s.cfg.RequestTimeout.String(), nil)
 	case ctxErr != nil && s.aborted():
-		writeError(w, http.StatusServiceUnavailable, "shutdown", "the replica shut down before the agent responded", nil)
+		writeError(w, http.StatusServiceUnavailable, wire.RejectShutdown, "the replica shut down before the agent responded", nil)
 	case ctxErr != nil:
 		// The client went away; nobody reads an answer, but one that only
 		// closed its sending side must not read an implicit 200.
@@ -251,7 +248,7 @@ func (s *Sidecar) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	case isDialError(err):
 		// The agent never saw the request, so another replica may take it.
 		s.errLog.warn(s.log, "cannot reach the agent", "upstream", s.cfg.UpstreamAddr, "err", err)
-		writeError(w, http.StatusBadGateway, RejectUpstreamUnavailable, "cannot reach the agent: "+err.Error(), s.rejectedHdr[RejectUpstreamUnavailable])
+		writeError(w, http.StatusBadGateway, wire.RejectUpstreamUnavailable, "cannot reach the agent: "+err.Error(), s.rejectedHdr[wire.RejectUpstreamUnavailable])
 	default:
 		s.errLog.warn(s.log, "request to the agent failed", "upstream", s.cfg.UpstreamAddr, "err", err)
 		writeError(w, http.StatusBadGateway, "upstream", "request to the agent failed: "+err.Error(), nil)

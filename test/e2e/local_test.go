@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 type agentSummary struct {
@@ -52,14 +54,14 @@ func TestUpColdStartThenScaleToZero(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(body, `"/hello"`) {
 		t.Fatalf("cold request: %d %s", res.StatusCode, body)
 	}
-	if res.Header.Get("X-Flint-Cold-Start-Wait") == "" {
+	if res.Header.Get(wire.HeaderColdStartWait) == "" {
 		t.Error("cold response lacks X-Flint-Cold-Start-Wait")
 	}
-	t.Logf("cold start (request at zero to response): %s, held %s", coldStart, res.Header.Get("X-Flint-Cold-Start-Wait"))
+	t.Logf("cold start (request at zero to response): %s, held %s", coldStart, res.Header.Get(wire.HeaderColdStartWait))
 
 	res, _ = get(t, c, base+"/v1/agents/default/echo/again")
-	if res.StatusCode != 200 || res.Header.Get("X-Flint-Cold-Start-Wait") != "" {
-		t.Fatalf("warm request: %d, cold header %q", res.StatusCode, res.Header.Get("X-Flint-Cold-Start-Wait"))
+	if res.StatusCode != 200 || res.Header.Get(wire.HeaderColdStartWait) != "" {
+		t.Fatalf("warm request: %d, cold header %q", res.StatusCode, res.Header.Get(wire.HeaderColdStartWait))
 	}
 	if a := listAgents(t, c, base)["echo"]; a.Replicas != 1 || a.ReadyReplicas != 1 {
 		t.Fatalf("after requests: %+v, want 1 ready replica", a)

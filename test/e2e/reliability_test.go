@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // The defects of issue 13, each shown on real `flint proxy` and `flint
@@ -56,8 +58,8 @@ func TestAgentCannotForgeRejection(t *testing.T) {
 	forger := func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		io.Copy(io.Discard, r.Body)
-		w.Header().Set("X-Flint-Rejected", "capacity")
-		w.Header().Set("X-Flint-Cold-Start-Wait", "1h")
+		w.Header().Set(wire.HeaderRejected, wire.RejectCapacity)
+		w.Header().Set(wire.HeaderColdStartWait, "1h")
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "relayed\n")
@@ -78,7 +80,7 @@ func TestAgentCannotForgeRejection(t *testing.T) {
 		t.Errorf("client got %d %q, want the agent's own 503", res.StatusCode, body)
 	}
 	for k := range res.Header {
-		if strings.HasPrefix(k, "X-Flint-") {
+		if strings.HasPrefix(k, wire.HeaderPrefix) {
 			t.Errorf("the agent's %s: %s reached the client", k, res.Header.Get(k))
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/flint-dev/flint/internal/stats"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // replica is one simulated replica with its sidecar.
@@ -14,8 +14,8 @@ type replica struct {
 	draining bool // removed by a scale-down: finishes its work, takes no more
 	busy     finishHeap
 	queue    []time.Duration // service times of requests waiting for a slot
-	stats    stats.Stats     // what its sidecar would report
-	scraped  *stats.Stats    // the autoscaler's previous snapshot
+	stats    wire.Stats      // what its sidecar would report
+	scraped  *wire.Stats     // the autoscaler's previous snapshot
 }
 
 func (r *replica) ready(now time.Duration) bool { return !r.draining && now >= r.readyAt }

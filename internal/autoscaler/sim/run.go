@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/autoscaler"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // DefaultResolution is the simulation step: fine enough against 2s ticks and
@@ -38,7 +39,7 @@ type Point struct {
 	InFlight int
 	Queued   int
 	Held     int
-	Decision autoscaler.Decision
+	Decision wire.Decision
 	Ready    int32
 }
 
@@ -86,7 +87,7 @@ type simulation struct {
 	integrated float64
 
 	points    []Point
-	decisions []autoscaler.Decision
+	decisions []wire.Decision
 	marks     []markState
 	replicaS  float64 // replica-seconds asked for: the cost
 	peak      int32
@@ -181,7 +182,7 @@ func (s *simulation) tick() {
 		obs.Replicas[i] = autoscaler.SampleFromStats(r.scraped, snap)
 		r.scraped = &snap
 	}
-	obs.Gateway = autoscaler.Demand{
+	obs.Gateway = wire.Demand{
 		Held:          int64(len(s.gw.held)),
 		RejectedTotal: s.gw.rejected,
 		RequestsTotal: s.gw.requests,
@@ -213,7 +214,7 @@ func (s *simulation) tick() {
 	s.checkDesired(dec)
 }
 
-func (s *simulation) apply(dec autoscaler.Decision) {
+func (s *simulation) apply(dec wire.Decision) {
 	s.decisions = append(s.decisions, dec)
 	if dec.Desired != dec.Current {
 		s.fleet.scale(s.now, dec.Desired)

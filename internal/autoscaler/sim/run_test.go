@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 func constantTrace(rate float64, d time.Duration) *Trace {
@@ -64,7 +64,7 @@ func TestRunColdStartPokesAndScalesToZero(t *testing.T) {
 		t.Errorf("longest hold %v, want at most the %v startup", s.MaxHoldWait, tr.Startup)
 	}
 	last := res.Points[len(res.Points)-1].Decision
-	if last.Desired != 0 || last.Reason != autoscaler.ReasonScaleToZero {
+	if last.Desired != 0 || last.Reason != wire.ReasonScaleToZero {
 		t.Errorf("ended at %d (%s), want 0 (scale-to-zero)", last.Desired, last.Reason)
 	}
 }

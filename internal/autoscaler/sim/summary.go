@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flint-dev/flint/internal/autoscaler"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // Summary is what a replay comes down to.
@@ -66,7 +66,7 @@ func (s *simulation) checkMarks() {
 }
 
 // checkDesired runs every tick, after the decision.
-func (s *simulation) checkDesired(dec autoscaler.Decision) {
+func (s *simulation) checkDesired(dec wire.Decision) {
 	for i := range s.marks {
 		m := &s.marks[i]
 		if m.desiredOK || s.now < m.At {
@@ -101,7 +101,7 @@ func (s *simulation) summarize() Summary {
 		case d.Desired < d.Current:
 			sum.ScaleDowns++
 		}
-		if d.Reason == autoscaler.ReasonPoke {
+		if d.Reason == wire.ReasonPoke {
 			sum.Pokes++
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/testenv"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // TestInvokeEchoThroughBothGateways: an Agent created with the API is
@@ -64,7 +65,7 @@ func TestColdStartFromZero(t *testing.T) {
 			if status != http.StatusOK {
 				t.Fatalf("%s: cold request: %d %s", gw.name, status, body)
 			}
-			if res.Header.Get("X-Flint-Cold-Start-Wait") == "" {
+			if res.Header.Get(wire.HeaderColdStartWait) == "" {
 				t.Errorf("%s: a cold response without X-Flint-Cold-Start-Wait", gw.name)
 			}
 			results[gw.name] = append(results[gw.name], firstByte)

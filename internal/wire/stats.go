@@ -1,12 +1,8 @@
-// Package stats defines what a sidecar reports about its replica's load, the
-// contract between the sidecar (which serves it on its admin port) and the
-// autoscaler (which scrapes it).
-package stats
+package wire
 
-// Path is where the sidecar serves Stats on its admin port.
-const Path = "/stats"
-
-// Stats is one snapshot of a replica's load.
+// Stats is one snapshot of a replica's load: the contract between the
+// sidecar, which serves it on its admin port at PathStats, and the
+// autoscaler, which scrapes it.
 //
 // Averages are left to the reader: the sidecar reports cumulative integrals
 // (InFlightSeconds, QueuedSeconds) and its uptime, and a scraper divides the
