@@ -31,6 +31,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/flint-dev/flint/internal/images"
 )
 
 // The node's addresses. They only exist inside its namespace, so every
@@ -83,6 +85,7 @@ type Node struct {
 	creds   *creds
 	reaper  *reaper
 	images  []Image
+	built   *images.Result
 	stopped bool
 }
 
@@ -117,11 +120,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := os.MkdirAll(imgDir, 0o755); err != nil {
 		return nil, err
 	}
-	built, err := buildImages(imgDir)
+	built, tarballs, err := buildImages(ctx, imgDir, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
-	n.images = append(built, cfg.Images...)
+	n.built = built
+	n.images = append(tarballs, cfg.Images...)
 	n.Timings.Images = time.Since(t0) // import time is added below
 
 	start := time.Now()
