@@ -263,3 +263,25 @@ func (n *Node) HTTPClient() *http.Client {
 func (n *Node) LogPath(component string) string {
 	return filepath.Join(n.Dir, "logs", component+".log")
 }
+
+// ContainerLog is the current log of container in pod ns/name as the
+// kubelet wrote it (/var/log/pods inside the node, CRI format: time,
+// stream, tag, line). The kubelet removes it with the pod, so read it while
+// the pod exists. (Reading it here avoids the API server → kubelet path,
+// which `kubectl logs` takes and this node does not serve.)
+func (n *Node) ContainerLog(ns, name, container string) ([]byte, error) {
+	dirs, err := filepath.Glob(filepath.Join(n.Dir, "overlay_var_log", "upper", "pods", ns+"_"+name+"_*", container))
+	if err != nil || len(dirs) == 0 {
+		return nil, fmt.Errorf("no log of %s/%s %s on the node (%v)", ns, name, container, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dirs[0], "*.log"))
+	var out []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
