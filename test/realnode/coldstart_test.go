@@ -60,6 +60,15 @@ func TestColdStartBreakdown(t *testing.T) {
 		t.Logf("cold start %2d: %s", i+1, cs)
 	}
 	t.Logf("cold start on the real node, %d runs (times from the request; watch-observed):\n%s", len(runs), breakdownTable(runs))
+	// Reported, not asserted: a readiness probe that runs before the
+	// sidecar listens leaves a kubelet Unhealthy warning per cold start.
+	if evs, err := node.Kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=Unhealthy"}); err == nil {
+		n := 0
+		for _, e := range evs.Items {
+			n += int(max(e.Count, 1))
+		}
+		t.Logf("kubelet Unhealthy (probe) warnings over %d cold starts: %d", len(runs), n)
+	}
 }
 
 // measureColdStart sends one request to an agent at zero and times its
