@@ -3,12 +3,14 @@ package realnode
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -16,43 +18,79 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/flint-dev/flint/internal/images"
 	"github.com/flint-dev/flint/internal/testenv"
 )
 
-// Images the harness builds and imports into the node's containerd. Pods
-// refer to them with imagePullPolicy Never or IfNotPresent: nothing can be
-// pulled from inside the namespace.
-const (
-	PauseImage      = "flint.test/pause:1"
-	TestServerImage = "flint.test/testserver:1"
-)
+// TestServerImage is the harness's own test server (test/realnode/testserver).
+// Pods refer to every image with imagePullPolicy Never or IfNotPresent:
+// nothing can be pulled from inside the namespace.
+const TestServerImage = "flint.test/testserver:1"
+
+// FlintImages are the images of internal/images the harness builds for the
+// host platform and imports: Flint itself, the example agents the tests run
+// and the sandbox (pause) image containerd is configured with.
+var FlintImages = []string{"flint", "echo", "mcp-go", "mcp-stdio", "pause"}
 
 // Image is a docker-archive tarball to import into the node.
 type Image struct {
 	Ref, Tarball string
 }
 
-// buildImages builds the images the harness itself needs (the sandbox
-// image and the test server) as docker-archive tarballs under dir.
-// TODO(i14img): take the pause image from internal/images once it lands.
-func buildImages(dir string) ([]Image, error) {
-	var out []Image
-	for _, b := range []struct{ ref, pkg, bin string }{
-		{PauseImage, "./test/realnode/pause", "pause"},
-		{TestServerImage, "./test/realnode/testserver", "testserver"},
-	} {
-		binPath := filepath.Join(dir, b.bin)
-		if err := buildStatic(binPath, b.pkg); err != nil {
-			return nil, err
-		}
-		tarPath := filepath.Join(dir, b.bin+".tar")
-		if err := writeBinaryImage(tarPath, b.ref, binPath, "/"+b.bin); err != nil {
-			return nil, fmt.Errorf("image %s: %w", b.ref, err)
-		}
-		out = append(out, Image{Ref: b.ref, Tarball: tarPath})
+// buildImages builds, as `hack/images.sh -platforms <host> -images
+// flint,echo,...` would, Flint's images and the test server's as
+// docker-archive tarballs under dir.
+func buildImages(ctx context.Context, dir string, log func(string, ...any)) (*images.Result, []Image, error) {
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		return nil, nil, err
 	}
-	return out, nil
+	host := images.HostPlatform()
+	res, err := images.Build(ctx, images.Options{
+		Dir: root, Images: FlintImages, Platforms: []v1.Platform{host},
+		Log: logWriter(log),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("build images: %w", err)
+	}
+	flintTar := filepath.Join(dir, "flint-images.tar")
+	if err := images.WriteDockerArchive(flintTar, host, res.Images...); err != nil {
+		return nil, nil, err
+	}
+	out := []Image{{Ref: strings.Join(FlintImages, ","), Tarball: flintTar}}
+
+	binPath := filepath.Join(dir, "testserver")
+	if err := buildStatic(binPath, "./test/realnode/testserver"); err != nil {
+		return nil, nil, err
+	}
+	tarPath := filepath.Join(dir, "testserver.tar")
+	if err := writeBinaryImage(tarPath, TestServerImage, binPath, "/testserver"); err != nil {
+		return nil, nil, fmt.Errorf("image %s: %w", TestServerImage, err)
+	}
+	return res, append(out, Image{Ref: TestServerImage, Tarball: tarPath}), nil
 }
+
+// ImageRef is the reference (registry/repository:version) of the built image
+// called name, one of FlintImages; it panics on another name.
+func (n *Node) ImageRef(name string) string {
+	im, ok := n.built.Lookup(name)
+	if !ok {
+		panic("realnode: no image " + name + " was built")
+	}
+	return im.Ref.String()
+}
+
+// Version is the version the images were built and tagged with.
+func (n *Node) Version() string { return n.built.Version }
+
+type logFunc func(string, ...any)
+
+func (f logFunc) Write(p []byte) (int, error) {
+	f("images: %s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func logWriter(log func(string, ...any)) io.Writer { return logFunc(log) }
 
 // buildStatic compiles a package of the module into a static binary.
 func buildStatic(out, pkg string) error {

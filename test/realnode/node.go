@@ -31,6 +31,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/flint-dev/flint/internal/images"
 )
 
 // The node's addresses. They only exist inside its namespace, so every
@@ -83,6 +85,7 @@ type Node struct {
 	creds   *creds
 	reaper  *reaper
 	images  []Image
+	built   *images.Result
 	stopped bool
 }
 
@@ -117,11 +120,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := os.MkdirAll(imgDir, 0o755); err != nil {
 		return nil, err
 	}
-	built, err := buildImages(imgDir)
+	built, tarballs, err := buildImages(ctx, imgDir, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
-	n.images = append(built, cfg.Images...)
+	n.built = built
+	n.images = append(tarballs, cfg.Images...)
 	n.Timings.Images = time.Since(t0) // import time is added below
 
 	start := time.Now()
@@ -258,4 +262,26 @@ func (n *Node) HTTPClient() *http.Client {
 // LogPath is the log file of a component (e.g. "kubelet").
 func (n *Node) LogPath(component string) string {
 	return filepath.Join(n.Dir, "logs", component+".log")
+}
+
+// ContainerLog is the current log of container in pod ns/name as the
+// kubelet wrote it (/var/log/pods inside the node, CRI format: time,
+// stream, tag, line). The kubelet removes it with the pod, so read it while
+// the pod exists. (Reading it here avoids the API server → kubelet path,
+// which `kubectl logs` takes and this node does not serve.)
+func (n *Node) ContainerLog(ns, name, container string) ([]byte, error) {
+	dirs, err := filepath.Glob(filepath.Join(n.Dir, "overlay_var_log", "upper", "pods", ns+"_"+name+"_*", container))
+	if err != nil || len(dirs) == 0 {
+		return nil, fmt.Errorf("no log of %s/%s %s on the node (%v)", ns, name, container, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dirs[0], "*.log"))
+	var out []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	return out, nil
 }

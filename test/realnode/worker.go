@@ -78,7 +78,7 @@ func (n *Node) startContainerd(ctx context.Context) error {
 		return err
 	}
 	body := fmt.Sprintf(containerdConfig, n.containerdDir("root"), n.containerdDir("state"),
-		n.ContainerdSocket(), n.containerdDir("ttrpc.sock"), n.containerdDir("opt"), PauseImage, netd)
+		n.ContainerdSocket(), n.containerdDir("ttrpc.sock"), n.containerdDir("opt"), n.ImageRef("pause"), netd)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		return err
 	}
