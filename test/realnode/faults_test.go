@@ -109,7 +109,9 @@ func TestConcurrencyCapAnswers503WithRetryAfter(t *testing.T) {
 }
 
 // Load beyond one replica's target scales the agent up; when the load
-// stops it goes back to zero; no request fails on the way.
+// stops it goes back to zero. 30 rps of 500 ms from zero is over one
+// replica's concurrency until the second is ready, so, as the design allows
+// for overload, a request may get 503 + Retry-After; nothing else may fail.
 func TestScaleUpUnderLoadAndBackToZero(t *testing.T) {
 	in := installFlint(t)
 	ns := newNamespace(t)
@@ -126,8 +128,8 @@ func TestScaleUpUnderLoadAndBackToZero(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	l.stop()
 	t.Logf("scale up under load: %d Ready replicas at most; %s", most, l)
-	if n := l.failed(); n > 0 {
-		t.Errorf("%d requests failed while scaling up", n)
+	if n := l.failedBeyondOverload(); n > 0 {
+		t.Errorf("%d requests failed while scaling up (other than 503 + Retry-After)", n)
 	}
 	waitAtZero(t, ns, "scaled", 3*time.Minute)
 }

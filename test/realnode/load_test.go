@@ -99,3 +99,21 @@ func (l *load) failed() int {
 	}
 	return n
 }
+
+// failedBeyondOverload counts the requests that got neither a 200 nor the
+// answer the design allows under overload, 503 with Retry-After: transport
+// errors, any other status, and 503s without Retry-After.
+func (l *load) failedBeyondOverload() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.noRetry
+	for _, c := range l.errors {
+		n += c
+	}
+	for code, c := range l.codes {
+		if code != http.StatusOK && code != http.StatusServiceUnavailable {
+			n += c
+		}
+	}
+	return n
+}
