@@ -21,6 +21,11 @@ var sidecarRejections = map[string]int{
 	wire.RejectUpstreamUnavailable: http.StatusBadGateway,
 }
 
+// retryCapacity is the retry reason of a replica that refused for capacity:
+// over the retry budget, such a request waits in the capacity hold rather
+// than getting the refusal.
+const retryCapacity = "rejected_" + wire.RejectCapacity
+
 // rejection returns the retry reason of a sidecar's rejection, or "".
 func rejection(res *http.Response) string {
 	v := res.Header[wire.HeaderRejected]

@@ -101,13 +101,33 @@ func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error
 			continue
 		}
 		res, retry, err := t.attempt(req, c, b, body)
-		if retry != "" && (body == nil || body.replayable()) && req.Context().Err() == nil && t.g.allowRetry(c) {
-			if res != nil {
-				discard(res)
+		if retry != "" && (body == nil || body.replayable()) && req.Context().Err() == nil {
+			if t.g.allowRetry(c) {
+				if res != nil {
+					discard(res)
+				}
+				c.st.metrics.retries.WithLabelValues(retry).Inc()
+				tried = append(tried, b)
+				continue
 			}
-			c.st.metrics.retries.WithLabelValues(retry).Inc()
-			tried = append(tried, b)
-			continue
+			if retry == retryCapacity {
+				// Over the retry budget, a replica that was full (another
+				// gateway filled it) is no answer for the client: the
+				// request waits in the capacity hold, as when this gateway's
+				// own counts say every replica is full, and goes out when a
+				// slot frees or a replica is added — paced by the hold and
+				// FullBackoff, bounded by CapacityHold, never resent at once.
+				discard(res)
+				tried = append(tried, b)
+				hctx, endSpan := t.g.traceHold(req.Context(), c, "capacity")
+				err := t.g.holdForCapacity(hctx, c, set, tried)
+				endSpan(err)
+				if err != nil {
+					return nil, err
+				}
+				tried = tried[:0]
+				continue
+			}
 		}
 		if err != nil {
 			return nil, err
