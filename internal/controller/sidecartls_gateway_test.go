@@ -68,12 +68,7 @@ func startTLSSidecar(t *testing.T, cfg Config, a *v1alpha1.Agent, certPEM, keyPE
 // verifies the Service's DNS name. A sidecar whose certificate (from the
 // same CA) names another Service is refused.
 func TestGatewayReachesTLSSidecarByPodIP(t *testing.T) {
-	t.Parallel()
-	env := cluster(t)
-	ns, caNS := env.Namespace(t), env.Namespace(t)
-	agent := createAgent(t, env, ns, "secure", nil)
-	a := agent.DeepCopy()
-	a.Default()
+	env, ns, caNS, a := tlsAgent(t)
 	ctx := context.Background()
 	r, err := NewReconciler(env.Client, tlsConfig(caNS), nil, nil)
 	if err != nil {

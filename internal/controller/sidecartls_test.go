@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/servingcert"
 	"github.com/flint-dev/flint/internal/testenv"
 )
@@ -110,28 +111,39 @@ func leafOf(t *testing.T, s *corev1.Secret) *x509.Certificate {
 	return c
 }
 
+// tlsAgent starts a sidecar-TLS test on the real API server: the agent's
+// namespace, the manager's (where the CA lives), and the Agent "secure" as
+// created and defaulted.
+func tlsAgent(t *testing.T) (env *testenv.Env, ns, caNS string, a *v1alpha1.Agent) {
+	t.Parallel()
+	env = cluster(t)
+	ns, caNS = env.Namespace(t), env.Namespace(t)
+	a = createAgent(t, env, ns, "secure", nil).DeepCopy()
+	a.Default()
+	return env, ns, caNS, a
+}
+
+// tlsReconciler is a manager with sidecar TLS on whose clock reads *now.
+func tlsReconciler(t *testing.T, env *testenv.Env, caNS string, now *time.Time) *Reconciler {
+	t.Helper()
+	r, err := NewReconciler(env.Client, tlsConfig(caNS), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.now = func() time.Time { return *now }
+	return r
+}
+
 // TestSidecarCertificateIssuedKeptAndRenewed, on the real API server: the
 // manager creates its CA Secret and the bundle ConfigMap, issues the
 // agent's certificate for its Service names into a Secret the Agent owns,
 // keeps both across a restart, and renews the certificate once the
 // (injected) clock reaches two thirds of its life.
 func TestSidecarCertificateIssuedKeptAndRenewed(t *testing.T) {
-	t.Parallel()
-	env := cluster(t)
-	ns, caNS := env.Namespace(t), env.Namespace(t)
-	agent := createAgent(t, env, ns, "secure", nil)
-	a := agent.DeepCopy()
-	a.Default()
+	env, ns, caNS, a := tlsAgent(t)
 	ctx := context.Background()
 	now := time.Now()
-	newReconciler := func() *Reconciler {
-		r, err := NewReconciler(env.Client, tlsConfig(caNS), nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.now = func() time.Time { return now }
-		return r
-	}
+	newReconciler := func() *Reconciler { return tlsReconciler(t, env, caNS, &now) }
 	r := newReconciler()
 	renewAt, err := r.applyServingCert(ctx, a)
 	if err != nil {
@@ -155,7 +167,7 @@ func TestSidecarCertificateIssuedKeptAndRenewed(t *testing.T) {
 	if err := get(env, ns, SidecarTLSSecretName("secure"), &secret); err != nil {
 		t.Fatal(err)
 	}
-	checkOwned(t, &secret.ObjectMeta, agent)
+	checkOwned(t, &secret.ObjectMeta, a)
 	leaf := leafOf(t, &secret)
 	wantNames := []string{"secure." + ns + ".svc", "secure." + ns + ".svc.cluster.local"}
 	if !slices.Equal(leaf.DNSNames, wantNames) || len(leaf.IPAddresses) != 0 {
@@ -271,20 +283,11 @@ func (f forbidSecrets) Get(ctx context.Context, key client.ObjectKey, obj client
 // after a recheck (restoring a deleted Secret), and issues anew after a
 // restart.
 func TestSidecarCertificateWithoutSecretReads(t *testing.T) {
-	t.Parallel()
-	env := cluster(t)
-	ns, caNS := env.Namespace(t), env.Namespace(t)
-	agent := createAgent(t, env, ns, "secure", nil)
-	a := agent.DeepCopy()
-	a.Default()
+	env, ns, caNS, a := tlsAgent(t)
 	ctx := context.Background()
 	now := time.Now()
 	newReconciler := func() *Reconciler {
-		r, err := NewReconciler(env.Client, tlsConfig(caNS), nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.now = func() time.Time { return now }
+		r := tlsReconciler(t, env, caNS, &now)
 		r.apiReader = forbidSecrets{Reader: env.Client, namespace: ns}
 		return r
 	}
