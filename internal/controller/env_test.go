@@ -11,8 +11,11 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -71,16 +74,32 @@ func cluster(t *testing.T) *testenv.Env {
 	return shared.env
 }
 
+// ownReconciler labels an Agent that the shared manager leaves alone.
+const ownReconciler = "test.flint.dev/own-reconciler"
+
+var notOwnReconciler = func() labels.Requirement {
+	r, err := labels.NewRequirement(ownReconciler, selection.DoesNotExist, nil)
+	if err != nil {
+		panic(err)
+	}
+	return *r
+}()
+
 // startManager runs the reconciler as `flint manager` does, without leader
 // election or servers, and returns a function that stops it and waits.
 func startManager(env *testenv.Env) (stop func(), err error) {
 	logger := logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctrl.SetLogger(logger)
 	skip := true
+	// Agents labelled ownReconciler are left to the test that made them,
+	// which reconciles them with a configuration of its own (sidecar TLS):
+	// the shared manager, with TLS off, would race it on their Service.
+	cacheOpts := CacheOptions(nil)
+	cacheOpts.ByObject[&v1alpha1.Agent{}] = cache.ByObject{Label: labels.NewSelector().Add(notOwnReconciler)}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Logger:                 logger,
-		Cache:                  CacheOptions(nil),
+		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: &skip},

@@ -118,7 +118,10 @@ func tlsAgent(t *testing.T) (env *testenv.Env, ns, caNS string, a *v1alpha1.Agen
 	t.Parallel()
 	env = cluster(t)
 	ns, caNS = env.Namespace(t), env.Namespace(t)
-	a = createAgent(t, env, ns, "secure", nil).DeepCopy()
+	// Only this test's reconciler, with sidecar TLS on, acts on it.
+	a = createAgent(t, env, ns, "secure", func(a *v1alpha1.Agent) {
+		a.Labels = map[string]string{ownReconciler: "true"}
+	}).DeepCopy()
 	a.Default()
 	return env, ns, caNS, a
 }
