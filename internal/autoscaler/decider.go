@@ -195,7 +195,19 @@ func (d *Decider) desired(now time.Time, dec wire.Decision, current int32) (int3
 	var reason wire.Reason
 	switch {
 	case d.panicking:
-		desired, reason = max(stable, burst, current), wire.ReasonPanic
+		// Panic never scales down. The panic window raises the count
+		// while the surge is on (over the threshold), while the
+		// gateway shows the replicas short of it (held or refused
+		// requests), or by more than noise. Once the replicas carry
+		// the load, a rise of a replica or two is the load's own
+		// noise: a Poisson load runs 5-15% over its mean over some 6s
+		// windows, and following each such rise ratcheted the 10x step
+		// to 17 replicas where 15 carry it (the highest window's count,
+		// kept for a stable window). The stable window still raises it.
+		desired, reason = max(stable, current), wire.ReasonPanic
+		if over || d.shortOfCapacity(now) || risesBeyondNoise(burst, current) {
+			desired = max(desired, burst)
+		}
 	case idle:
 		desired, reason = 0, wire.ReasonScaleToZero
 	default:
@@ -238,6 +250,27 @@ func (d *Decider) desired(now time.Time, dec wire.Decision, current int32) (int3
 		desired, reason = 1, wire.ReasonHeldRecentTraffic
 	}
 	return desired, reason
+}
+
+// panicRiseBeyondNoise is how far above current the panic window must ask
+// to raise the count on its own while panicking (see risesBeyondNoise).
+// The panic window of a steady Poisson load of 100 concurrent requests
+// varies by about 5% (one standard deviation): 20% is four of them. And it
+// stays below the 1/0.7 = 43% a saturated agent's panic count rises per
+// tick when nothing tells the Decider that requests wait (no gateway), so
+// such an agent still grows every tick.
+const panicRiseBeyondNoise = 0.2
+
+// shortOfCapacity reports whether the gateway held or refused a request
+// within the last panic window: the replicas did not carry the load.
+func (d *Decider) shortOfCapacity(now time.Time) bool {
+	return !d.lastBacklog.IsZero() && now.Sub(d.lastBacklog) < d.panicWindow
+}
+
+// risesBeyondNoise reports whether the panic window's count exceeds current
+// by more than the noise of a steady load (panicRiseBeyondNoise).
+func risesBeyondNoise(burst, current int32) bool {
+	return float64(burst) >= float64(current)*(1+panicRiseBeyondNoise)-1e-9
 }
 
 // replicasFor is ceil(concurrency / target). The tiny slack keeps float noise
