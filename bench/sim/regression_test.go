@@ -91,49 +91,100 @@ func TestStepReachesCapacityWithinTwoTicks(t *testing.T) {
 	}
 }
 
-// TestStepSettlesAtTheNeededCount: the 10x step needs ceil(100 / 7) = 15
-// replicas at target. Held requests are counted once, when they arrive, so
-// the backlog built while replicas start inflates the count neither while it
-// is held nor again while it drains onto the new replicas: through the
+// stepNeeded is what the 10x step needs at target: ceil(100 / 7) = 15
+// replicas. The goal is at most 10% over that: 16.
+const (
+	stepNeeded  = 15
+	stepAtMost  = 16
+	stepStart   = 60 * time.Second
+	stepEnd     = 180 * time.Second
+	backlogTail = 6 * time.Second // a panic window: the backlog still in the demand
+)
+
+// stepCounts splits the desired counts during the step: through the
 // backlog (from the step until a panic window after the gateway last held
-// or refused a request) the count overshoots 15 by at most 10%. Before, it
-// went to 23 and stayed there. After the backlog, the Poisson load itself
-// runs up to 10% above its mean over some 6s windows, and panic mode and the
-// burst-peak hysteresis keep the highest such window's count for a stable
-// window: at most 2 replicas above the need.
-func TestStepSettlesAtTheNeededCount(t *testing.T) {
-	res := replayAll(t)["step"]
-	tr := res.Trace
-	const stepStart, stepEnd = 60 * time.Second, 180 * time.Second
-	needed := int32(math.Ceil(100 / float64(tr.Concurrency*70/100)))
-	if needed != 15 {
-		t.Fatalf("the step needs %d replicas at target, the bounds below assume 15", needed)
-	}
-	var lastHeld time.Duration
+// or refused a request) and after it.
+func stepCounts(res *sim.Result) (backlogPeak, laterLow, laterPeak int32, lastHeld time.Duration) {
 	for _, p := range res.Points {
 		if p.T >= stepStart && p.T < stepEnd && (p.Held > 0 || p.Rejected > 0) {
 			lastHeld = p.T
 		}
 	}
-	var backlogPeak, laterPeak int32
+	laterLow = math.MaxInt32
 	for _, p := range res.Points {
 		switch {
 		case p.T < stepStart || p.T >= stepEnd:
-		case p.T <= lastHeld+6*time.Second:
+		case p.T <= lastHeld+backlogTail:
 			backlogPeak = max(backlogPeak, p.Decision.Desired)
 		default:
+			laterLow = min(laterLow, p.Decision.Desired)
 			laterPeak = max(laterPeak, p.Decision.Desired)
 		}
 	}
-	t.Logf("10x step: %d replicas through the backlog (until %v; %d needed), at most %d after", backlogPeak, lastHeld, needed, laterPeak)
-	if limit := int32(math.Floor(1.1 * float64(needed))); backlogPeak > limit {
-		t.Errorf("the step drove the count to %d, want at most %d (10%% over the %d needed)", backlogPeak, limit, needed)
+	return backlogPeak, laterLow, laterPeak, lastHeld
+}
+
+// TestStepSettlesAtTheNeededCount: the 10x step needs 15 replicas at target,
+// and the count may overshoot that by at most 10% (16) for the whole step.
+// Held requests are counted once, when they arrive, so the backlog built
+// while replicas start inflates the count neither while it is held nor again
+// while it drains (before, the step went to 23). After the backlog the
+// Poisson load runs 5-15% over its mean over some 6s panic windows; panic
+// mode raises the count on them only while the gateway holds or refuses
+// requests or by 20% or more (before, it followed each rise and the count
+// crept to 16 and 17), so it stays at the need.
+func TestStepSettlesAtTheNeededCount(t *testing.T) {
+	res := replayAll(t)["step"]
+	tr := res.Trace
+	if needed := int32(math.Ceil(100 / float64(tr.Concurrency*70/100))); needed != stepNeeded {
+		t.Fatalf("the step needs %d replicas at target, the bounds below assume %d", needed, stepNeeded)
 	}
-	if backlogPeak < needed {
-		t.Errorf("the count reached only %d through the backlog, want the %d needed", backlogPeak, needed)
+	backlogPeak, laterLow, laterPeak, lastHeld := stepCounts(res)
+	t.Logf("10x step: %d replicas through the backlog (until %v), %d to %d after; %d needed", backlogPeak, lastHeld, laterLow, laterPeak, stepNeeded)
+	if backlogPeak > stepAtMost || laterPeak > stepAtMost {
+		t.Errorf("the step drove the count to %d through the backlog and %d after, want at most %d (10%% over the %d needed)", backlogPeak, laterPeak, stepAtMost, stepNeeded)
 	}
-	if laterPeak > needed+2 {
-		t.Errorf("the count went to %d after the backlog, want at most %d", laterPeak, needed+2)
+	if backlogPeak < stepNeeded {
+		t.Errorf("the count reached only %d through the backlog, want the %d needed", backlogPeak, stepNeeded)
+	}
+	if laterLow < stepNeeded {
+		t.Errorf("the count fell to %d after the backlog while the load lasted, want at least the %d needed", laterLow, stepNeeded)
+	}
+}
+
+// TestStepOvershootAcrossSeeds replays the step with 20 different Poisson
+// draws: the bound is not a property of one lucky draw. On at most one
+// draw may the count go above 16: in one draw (seed 3) 659 requests arrive
+// in 6s while the gateway still holds the backlog, 10% over the mean, and
+// the count follows them to 17. Before panic mode told noise from
+// shortage, 7 of these 20 draws went to 17.
+func TestStepOvershootAcrossSeeds(t *testing.T) {
+	trs, err := embeddedTraces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var step sim.Trace
+	for _, tr := range trs {
+		if tr.Name == "step" {
+			step = *tr
+		}
+	}
+	over := 0
+	for seed := range uint64(20) {
+		tr := step
+		tr.Seed = seed + 1
+		res, err := sim.Run(&tr, sim.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		backlogPeak, _, laterPeak, _ := stepCounts(res)
+		if max(backlogPeak, laterPeak) > stepAtMost {
+			over++
+			t.Logf("seed %d: %d through the backlog, %d after", tr.Seed, backlogPeak, laterPeak)
+		}
+	}
+	if over > 1 {
+		t.Errorf("%d of 20 draws of the step went above %d replicas, want at most 1", over, stepAtMost)
 	}
 }
 
@@ -170,13 +221,29 @@ func TestBurstDoesNotFlap(t *testing.T) {
 		}
 	}
 	t.Logf("burst: %d scale-ups, %d scale-downs (%d while bursts continue), %.2f%% refused", s.ScaleUps, s.ScaleDowns, downs, 100*s.RejectedFraction)
-	// 16 bursts. Allowed: settling after the cold-start overshoot; then
-	// the count must hold.
-	if downs > 4 {
-		t.Errorf("%d scale-downs while bursts continue, want at most 4", downs)
+	// 16 bursts. The cold first one sets the count; from the second on
+	// it holds, and no request is refused.
+	const firstBurstEnd = 30 * time.Second
+	var settled int32 = -1
+	for _, p := range res.Points {
+		if p.T < firstBurstEnd || p.T >= burstsEnd {
+			continue
+		}
+		if settled < 0 {
+			settled = p.Decision.Desired
+		}
+		if p.Decision.Desired != settled {
+			t.Errorf("t=%v: count %d, want it steady at %d from the second burst on", p.T, p.Decision.Desired, settled)
+		}
+		if p.Rejected > 0 {
+			t.Errorf("t=%v: %.1f requests/s refused, want none after the cold first burst", p.T, p.Rejected)
+		}
 	}
-	if s.ScaleUps+s.ScaleDowns > 14 {
-		t.Errorf("%d replica changes in all, want at most 14", s.ScaleUps+s.ScaleDowns)
+	if downs > 1 {
+		t.Errorf("%d scale-downs while bursts continue, want at most 1", downs)
+	}
+	if s.ScaleUps+s.ScaleDowns > 10 {
+		t.Errorf("%d replica changes in all, want at most 10", s.ScaleUps+s.ScaleDowns)
 	}
 	if s.RejectedFraction > 0.02 {
 		t.Errorf("%.2f%% refused, want under 2%%", 100*s.RejectedFraction)
