@@ -81,6 +81,44 @@ func TestDecidePanicFollowsPanicWindowWhileGatewayHolds(t *testing.T) {
 	}
 }
 
+// Requests refused count as a shortage too, even with none held (the hold
+// queue was full a moment ago, or a hold timed out).
+func TestDecidePanicFollowsPanicWindowAfterARefusal(t *testing.T) {
+	f := panicAfterStep(t)
+	f.gw.RejectedTotal += 5
+	dec := f.stepTotal(108, 14) // nothing held
+	if f.gw.Held != 0 || dec.Desired != 11 {
+		t.Errorf("after 5 refusals, %d held: desired %d (%s, panic window %.1f), want 11", f.gw.Held, dec.Desired, dec.Reason, dec.PanicDemand)
+	}
+}
+
+// A hold shows the replicas short for a panic window (6s): the panic window
+// still holds the ticks it was measured in. After that, the same reading is
+// noise again.
+func TestDecidePanicShortageLastsAPanicWindow(t *testing.T) {
+	held := func(f *feeder) {
+		f.stepWith(func(ready int) []ReplicaSample {
+			f.gw.Held = 2
+			f.gw.RequestsTotal += 200 // 100/s, the load the 10 replicas carry
+			return loaded(ready, 10)
+		})
+		f.gw.Held = 0
+	}
+	f := panicAfterStep(t)
+	held(f)
+	if dec := f.stepTotal(110, 14); dec.Desired != 11 {
+		t.Errorf("2s after a hold: desired %d (%s, panic window %.1f), want 11", dec.Desired, dec.Reason, dec.PanicDemand)
+	}
+	f = panicAfterStep(t)
+	held(f)
+	for range 2 {
+		f.stepTotal(100, 14)
+	}
+	if dec := f.stepTotal(110, 14); dec.Desired != 10 || !dec.Panic {
+		t.Errorf("6s after a hold: desired %d (%s, panic window %.1f), want 10 kept in panic", dec.Desired, dec.Reason, dec.PanicDemand)
+	}
+}
+
 // A rise of 20% or more is not noise: the panic window raises the count
 // at once even though nothing is held and the rise is under the panic
 // threshold. The last few percent are left to the stable window.
