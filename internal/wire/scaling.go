@@ -62,8 +62,9 @@ const (
 	// ReasonStable: desired follows the stable-window average.
 	ReasonStable Reason = "stable"
 	// ReasonPanic: panic-window demand is at least PanicThreshold × ready
-	// capacity (or was within the last stable window); desired follows the
-	// higher of both windows and never drops.
+	// capacity (or was within the last stable window); desired never
+	// drops, and rises to the panic window only while it is over the
+	// threshold, the gateway holds or refuses requests, or by 20% or more.
 	ReasonPanic Reason = "panic"
 	// ReasonScaleToZero: no request for ScaleToZeroAfter, so the agent
 	// heads to zero (halving per tick at most).
