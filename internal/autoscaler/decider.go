@@ -112,7 +112,7 @@ func (d *Decider) Decide(now time.Time, obs Observation) wire.Decision {
 	if load.held > 0 || load.refused > 0 {
 		d.lastBacklog = now
 	}
-	load.backlog = !d.lastBacklog.IsZero() && now.Sub(d.lastBacklog) < d.panicWindow
+	load.backlog = d.shortOfCapacity(now)
 	demand := load.concurrency()
 	dec.Demand = demand
 
@@ -256,9 +256,10 @@ func (d *Decider) desired(now time.Time, dec wire.Decision, current int32) (int3
 // to raise the count on its own while panicking (see risesBeyondNoise).
 // The panic window of a steady Poisson load of 100 concurrent requests
 // varies by about 5% (one standard deviation): 20% is four of them. And it
-// stays below the 1/0.7 = 43% a saturated agent's panic count rises per
-// tick when nothing tells the Decider that requests wait (no gateway), so
-// such an agent still grows every tick.
+// stays below the 1/0.7 = 43% (at the default target, 70% of concurrency)
+// a saturated agent's panic count rises per tick when nothing tells the
+// Decider that requests wait (no gateway), so such an agent still grows
+// every tick.
 const panicRiseBeyondNoise = 0.2
 
 // shortOfCapacity reports whether the gateway held or refused a request
