@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -46,8 +47,8 @@ func TestLoopScalesUpOnHeldDemand(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("echo", 10, 0, 20) // target 7
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecar.endpoint("echo-0"))
+		p := platformtest.New(agent)
+		p.SetReady(key, sidecar.endpoint("echo-0"))
 		gw := &fakeGateway{}
 		gw.set(key, wire.Demand{Held: 60, RequestsTotal: 1000, LastRequest: time.Now()})
 		reg := prometheus.NewRegistry()
@@ -58,11 +59,11 @@ func TestLoopScalesUpOnHeldDemand(t *testing.T) {
 		gw.set(key, wire.Demand{Held: 60, RequestsTotal: 1140, LastRequest: time.Now()})
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		calls := p.scaleCalls()
+		calls := p.ScaleCalls()
 		// The first tick has no arrival rate yet and counts each request
 		// once: 10 in flight + 60 held = 70, 10 replicas. The second
 		// measures 70/s of 1s requests offered: 70 again, so no change.
-		if len(calls) != 1 || calls[0].n != 10 {
+		if len(calls) != 1 || calls[0].N != 10 {
 			t.Fatalf("scale calls %+v, want one to 10", calls)
 		}
 		decs := l.Decisions(key)
@@ -86,24 +87,24 @@ func TestLoopTicksEveryTwoSeconds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("echo", 10, 0, 20)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecar.endpoint("echo-0"))
+		p := platformtest.New(agent)
+		p.SetReady(key, sidecar.endpoint("echo-0"))
 		startLoop(t, p, nil, nil)
 		start := time.Now()
 		synctest.Wait()
-		if len(p.scaleCalls()) != 0 {
-			t.Fatalf("scaled a replica at its target: %+v", p.scaleCalls())
+		if len(p.ScaleCalls()) != 0 {
+			t.Fatalf("scaled a replica at its target: %+v", p.ScaleCalls())
 		}
 		sidecar.set(28) // 4× target on one replica
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if len(p.scaleCalls()) != 0 {
+		if len(p.ScaleCalls()) != 0 {
 			t.Fatalf("scaled before the next tick")
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		calls := p.scaleCalls()
-		if len(calls) != 1 || calls[0].n < 2 || calls[0].at.Sub(start) != 2*time.Second {
+		calls := p.ScaleCalls()
+		if len(calls) != 1 || calls[0].N < 2 || calls[0].At.Sub(start) != 2*time.Second {
 			t.Fatalf("scale calls %+v, want one scale-up exactly at the 2s tick", calls)
 		}
 	})
@@ -113,7 +114,7 @@ func TestLoopPokeScalesFromZeroAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("cold", 10, 0, 5)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
+		p := platformtest.New(agent)
 		l := startLoop(t, p, nil, nil)
 		time.Sleep(time.Second) // between ticks
 		synctest.Wait()
@@ -122,8 +123,8 @@ func TestLoopPokeScalesFromZeroAtOnce(t *testing.T) {
 			l.Poke(key) // a burst of held requests: coalesced
 		}
 		synctest.Wait()
-		calls := p.scaleCalls()
-		if len(calls) != 1 || calls[0].n != 1 || !calls[0].at.Equal(poked) {
+		calls := p.ScaleCalls()
+		if len(calls) != 1 || calls[0].N != 1 || !calls[0].At.Equal(poked) {
 			t.Fatalf("scale calls %+v, want exactly one to 1 at the poke (%v)", calls, poked)
 		}
 		// The burst may reach the loop in more than one round; a later one
@@ -135,7 +136,7 @@ func TestLoopPokeScalesFromZeroAtOnce(t *testing.T) {
 		// The next ticks keep the replica: the poke counts as traffic.
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
-		if calls := p.scaleCalls(); len(calls) != 1 {
+		if calls := p.ScaleCalls(); len(calls) != 1 {
 			t.Errorf("scale calls after the poke %+v, want none", calls[1:])
 		}
 		if got := testutil.ToFloat64(l.metrics.pokes.WithLabelValues("agents", "cold")); got != 1 {
@@ -144,12 +145,25 @@ func TestLoopPokeScalesFromZeroAtOnce(t *testing.T) {
 	})
 }
 
+// withoutAgentLookup hides platform.Platform's Agent, so Poke finds agents
+// by scanning Agents, as it does on a Platform that has no lookup.
+type withoutAgentLookup struct{ Platform }
+
 func TestLoopPokeBeforeRunAndForUnknownAgents(t *testing.T) {
+	t.Run("lookup", func(t *testing.T) { testPokeBeforeRun(t, false) })
+	t.Run("scan", func(t *testing.T) { testPokeBeforeRun(t, true) })
+}
+
+func testPokeBeforeRun(t *testing.T, scan bool) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("cold", 10, 0, 5)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		l, err := NewLoop(LoopConfig{Tick: time.Hour, ScrapeTimeout: time.Second}, p, nil, nil, nil)
+		p := platformtest.New(agent)
+		var lp Platform = p
+		if scan {
+			lp = withoutAgentLookup{p}
+		}
+		l, err := NewLoop(LoopConfig{Tick: time.Hour, ScrapeTimeout: time.Second}, lp, nil, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +173,7 @@ func TestLoopPokeBeforeRunAndForUnknownAgents(t *testing.T) {
 		defer cancel()
 		go func() { _ = l.Run(ctx) }()
 		synctest.Wait()
-		if calls := p.scaleCalls(); len(calls) != 1 || calls[0].key != key {
+		if calls := p.ScaleCalls(); len(calls) != 1 || calls[0].Key != key {
 			t.Errorf("scale calls %+v, want one for %v", calls, key)
 		}
 	})
@@ -171,15 +185,15 @@ func TestLoopFailedScrapeIsUnknownNotZero(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("echo", 10, 0, 20) // target 7
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, good.endpoint("echo-0"), bad.endpoint("echo-1"))
+		p := platformtest.New(agent)
+		p.SetReady(key, good.endpoint("echo-0"), bad.endpoint("echo-1"))
 		l := startLoop(t, p, nil, nil)
 		time.Sleep(70 * time.Second) // past the restart hold-off
 		synctest.Wait()
 		bad.fail(http.StatusInternalServerError)
 		time.Sleep(70 * time.Second)
 		synctest.Wait()
-		if calls := p.scaleCalls(); len(calls) != 0 {
+		if calls := p.ScaleCalls(); len(calls) != 0 {
 			t.Fatalf("scale calls %+v with one replica unreadable, want none (its load is unknown, not zero)", calls)
 		}
 		decs := l.Decisions(key)
@@ -203,8 +217,8 @@ func TestLoopScrapeTimeout(t *testing.T) {
 	fast := newFakeSidecar(t, 5)
 	agent := testAgent("echo", 10, 0, 20)
 	key := platform.KeyOf(agent)
-	p := newFakePlatform(agent)
-	p.setReady(key, fast.endpoint("echo-0"), slow.endpoint("echo-1"))
+	p := platformtest.New(agent)
+	p.SetReady(key, fast.endpoint("echo-0"), slow.endpoint("echo-1"))
 	l, err := NewLoop(LoopConfig{ScrapeTimeout: 100 * time.Millisecond}, p, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -234,8 +248,8 @@ func TestLoopScalesToZeroWhenIdle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("echo", 10, 0, 20) // scaleToZeroAfter 30s
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecar.endpoint("echo-0"))
+		p := platformtest.New(agent)
+		p.SetReady(key, sidecar.endpoint("echo-0"))
 		gw := &fakeGateway{}
 		gw.set(key, wire.Demand{RequestsTotal: 5, LastRequest: time.Now()})
 		startLoop(t, p, gw, nil)
@@ -244,13 +258,13 @@ func TestLoopScalesToZeroWhenIdle(t *testing.T) {
 		idleSince := time.Now()
 		time.Sleep(60 * time.Second)
 		synctest.Wait()
-		calls := p.scaleCalls()
-		if len(calls) != 1 || calls[0].n != 0 {
+		calls := p.ScaleCalls()
+		if len(calls) != 1 || calls[0].N != 0 {
 			t.Fatalf("scale calls %+v, want one to zero", calls)
 		}
 		// In-flight is sampled each tick, so idleness counts from the last
 		// tick that saw load; zero follows 30s later, give or take a tick.
-		if idle := calls[0].at.Sub(idleSince); idle < 28*time.Second || idle > 32*time.Second {
+		if idle := calls[0].At.Sub(idleSince); idle < 28*time.Second || idle > 32*time.Second {
 			t.Errorf("scaled to zero after %v idle, want 30s (+ a tick)", idle)
 		}
 	})
@@ -260,14 +274,14 @@ func TestLoopForgetsDeletedAgents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("gone", 10, 0, 5)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
+		p := platformtest.New(agent)
 		reg := prometheus.NewRegistry()
 		l := startLoop(t, p, nil, reg)
 		synctest.Wait()
 		if len(l.Decisions(key)) == 0 {
 			t.Fatal("no decision recorded")
 		}
-		p.removeAgents()
+		p.RemoveAgent(key)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		if d := l.Decisions(key); d != nil {
@@ -283,10 +297,8 @@ func TestLoopRetriesFailedScaling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("cold", 10, 0, 5)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.mu.Lock()
-		p.scaleErr = errors.New("apiserver unavailable")
-		p.mu.Unlock()
+		p := platformtest.New(agent)
+		p.FailScale(errors.New("apiserver unavailable"))
 		l := startLoop(t, p, nil, nil)
 		l.Poke(key)
 		synctest.Wait()
@@ -301,9 +313,7 @@ func TestLoopRetriesFailedScaling(t *testing.T) {
 		if errs() <= before {
 			t.Errorf("the tick after a failed poke did not retry")
 		}
-		p.mu.Lock()
-		p.scaleErr = nil
-		p.mu.Unlock()
+		p.FailScale(nil)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		if n := p.Replicas(key); n != 1 {
@@ -314,7 +324,7 @@ func TestLoopRetriesFailedScaling(t *testing.T) {
 
 func TestLoopRunTwice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l, err := NewLoop(LoopConfig{}, newFakePlatform(), nil, nil, nil)
+		l, err := NewLoop(LoopConfig{}, platformtest.New(), nil, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,10 +342,10 @@ func TestLoopRunTwice(t *testing.T) {
 
 func TestNewLoopRegistersMetricsOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := NewLoop(LoopConfig{}, newFakePlatform(), nil, nil, reg); err != nil {
+	if _, err := NewLoop(LoopConfig{}, platformtest.New(), nil, nil, reg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewLoop(LoopConfig{}, newFakePlatform(), nil, nil, reg); err == nil || !strings.Contains(err.Error(), "register") {
+	if _, err := NewLoop(LoopConfig{}, platformtest.New(), nil, nil, reg); err == nil || !strings.Contains(err.Error(), "register") {
 		t.Errorf("second loop on one registry: %v, want a registration error", err)
 	}
 	if _, err := NewLoop(LoopConfig{}, nil, nil, nil, nil); err == nil {
@@ -404,22 +414,22 @@ func TestLoopPokeUnderPressureDecidesEarly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("busy", 10, 1, 20)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
+		p := platformtest.New(agent)
 		p.SetScale(context.Background(), key, 1)
-		p.setReady(key, sidecar.endpoint("busy-0"))
+		p.SetReady(key, sidecar.endpoint("busy-0"))
 		gw := &fakeGateway{}
 		gw.set(key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
 		l := startLoop(t, p, gw, nil)
 		synctest.Wait() // the first tick
-		before := len(p.scaleCalls())
+		before := len(p.ScaleCalls())
 
 		time.Sleep(time.Second) // mid-tick, every replica full and requests held
 		gw.set(key, wire.Demand{Held: 40, RequestsTotal: 200, LastRequest: time.Now()})
 		poked := time.Now()
 		l.Poke(key)
 		synctest.Wait()
-		calls := p.scaleCalls()
-		if len(calls) != before+1 || !calls[len(calls)-1].at.Equal(poked) || calls[len(calls)-1].n <= 1 {
+		calls := p.ScaleCalls()
+		if len(calls) != before+1 || !calls[len(calls)-1].At.Equal(poked) || calls[len(calls)-1].N <= 1 {
 			t.Fatalf("scale calls %+v, want a scale-up at the poke (%v), before the next tick", calls, poked)
 		}
 		// Pokes within a quarter tick of an early decision are coalesced.

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -31,7 +32,7 @@ func TestLoopAgentAtRestHasNoWorker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("cold", 10, 0, 5)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
+		p := platformtest.New(agent)
 		gw := &fakeGateway{}
 		l := startLoop(t, p, gw, nil)
 		synctest.Wait()
@@ -50,7 +51,7 @@ func TestLoopAgentAtRestHasNoWorker(t *testing.T) {
 		if n := workers(); n != 1 {
 			t.Errorf("%d workers after a poke, want 1", n)
 		}
-		if calls := p.scaleCalls(); len(calls) != 1 || calls[0].n != 1 {
+		if calls := p.ScaleCalls(); len(calls) != 1 || calls[0].N != 1 {
 			t.Fatalf("scale calls %+v, want one to 1", calls)
 		}
 
@@ -60,7 +61,7 @@ func TestLoopAgentAtRestHasNoWorker(t *testing.T) {
 		gw.set(key, wire.Demand{RequestsTotal: 1, LastRequest: time.Now()})
 		time.Sleep(40 * time.Second)
 		synctest.Wait()
-		if calls := p.scaleCalls(); len(calls) != 2 || calls[1].n != 0 {
+		if calls := p.ScaleCalls(); len(calls) != 2 || calls[1].N != 0 {
 			t.Fatalf("scale calls %+v, want back to 0", calls)
 		}
 		time.Sleep(60 * time.Second)
@@ -78,7 +79,7 @@ func TestLoopAgentAtRestDecidesAsIfTicked(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("cold", 10, 0, 20) // target 7
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
+		p := platformtest.New(agent)
 		gw := &fakeGateway{}
 		t0 := time.Now()
 		// Two cold starts of held requests that are never served (no
@@ -133,7 +134,7 @@ func TestLoopAgentAtRestDecidesAsIfTicked(t *testing.T) {
 		if w := want.list(); !sameDecisions(got, w) {
 			t.Errorf("decisions of a resting agent differ from one ticked throughout:\ngot  %+v\nwant %+v", got, w)
 		}
-		if n := len(p.scaleCalls()); n < 4 {
+		if n := len(p.ScaleCalls()); n < 4 {
 			t.Errorf("%d scale calls, want the agent woken twice and scaled back each time", n)
 		}
 	})
@@ -157,7 +158,7 @@ func TestLoopWakesAgentAtRestWithoutPoke(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("cold", 10, 0, 5)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
+		p := platformtest.New(agent)
 		gw := &fakeGateway{}
 		startLoop(t, p, gw, nil)
 		time.Sleep(10 * time.Second)
@@ -168,25 +169,21 @@ func TestLoopWakesAgentAtRestWithoutPoke(t *testing.T) {
 		gw.set(key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if calls := p.scaleCalls(); len(calls) != 1 || calls[0].n != 1 {
+		if calls := p.ScaleCalls(); len(calls) != 1 || calls[0].N != 1 {
 			t.Fatalf("scale calls %+v, want one to 1 at the tick after the demand", calls)
 		}
 
 		// A spec change: minReplicas raised on an agent at rest.
 		other := testAgent("floor", 10, 0, 5)
 		okey := platform.KeyOf(other)
-		p.mu.Lock()
-		p.agents = append(p.agents, other)
-		p.mu.Unlock()
+		p.SetAgent(other)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		if n := p.Replicas(okey); n != 0 {
 			t.Fatalf("replicas %d of a new idle agent, want 0", n)
 		}
 		raised := testAgent("floor", 10, 2, 5)
-		p.mu.Lock()
-		p.agents[1] = raised
-		p.mu.Unlock()
+		p.SetAgent(raised)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		if n := p.Replicas(okey); n != 2 {
@@ -200,8 +197,8 @@ func TestLoopForgetsDeletedRunningAgent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("gone", 10, 1, 5)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecar.endpoint("gone-0"))
+		p := platformtest.New(agent)
+		p.SetReady(key, sidecar.endpoint("gone-0"))
 		reg := prometheus.NewRegistry()
 		l := startLoop(t, p, nil, reg)
 		time.Sleep(5 * time.Second)
@@ -209,7 +206,7 @@ func TestLoopForgetsDeletedRunningAgent(t *testing.T) {
 		if workers() != 1 {
 			t.Fatalf("%d workers for an agent with a replica, want 1", workers())
 		}
-		p.removeAgents()
+		p.RemoveAgent(key)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		if d := l.Decisions(key); d != nil {
@@ -233,14 +230,14 @@ func TestLoopNoEarlyTickRightAfterATick(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("busy", 10, 1, 20)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
+		p := platformtest.New(agent)
 		p.SetScale(context.Background(), key, 1)
-		p.setReady(key, sidecar.endpoint("busy-0"))
+		p.SetReady(key, sidecar.endpoint("busy-0"))
 		gw := &fakeGateway{}
 		gw.set(key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
 		l := startLoop(t, p, gw, nil)
 		synctest.Wait() // the first tick
-		decided, scaled := len(l.Decisions(key)), len(p.scaleCalls())
+		decided, scaled := len(l.Decisions(key)), len(p.ScaleCalls())
 		time.Sleep(100 * time.Millisecond)
 		gw.set(key, wire.Demand{Held: 3, RequestsTotal: 103, LastRequest: time.Now()})
 		l.Poke(key)
@@ -248,7 +245,7 @@ func TestLoopNoEarlyTickRightAfterATick(t *testing.T) {
 		if n := len(l.Decisions(key)); n != decided {
 			t.Errorf("%d decisions after a poke 100ms after the tick, want still %d", n, decided)
 		}
-		if calls := p.scaleCalls(); len(calls) != scaled {
+		if calls := p.ScaleCalls(); len(calls) != scaled {
 			t.Errorf("scale calls %+v after the poke, want none since the tick's", calls[scaled:])
 		}
 	})

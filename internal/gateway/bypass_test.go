@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/proxy"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -40,8 +41,8 @@ func TestSidecarRefusesTrafficThatBypassesTheGateway(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	waitFor(t, sc.Ready)
 
-	p := newTestPlatform(testAgent(0))
-	p.eps.Set(echoKey, []platform.Endpoint{{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: "echo-1"}})
+	p := platformtest.New(testAgent(0))
+	p.SetReady(echoKey, platform.Endpoint{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: "echo-1"})
 	_, gw := startGateway(t, p, nil, func(c *Config) { c.SidecarToken = token })
 	c := client(t)
 

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -61,8 +62,8 @@ func TestHotPathForwardsToAgent(t *testing.T) {
 		io.WriteString(w, "hello from agent")
 	}))
 	defer up.Close()
-	p := newTestPlatform(testAgent(10))
-	p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 10, "echo-1")})
+	p := platformtest.New(testAgent(10))
+	p.SetReady(echoKey, startSidecar(t, up, 10, "echo-1"))
 	_, gw := startGateway(t, p, nil, nil)
 
 	req, _ := http.NewRequest("GET", gw.URL+"/v1/agents/default/echo/a/b%2Fc?x=1", nil)
@@ -91,7 +92,7 @@ func TestHotPathForwardsToAgent(t *testing.T) {
 }
 
 func TestUnknownAgentIs404JSON(t *testing.T) {
-	_, gw := startGateway(t, newTestPlatform(testAgent(0)), nil, nil)
+	_, gw := startGateway(t, platformtest.New(testAgent(0)), nil, nil)
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/nope/")
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +106,7 @@ func TestUnknownAgentIs404JSON(t *testing.T) {
 }
 
 func TestMalformedRouteIs400(t *testing.T) {
-	_, gw := startGateway(t, newTestPlatform(testAgent(0)), nil, nil)
+	_, gw := startGateway(t, platformtest.New(testAgent(0)), nil, nil)
 	for _, path := range []string{"/v1/agents/default/echo/..%2F..%2Fx", "/v1/agents/Default/echo/"} {
 		res, err := client(t).Get(gw.URL + path)
 		if err != nil {
@@ -128,8 +129,8 @@ func TestSSEStreamsIncrementally(t *testing.T) {
 		fmt.Fprint(w, "data: two\n\n")
 	}))
 	defer up.Close()
-	p := newTestPlatform(testAgent(0))
-	p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 0, "echo-1")})
+	p := platformtest.New(testAgent(0))
+	p.SetReady(echoKey, startSidecar(t, up, 0, "echo-1"))
 	_, gw := startGateway(t, p, nil, nil)
 
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/sse")
@@ -165,8 +166,8 @@ func TestRetriesFullReplicaOnAnother(t *testing.T) {
 	defer up1.Close()
 	defer close(block)
 	ep0, ep1 := startSidecar(t, up0, 1, "echo-0"), startSidecar(t, up1, 1, "echo-1")
-	p := newTestPlatform(testAgent(1))
-	p.eps.Set(echoKey, []platform.Endpoint{ep0, ep1})
+	p := platformtest.New(testAgent(1))
+	p.SetReady(echoKey, ep0, ep1)
 	_, gw := startGateway(t, p, nil, nil)
 
 	// Fill replica 0 behind the gateway's back, as another gateway would.
@@ -197,8 +198,8 @@ func TestAllFullHoldsUntilSlotFrees(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer up.Close()
-	p := newTestPlatform(testAgent(1))
-	p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 1, "echo-1")})
+	p := platformtest.New(testAgent(1))
+	p.SetReady(echoKey, startSidecar(t, up, 1, "echo-1"))
 	g, gw := startGateway(t, p, nil, nil)
 
 	slow := make(chan error, 1)
@@ -239,8 +240,8 @@ func TestAllFullPastHoldIs503WithRetryAfter(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
 	defer up.Close()
 	defer close(block)
-	p := newTestPlatform(testAgent(1))
-	p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 1, "echo-1")})
+	p := platformtest.New(testAgent(1))
+	p.SetReady(echoKey, startSidecar(t, up, 1, "echo-1"))
 	g, gw := startGateway(t, p, nil, func(c *Config) { c.CapacityHold = 200 * time.Millisecond })
 	go fire(gw.URL + "/v1/agents/default/echo/")
 	waitFor(t, func() bool { return g.Demand(echoKey).RequestsTotal == 1 })
@@ -267,8 +268,8 @@ func TestConnectionRefusedIsRetried(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadAddr := dead.Listener.Addr().String()
 	dead.Close()
-	p := newTestPlatform(testAgent(0))
-	p.eps.Set(echoKey, []platform.Endpoint{{Addr: deadAddr, Replica: "gone"}, startSidecar(t, up, 0, "echo-1")})
+	p := platformtest.New(testAgent(0))
+	p.SetReady(echoKey, platform.Endpoint{Addr: deadAddr, Replica: "gone"}, startSidecar(t, up, 0, "echo-1"))
 	_, gw := startGateway(t, p, nil, nil)
 	for range 10 {
 		res, err := client(t).Post(gw.URL+"/v1/agents/default/echo/", "text/plain", strings.NewReader("x"))
@@ -285,7 +286,7 @@ func TestConnectionRefusedIsRetried(t *testing.T) {
 func TestColdStartHoldsThenServes(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "warm") }))
 	defer up.Close()
-	p := newTestPlatform(testAgent(0))
+	p := platformtest.New(testAgent(0))
 	var once sync.Once
 	poked := make(chan struct{})
 	scaler := pokeFunc(func(k platform.AgentKey) {
@@ -293,7 +294,7 @@ func TestColdStartHoldsThenServes(t *testing.T) {
 			close(poked)
 			go func() {
 				time.Sleep(100 * time.Millisecond)
-				p.eps.Set(k, []platform.Endpoint{startSidecar(t, up, 0, "echo-1")})
+				p.SetReady(k, startSidecar(t, up, 0, "echo-1"))
 			}()
 		})
 	})
@@ -320,7 +321,7 @@ func TestColdStartHoldsThenServes(t *testing.T) {
 func TestColdStartTimeoutIs504JSON(t *testing.T) {
 	a := testAgent(0)
 	a.Spec.Timeouts.ColdStart = &metav1.Duration{Duration: 150 * time.Millisecond}
-	_, gw := startGateway(t, newTestPlatform(a), nil, nil)
+	_, gw := startGateway(t, platformtest.New(a), nil, nil)
 	start := time.Now()
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/")
 	if err != nil {
@@ -341,7 +342,7 @@ func TestColdStartTimeoutIs504JSON(t *testing.T) {
 func TestHoldQueueFullIs503(t *testing.T) {
 	a := testAgent(0)
 	a.Spec.Timeouts.ColdStart = &metav1.Duration{Duration: 2 * time.Second}
-	g, gw := startGateway(t, newTestPlatform(a), nil, func(c *Config) { c.MaxHeld = 1 })
+	g, gw := startGateway(t, platformtest.New(a), nil, func(c *Config) { c.MaxHeld = 1 })
 	go fire(gw.URL + "/v1/agents/default/echo/") // held until its cold start times out
 	waitFor(t, func() bool { return g.Demand(echoKey).Held == 1 })
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/")
@@ -377,8 +378,8 @@ func TestWebSocketEchoThroughGateway(t *testing.T) {
 	// Also while the gateway drains: an upgrade keeps "Connection: Upgrade".
 	for _, draining := range []bool{false, true} {
 		t.Run(fmt.Sprintf("draining=%v", draining), func(t *testing.T) {
-			p := newTestPlatform(testAgent(5))
-			p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 5, "echo-1")})
+			p := platformtest.New(testAgent(5))
+			p.SetReady(echoKey, startSidecar(t, up, 5, "echo-1"))
 			g, gw := startGateway(t, p, nil, nil)
 			if draining {
 				g.Drain()
