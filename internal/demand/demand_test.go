@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -134,17 +135,6 @@ func run(t *testing.T, c *Collector, poke func(platform.AgentKey)) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestCollectorSumsGatewaysAndKeepsTotalsMonotonic: two gateways' held
 // requests add up; a gateway's restart (new instance, counters from zero)
 // never takes the totals back.
@@ -154,20 +144,20 @@ func TestCollectorSumsGatewaysAndKeepsTotalsMonotonic(t *testing.T) {
 	b.gw.set(echo, wire.Demand{Held: 2, RequestsTotal: 50})
 	c := newCollector(t, a.ts.URL, b.ts.URL)
 	run(t, c, func(platform.AgentKey) {})
-	eventually(t, "both gateways' held requests", func() bool { return c.Demand(echo).Held == 3 })
+	testutil.WaitFor(t, "both gateways' held requests", func() bool { return c.Demand(echo).Held == 3 })
 	if d := c.Demand(echo); d.RequestsTotal != 0 || d.RejectedTotal != 0 {
 		t.Errorf("totals %+v before any growth: counts from before the collector started are a baseline", d)
 	}
 
 	a.gw.set(echo, wire.Demand{Held: 0, RequestsTotal: 110, RejectedTotal: 6})
 	b.gw.set(echo, wire.Demand{Held: 0, RequestsTotal: 53})
-	eventually(t, "growth summed", func() bool { d := c.Demand(echo); return d.RequestsTotal == 13 && d.RejectedTotal == 1 })
+	testutil.WaitFor(t, "growth summed", func() bool { d := c.Demand(echo); return d.RequestsTotal == 13 && d.RejectedTotal == 1 })
 
 	// Gateway a restarts: its counters start over.
 	restarted := &fakeGateway{}
 	restarted.set(echo, wire.Demand{Held: 4, RequestsTotal: 4})
 	a.swap(restarted)
-	eventually(t, "the restarted gateway's requests added", func() bool {
+	testutil.WaitFor(t, "the restarted gateway's requests added", func() bool {
 		d := c.Demand(echo)
 		return d.RequestsTotal == 17 && d.RejectedTotal == 1 && d.Held == 4
 	})
@@ -182,7 +172,7 @@ func TestPokesArriveAtOnceWithTheHeldCount(t *testing.T) {
 	poked := make(chan platform.AgentKey, 10)
 	run(t, c, func(k platform.AgentKey) { poked <- k })
 	// The stream is open once the server has a subscriber.
-	eventually(t, "the poke stream", func() bool {
+	testutil.WaitFor(t, "the poke stream", func() bool {
 		s := g.srv.Load()
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -231,9 +221,9 @@ func TestEveryAddressOfANameIsAGateway(t *testing.T) {
 		return answer.Load().([]string), nil
 	}
 	run(t, c, func(platform.AgentKey) {})
-	eventually(t, "both pods scraped", func() bool { return c.Demand(echo).Held == 11 })
+	testutil.WaitFor(t, "both pods scraped", func() bool { return c.Demand(echo).Held == 11 })
 	answer.Store([]string{"127.0.0.2"}) // the first pod is gone
-	eventually(t, "the gone pod forgotten", func() bool { return c.Demand(echo).Held == 10 })
+	testutil.WaitFor(t, "the gone pod forgotten", func() bool { return c.Demand(echo).Held == 10 })
 }
 
 func TestCollectorConfigErrorsSayWhatToFix(t *testing.T) {
@@ -274,7 +264,7 @@ func TestCollectorReportsLastInvocations(t *testing.T) {
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, "the later gateway's last request", func() bool {
+	testutil.WaitFor(t, "the later gateway's last request", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return seen[echo].Equal(late)

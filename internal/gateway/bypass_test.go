@@ -11,6 +11,7 @@ import (
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -39,7 +40,7 @@ func TestSidecarRefusesTrafficThatBypassesTheGateway(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- sc.Serve(ctx) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, sc.Ready)
+	testutil.WaitFor(t, "the sidecar to be ready", sc.Ready)
 
 	p := platformtest.New(testAgent(0))
 	p.SetReady(echoKey, platform.Endpoint{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: "echo-1"})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/platformtest"
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -172,7 +173,7 @@ func TestRetriesFullReplicaOnAnother(t *testing.T) {
 
 	// Fill replica 0 behind the gateway's back, as another gateway would.
 	go fire("http://" + ep0.Addr + "/block")
-	waitFor(t, func() bool { return served[0].n.Load() == 1 })
+	testutil.WaitFor(t, "replica 0 to be full", func() bool { return served[0].n.Load() == 1 })
 
 	for i := range 20 {
 		body := strings.NewReader(fmt.Sprintf("payload %d", i))
@@ -210,7 +211,7 @@ func TestAllFullHoldsUntilSlotFrees(t *testing.T) {
 		}
 		slow <- err
 	}()
-	waitFor(t, func() bool { return hits.n.Load() == 1 })
+	testutil.WaitFor(t, "the slow request to reach the agent", func() bool { return hits.n.Load() == 1 })
 
 	held := make(chan *http.Response, 1)
 	go func() {
@@ -220,7 +221,7 @@ func TestAllFullHoldsUntilSlotFrees(t *testing.T) {
 		}
 		held <- res
 	}()
-	waitFor(t, func() bool { return g.Demand(echoKey).Held == 1 })
+	testutil.WaitFor(t, "one held request", func() bool { return g.Demand(echoKey).Held == 1 })
 	close(block)
 	res := <-held
 	if res == nil {
@@ -244,7 +245,7 @@ func TestAllFullPastHoldIs503WithRetryAfter(t *testing.T) {
 	p.SetReady(echoKey, startSidecar(t, up, 1, "echo-1"))
 	g, gw := startGateway(t, p, nil, func(c *Config) { c.CapacityHold = 200 * time.Millisecond })
 	go fire(gw.URL + "/v1/agents/default/echo/")
-	waitFor(t, func() bool { return g.Demand(echoKey).RequestsTotal == 1 })
+	testutil.WaitFor(t, "the gateway to count the request", func() bool { return g.Demand(echoKey).RequestsTotal == 1 })
 	time.Sleep(50 * time.Millisecond)
 
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/")
@@ -344,7 +345,7 @@ func TestHoldQueueFullIs503(t *testing.T) {
 	a.Spec.Timeouts.ColdStart = &metav1.Duration{Duration: 2 * time.Second}
 	g, gw := startGateway(t, platformtest.New(a), nil, func(c *Config) { c.MaxHeld = 1 })
 	go fire(gw.URL + "/v1/agents/default/echo/") // held until its cold start times out
-	waitFor(t, func() bool { return g.Demand(echoKey).Held == 1 })
+	testutil.WaitFor(t, "one held request", func() bool { return g.Demand(echoKey).Held == 1 })
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/")
 	if err != nil {
 		t.Fatal(err)
@@ -408,19 +409,8 @@ func wsEcho(t *testing.T, g *Gateway, base string) {
 	}
 	c.Close(websocket.StatusNormalClosure, "")
 	// The replica's slot is given back when the connection ends.
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, "the replica's slot to be given back", func() bool {
 		set := g.state(echoKey).set.Load()
 		return set != nil && set.backends[0].inFlight.Load() == 0
 	})
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
