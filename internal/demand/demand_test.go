@@ -113,7 +113,7 @@ func TestServerAnswersOnlyTheToken(t *testing.T) {
 	if err := json.NewDecoder(res.Body).Decode(&snap); err != nil {
 		t.Fatal(err)
 	}
-	if snap.Instance == "" || len(snap.Agents) != 1 || snap.Agents[0] != (Record{Namespace: "ns", Name: "echo", Held: 3, InFlight: 2, RequestsTotal: 9}) {
+	if snap.Instance == "" || len(snap.Agents) != 1 || snap.Agents[0] != (Record{Namespace: "ns", Name: "echo", Demand: wire.Demand{Held: 3, InFlight: 2, RequestsTotal: 9}}) {
 		t.Errorf("snapshot %+v", snap)
 	}
 }
