@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -11,7 +9,6 @@ import (
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/proxy"
-	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -27,20 +24,8 @@ func TestSidecarRefusesTrafficThatBypassesTheGateway(t *testing.T) {
 	}))
 	defer up.Close()
 	cfg := proxy.DefaultConfig()
-	cfg.ServingAddr, cfg.AdminAddr, cfg.UpstreamAddr = "127.0.0.1:0", "127.0.0.1:0", up.Listener.Addr().String()
-	cfg.DrainDelay, cfg.GatewayToken = 0, token
-	sc, err := proxy.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sc.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
-	testutil.WaitFor(t, "the sidecar to be ready", sc.Ready)
+	cfg.UpstreamAddr, cfg.GatewayToken = up.Listener.Addr().String(), token
+	sc := platformtest.RunSidecar(t, cfg)
 
 	p := platformtest.New(testAgent(0))
 	p.SetReady(echoKey, platform.Endpoint{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: "echo-1"})

@@ -17,6 +17,7 @@ import (
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 // Platform is an in-memory platform.Platform.
@@ -163,9 +164,19 @@ func (p *Platform) RecordInvocation(platform.AgentKey, time.Time) {}
 func StartSidecar(t testing.TB, upstreamAddr string, concurrency int, replica string) platform.Endpoint {
 	t.Helper()
 	cfg := proxy.DefaultConfig()
-	cfg.ServingAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.UpstreamAddr = upstreamAddr
 	cfg.Concurrency = concurrency
+	sc := RunSidecar(t, cfg)
+	return platform.Endpoint{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: replica}
+}
+
+// RunSidecar runs a real sidecar with cfg until the test ends, on free
+// loopback ports and with no drain delay, and waits until it is ready (it
+// has reached cfg.UpstreamAddr), for tests that need a sidecar configured
+// as the manager or the gateway would (a gateway token, TLS).
+func RunSidecar(t testing.TB, cfg proxy.Config) *proxy.Sidecar {
+	t.Helper()
+	cfg.ServingAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DrainDelay = 0
 	sc, err := proxy.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -181,12 +192,10 @@ func StartSidecar(t testing.TB, upstreamAddr string, concurrency int, replica st
 		cancel()
 		<-done
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for !sc.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatalf("sidecar %s in front of %s never became ready", replica, upstreamAddr)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return platform.Endpoint{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: replica}
+	sidecarReady.Until(t, "the sidecar in front of "+cfg.UpstreamAddr+" to be ready", sc.Ready)
+	return sc
 }
+
+// sidecarReady bounds the wait for a sidecar to reach its upstream on a
+// loaded machine.
+var sidecarReady = testutil.Poller{Timeout: 30 * time.Second, Interval: 5 * time.Millisecond}
