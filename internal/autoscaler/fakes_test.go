@@ -84,27 +84,6 @@ func (s *fakeSidecar) endpoint(name string) platform.Endpoint {
 	return platform.Endpoint{Addr: addr, AdminAddr: addr, Replica: name}
 }
 
-// fakeGateway is a DemandSource with settable demand.
-type fakeGateway struct {
-	mu     sync.Mutex
-	demand map[platform.AgentKey]wire.Demand
-}
-
-func (g *fakeGateway) Demand(key platform.AgentKey) wire.Demand {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.demand[key]
-}
-
-func (g *fakeGateway) set(key platform.AgentKey, d wire.Demand) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.demand == nil {
-		g.demand = map[platform.AgentKey]wire.Demand{}
-	}
-	g.demand[key] = d
-}
-
 func testAgent(name string, concurrency, minR, maxR int32) *v1alpha1.Agent {
 	a := &v1alpha1.Agent{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "agents", Name: name},

@@ -26,12 +26,12 @@ func TestLoopScalesUpOnHeldDemand(t *testing.T) {
 	sidecar := newFakeSidecar(t, 10) // full: concurrency 10, 1s requests
 	synctest.Test(t, func(t *testing.T) {
 		f := newLoopTest(testAgent("echo", 10, 0, 20), sidecar.endpoint("echo-0")) // target 7
-		f.gw.set(f.key, wire.Demand{Held: 60, RequestsTotal: 1000, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{Held: 60, RequestsTotal: 1000, LastRequest: time.Now()})
 		l := f.start(t)
 		synctest.Wait() // the first tick runs at once
 
 		// 70 req/s of 1s requests arrive; 60 are held.
-		f.gw.set(f.key, wire.Demand{Held: 60, RequestsTotal: 1140, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{Held: 60, RequestsTotal: 1140, LastRequest: time.Now()})
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		calls := f.p.ScaleCalls()
@@ -214,7 +214,7 @@ func TestLoopScalesToZeroWhenIdle(t *testing.T) {
 	sidecar := newFakeSidecar(t, 3)
 	synctest.Test(t, func(t *testing.T) {
 		f := newLoopTest(testAgent("echo", 10, 0, 20), sidecar.endpoint("echo-0")) // scaleToZeroAfter 30s
-		f.gw.set(f.key, wire.Demand{RequestsTotal: 5, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{RequestsTotal: 5, LastRequest: time.Now()})
 		f.start(t)
 		time.Sleep(19 * time.Second) // between ticks: the tick at 18s saw load
 		sidecar.set(0)
@@ -363,13 +363,13 @@ func TestLoopPokeUnderPressureDecidesEarly(t *testing.T) {
 	sidecar := newFakeSidecar(t, 10) // full: concurrency 10
 	synctest.Test(t, func(t *testing.T) {
 		f := newLoopTest(testAgent("busy", 10, 1, 20), sidecar.endpoint("busy-0"))
-		f.gw.set(f.key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
 		l := f.start(t)
 		synctest.Wait() // the first tick
 		before := len(f.p.ScaleCalls())
 
 		time.Sleep(time.Second) // mid-tick, every replica full and requests held
-		f.gw.set(f.key, wire.Demand{Held: 40, RequestsTotal: 200, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{Held: 40, RequestsTotal: 200, LastRequest: time.Now()})
 		poked := time.Now()
 		l.Poke(f.key)
 		synctest.Wait()

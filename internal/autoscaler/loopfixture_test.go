@@ -24,7 +24,7 @@ type loopTest struct {
 	agent *v1alpha1.Agent
 	key   platform.AgentKey
 	p     *platformtest.Platform
-	gw    *fakeGateway
+	gw    *platformtest.GatewayDemand
 	reg   *prometheus.Registry
 	l     *Loop // set by start
 }
@@ -32,7 +32,7 @@ type loopTest struct {
 // newLoopTest puts agent on a platform with the given ready replicas (its
 // scale raised to their number) and a gateway with no demand yet.
 func newLoopTest(agent *v1alpha1.Agent, ready ...platform.Endpoint) *loopTest {
-	f := &loopTest{agent: agent, key: platform.KeyOf(agent), p: platformtest.New(agent), gw: &fakeGateway{}, reg: prometheus.NewRegistry()}
+	f := &loopTest{agent: agent, key: platform.KeyOf(agent), p: platformtest.New(agent), gw: &platformtest.GatewayDemand{}, reg: prometheus.NewRegistry()}
 	if len(ready) > 0 {
 		f.p.SetReady(f.key, ready...)
 	}

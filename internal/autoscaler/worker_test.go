@@ -37,7 +37,7 @@ func TestLoopAgentAtRestHasNoWorker(t *testing.T) {
 
 		time.Sleep(time.Minute + time.Second) // thirty ticks at rest
 		synctest.Wait()
-		f.gw.set(f.key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
 		l.Poke(f.key)
 		synctest.Wait()
 		if n := workers(); n != 1 {
@@ -50,7 +50,7 @@ func TestLoopAgentAtRestHasNoWorker(t *testing.T) {
 		// The request is served and traffic stops: the agent goes back to
 		// zero (30s idle) and to rest once its stable window holds no
 		// demand.
-		f.gw.set(f.key, wire.Demand{RequestsTotal: 1, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{RequestsTotal: 1, LastRequest: time.Now()})
 		time.Sleep(40 * time.Second)
 		synctest.Wait()
 		if calls := f.p.ScaleCalls(); len(calls) != 2 || calls[1].N != 0 {
@@ -93,7 +93,7 @@ func TestLoopAgentAtRestDecidesAsIfTicked(t *testing.T) {
 		for s := 0.0; s < end; s++ {
 			time.Sleep(time.Second)
 			synctest.Wait()
-			f.gw.set(f.key, demandAt(s+1))
+			f.gw.Set(f.key, demandAt(s+1))
 			for _, pk := range pokes {
 				if pk == s+1 {
 					l.Poke(f.key)
@@ -152,7 +152,7 @@ func TestLoopWakesAgentAtRestWithoutPoke(t *testing.T) {
 
 		// A held request whose poke was lost (a gateway's poke stream was
 		// down): the next tick sees the demand.
-		f.gw.set(f.key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		if calls := f.p.ScaleCalls(); len(calls) != 1 || calls[0].N != 1 {
@@ -203,12 +203,12 @@ func TestLoopNoEarlyTickRightAfterATick(t *testing.T) {
 	sidecar := newFakeSidecar(t, 10) // full
 	synctest.Test(t, func(t *testing.T) {
 		f := newLoopTest(testAgent("busy", 10, 1, 20), sidecar.endpoint("busy-0"))
-		f.gw.set(f.key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
 		l := f.start(t)
 		synctest.Wait() // the first tick
 		decided, scaled := len(l.Decisions(f.key)), len(f.p.ScaleCalls())
 		time.Sleep(100 * time.Millisecond)
-		f.gw.set(f.key, wire.Demand{Held: 3, RequestsTotal: 103, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{Held: 3, RequestsTotal: 103, LastRequest: time.Now()})
 		l.Poke(f.key)
 		synctest.Wait()
 		if n := len(l.Decisions(f.key)); n != decided {
