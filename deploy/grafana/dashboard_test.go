@@ -25,6 +25,7 @@ import (
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/platformtest"
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 type dashboard struct {
@@ -177,7 +178,7 @@ func exportedFamilies(t *testing.T) map[string]dto.MetricType {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
-	waitFor(t, func() bool { return len(loop.Decisions(echoKey)) > 0 })
+	testutil.WaitFor(t, "the autoscaler's first decision", func() bool { return len(loop.Decisions(echoKey)) > 0 })
 	cancel()
 	<-done
 
@@ -220,17 +221,6 @@ func exportedFamilies(t *testing.T) map[string]dto.MetricType {
 		}
 	}
 	return out
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // describingRegistry records the name of every metric registered on it.

@@ -1,14 +1,12 @@
 package autoscaler
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -84,100 +82,6 @@ func (s *fakeSidecar) fail(status int) {
 func (s *fakeSidecar) endpoint(name string) platform.Endpoint {
 	addr := strings.TrimPrefix(s.srv.URL, "http://")
 	return platform.Endpoint{Addr: addr, AdminAddr: addr, Replica: name}
-}
-
-// fakePlatform is an in-memory Platform. SetScale records each call; ready
-// endpoints are whatever the test sets.
-type fakePlatform struct {
-	mu       sync.Mutex
-	agents   []*v1alpha1.Agent
-	eps      map[platform.AgentKey][]platform.Endpoint
-	replicas map[platform.AgentKey]int32
-	calls    []scaleCall
-	scaleErr error
-}
-
-type scaleCall struct {
-	key platform.AgentKey
-	n   int32
-	at  time.Time
-}
-
-func newFakePlatform(agents ...*v1alpha1.Agent) *fakePlatform {
-	return &fakePlatform{
-		agents:   agents,
-		eps:      map[platform.AgentKey][]platform.Endpoint{},
-		replicas: map[platform.AgentKey]int32{},
-	}
-}
-
-func (p *fakePlatform) Agents() []*v1alpha1.Agent {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]*v1alpha1.Agent(nil), p.agents...)
-}
-
-func (p *fakePlatform) ReadyEndpoints(key platform.AgentKey) ([]platform.Endpoint, <-chan struct{}) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.eps[key], nil
-}
-
-func (p *fakePlatform) Replicas(key platform.AgentKey) int32 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.replicas[key]
-}
-
-func (p *fakePlatform) SetScale(_ context.Context, key platform.AgentKey, n int32) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.scaleErr != nil {
-		return p.scaleErr
-	}
-	p.calls = append(p.calls, scaleCall{key, n, time.Now()})
-	p.replicas[key] = n
-	return nil
-}
-
-func (p *fakePlatform) setReady(key platform.AgentKey, eps ...platform.Endpoint) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.eps[key] = eps
-	p.replicas[key] = max(p.replicas[key], int32(len(eps)))
-}
-
-func (p *fakePlatform) scaleCalls() []scaleCall {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]scaleCall(nil), p.calls...)
-}
-
-func (p *fakePlatform) removeAgents() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.agents = nil
-}
-
-// fakeGateway is a DemandSource with settable demand.
-type fakeGateway struct {
-	mu     sync.Mutex
-	demand map[platform.AgentKey]wire.Demand
-}
-
-func (g *fakeGateway) Demand(key platform.AgentKey) wire.Demand {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.demand[key]
-}
-
-func (g *fakeGateway) set(key platform.AgentKey, d wire.Demand) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.demand == nil {
-		g.demand = map[platform.AgentKey]wire.Demand{}
-	}
-	g.demand[key] = d
 }
 
 func testAgent(name string, concurrency, minR, maxR int32) *v1alpha1.Agent {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,55 +16,32 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/wire"
 )
-
-// startLoop runs a Loop until the test (or its bubble) ends.
-func startLoop(t *testing.T, p Platform, d DemandSource, reg prometheus.Registerer) *Loop {
-	t.Helper()
-	l, err := NewLoop(LoopConfig{HTTPClient: noKeepAlive()}, p, d, slog.New(slog.DiscardHandler), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return l
-}
 
 func TestLoopScalesUpOnHeldDemand(t *testing.T) {
 	// Sidecars are real listeners outside the bubble; the loop and its
 	// clock are inside.
 	sidecar := newFakeSidecar(t, 10) // full: concurrency 10, 1s requests
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("echo", 10, 0, 20) // target 7
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecar.endpoint("echo-0"))
-		gw := &fakeGateway{}
-		gw.set(key, wire.Demand{Held: 60, RequestsTotal: 1000, LastRequest: time.Now()})
-		reg := prometheus.NewRegistry()
-		l := startLoop(t, p, gw, reg)
+		f := newLoopTest(testAgent("echo", 10, 0, 20), sidecar.endpoint("echo-0")) // target 7
+		f.gw.Set(f.key, wire.Demand{Held: 60, RequestsTotal: 1000, LastRequest: time.Now()})
+		l := f.start(t)
 		synctest.Wait() // the first tick runs at once
 
 		// 70 req/s of 1s requests arrive; 60 are held.
-		gw.set(key, wire.Demand{Held: 60, RequestsTotal: 1140, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{Held: 60, RequestsTotal: 1140, LastRequest: time.Now()})
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		calls := p.scaleCalls()
+		calls := f.p.ScaleCalls()
 		// The first tick has no arrival rate yet and counts each request
 		// once: 10 in flight + 60 held = 70, 10 replicas. The second
 		// measures 70/s of 1s requests offered: 70 again, so no change.
-		if len(calls) != 1 || calls[0].n != 10 {
+		if len(calls) != 1 || calls[0].N != 10 {
 			t.Fatalf("scale calls %+v, want one to 10", calls)
 		}
-		decs := l.Decisions(key)
+		decs := l.Decisions(f.key)
 		if last := decs[len(decs)-1]; last.Reason != wire.ReasonPanic || !last.Panic {
 			t.Errorf("decision %+v, want panic", last)
 		}
@@ -75,7 +51,7 @@ func TestLoopScalesUpOnHeldDemand(t *testing.T) {
 		if got := testutil.ToFloat64(l.metrics.panicMode.WithLabelValues("agents", "echo")); got != 1 {
 			t.Errorf("panic_mode = %v, want 1", got)
 		}
-		if n, err := testutil.GatherAndCount(reg, "flint_autoscaler_decision_duration_seconds"); err != nil || n != 1 {
+		if n, err := testutil.GatherAndCount(f.reg, "flint_autoscaler_decision_duration_seconds"); err != nil || n != 1 {
 			t.Errorf("decision duration series: %d, %v", n, err)
 		}
 	})
@@ -84,26 +60,23 @@ func TestLoopScalesUpOnHeldDemand(t *testing.T) {
 func TestLoopTicksEveryTwoSeconds(t *testing.T) {
 	sidecar := newFakeSidecar(t, 7)
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("echo", 10, 0, 20)
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecar.endpoint("echo-0"))
-		startLoop(t, p, nil, nil)
+		f := newLoopTest(testAgent("echo", 10, 0, 20), sidecar.endpoint("echo-0"))
+		f.start(t)
 		start := time.Now()
 		synctest.Wait()
-		if len(p.scaleCalls()) != 0 {
-			t.Fatalf("scaled a replica at its target: %+v", p.scaleCalls())
+		if len(f.p.ScaleCalls()) != 0 {
+			t.Fatalf("scaled a replica at its target: %+v", f.p.ScaleCalls())
 		}
 		sidecar.set(28) // 4× target on one replica
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if len(p.scaleCalls()) != 0 {
+		if len(f.p.ScaleCalls()) != 0 {
 			t.Fatalf("scaled before the next tick")
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		calls := p.scaleCalls()
-		if len(calls) != 1 || calls[0].n < 2 || calls[0].at.Sub(start) != 2*time.Second {
+		calls := f.p.ScaleCalls()
+		if len(calls) != 1 || calls[0].N < 2 || calls[0].At.Sub(start) != 2*time.Second {
 			t.Fatalf("scale calls %+v, want one scale-up exactly at the 2s tick", calls)
 		}
 	})
@@ -111,31 +84,29 @@ func TestLoopTicksEveryTwoSeconds(t *testing.T) {
 
 func TestLoopPokeScalesFromZeroAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("cold", 10, 0, 5)
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		l := startLoop(t, p, nil, nil)
+		f := newLoopTest(testAgent("cold", 10, 0, 5))
+		l := f.start(t)
 		time.Sleep(time.Second) // between ticks
 		synctest.Wait()
 		poked := time.Now()
 		for range 100 {
-			l.Poke(key) // a burst of held requests: coalesced
+			l.Poke(f.key) // a burst of held requests: coalesced
 		}
 		synctest.Wait()
-		calls := p.scaleCalls()
-		if len(calls) != 1 || calls[0].n != 1 || !calls[0].at.Equal(poked) {
+		calls := f.p.ScaleCalls()
+		if len(calls) != 1 || calls[0].N != 1 || !calls[0].At.Equal(poked) {
 			t.Fatalf("scale calls %+v, want exactly one to 1 at the poke (%v)", calls, poked)
 		}
 		// The burst may reach the loop in more than one round; a later one
 		// runs an early tick, which keeps the replica (no second scale call).
-		decs := l.Decisions(key)
+		decs := l.Decisions(f.key)
 		if !slices.ContainsFunc(decs, func(d wire.Decision) bool { return d.Reason == wire.ReasonPoke && d.Time.Equal(poked) }) {
 			t.Errorf("decisions %+v, want one for the poke at %v", decs, poked)
 		}
 		// The next ticks keep the replica: the poke counts as traffic.
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
-		if calls := p.scaleCalls(); len(calls) != 1 {
+		if calls := f.p.ScaleCalls(); len(calls) != 1 {
 			t.Errorf("scale calls after the poke %+v, want none", calls[1:])
 		}
 		if got := testutil.ToFloat64(l.metrics.pokes.WithLabelValues("agents", "cold")); got != 1 {
@@ -144,12 +115,25 @@ func TestLoopPokeScalesFromZeroAtOnce(t *testing.T) {
 	})
 }
 
+// withoutAgentLookup hides platform.Platform's Agent, so Poke finds agents
+// by scanning Agents, as it does on a Platform that has no lookup.
+type withoutAgentLookup struct{ Platform }
+
 func TestLoopPokeBeforeRunAndForUnknownAgents(t *testing.T) {
+	t.Run("lookup", func(t *testing.T) { testPokeBeforeRun(t, false) })
+	t.Run("scan", func(t *testing.T) { testPokeBeforeRun(t, true) })
+}
+
+func testPokeBeforeRun(t *testing.T, scan bool) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("cold", 10, 0, 5)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		l, err := NewLoop(LoopConfig{Tick: time.Hour, ScrapeTimeout: time.Second}, p, nil, nil, nil)
+		p := platformtest.New(agent)
+		var lp Platform = p
+		if scan {
+			lp = withoutAgentLookup{p}
+		}
+		l, err := NewLoop(LoopConfig{Tick: time.Hour, ScrapeTimeout: time.Second}, lp, nil, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +143,7 @@ func TestLoopPokeBeforeRunAndForUnknownAgents(t *testing.T) {
 		defer cancel()
 		go func() { _ = l.Run(ctx) }()
 		synctest.Wait()
-		if calls := p.scaleCalls(); len(calls) != 1 || calls[0].key != key {
+		if calls := p.ScaleCalls(); len(calls) != 1 || calls[0].Key != key {
 			t.Errorf("scale calls %+v, want one for %v", calls, key)
 		}
 	})
@@ -169,20 +153,17 @@ func TestLoopFailedScrapeIsUnknownNotZero(t *testing.T) {
 	good := newFakeSidecar(t, 7)
 	bad := newFakeSidecar(t, 7)
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("echo", 10, 0, 20) // target 7
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, good.endpoint("echo-0"), bad.endpoint("echo-1"))
-		l := startLoop(t, p, nil, nil)
+		f := newLoopTest(testAgent("echo", 10, 0, 20), good.endpoint("echo-0"), bad.endpoint("echo-1")) // target 7
+		l := f.start(t)
 		time.Sleep(70 * time.Second) // past the restart hold-off
 		synctest.Wait()
 		bad.fail(http.StatusInternalServerError)
 		time.Sleep(70 * time.Second)
 		synctest.Wait()
-		if calls := p.scaleCalls(); len(calls) != 0 {
+		if calls := f.p.ScaleCalls(); len(calls) != 0 {
 			t.Fatalf("scale calls %+v with one replica unreadable, want none (its load is unknown, not zero)", calls)
 		}
-		decs := l.Decisions(key)
+		decs := l.Decisions(f.key)
 		last := decs[len(decs)-1]
 		if last.Unknown != 1 || last.Demand != 14 || last.Desired != 2 {
 			t.Errorf("decision %+v, want 1 unknown replica extrapolated to demand 14, desired 2", last)
@@ -203,8 +184,8 @@ func TestLoopScrapeTimeout(t *testing.T) {
 	fast := newFakeSidecar(t, 5)
 	agent := testAgent("echo", 10, 0, 20)
 	key := platform.KeyOf(agent)
-	p := newFakePlatform(agent)
-	p.setReady(key, fast.endpoint("echo-0"), slow.endpoint("echo-1"))
+	p := platformtest.New(agent)
+	p.SetReady(key, fast.endpoint("echo-0"), slow.endpoint("echo-1"))
 	l, err := NewLoop(LoopConfig{ScrapeTimeout: 100 * time.Millisecond}, p, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -232,25 +213,21 @@ func TestLoopScrapeTimeout(t *testing.T) {
 func TestLoopScalesToZeroWhenIdle(t *testing.T) {
 	sidecar := newFakeSidecar(t, 3)
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("echo", 10, 0, 20) // scaleToZeroAfter 30s
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecar.endpoint("echo-0"))
-		gw := &fakeGateway{}
-		gw.set(key, wire.Demand{RequestsTotal: 5, LastRequest: time.Now()})
-		startLoop(t, p, gw, nil)
+		f := newLoopTest(testAgent("echo", 10, 0, 20), sidecar.endpoint("echo-0")) // scaleToZeroAfter 30s
+		f.gw.Set(f.key, wire.Demand{RequestsTotal: 5, LastRequest: time.Now()})
+		f.start(t)
 		time.Sleep(19 * time.Second) // between ticks: the tick at 18s saw load
 		sidecar.set(0)
 		idleSince := time.Now()
 		time.Sleep(60 * time.Second)
 		synctest.Wait()
-		calls := p.scaleCalls()
-		if len(calls) != 1 || calls[0].n != 0 {
+		calls := f.p.ScaleCalls()
+		if len(calls) != 1 || calls[0].N != 0 {
 			t.Fatalf("scale calls %+v, want one to zero", calls)
 		}
 		// In-flight is sampled each tick, so idleness counts from the last
 		// tick that saw load; zero follows 30s later, give or take a tick.
-		if idle := calls[0].at.Sub(idleSince); idle < 28*time.Second || idle > 32*time.Second {
+		if idle := calls[0].At.Sub(idleSince); idle < 28*time.Second || idle > 32*time.Second {
 			t.Errorf("scaled to zero after %v idle, want 30s (+ a tick)", idle)
 		}
 	})
@@ -258,37 +235,22 @@ func TestLoopScalesToZeroWhenIdle(t *testing.T) {
 
 func TestLoopForgetsDeletedAgents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("gone", 10, 0, 5)
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		reg := prometheus.NewRegistry()
-		l := startLoop(t, p, nil, reg)
+		f := newLoopTest(testAgent("gone", 10, 0, 5))
+		l := f.start(t)
 		synctest.Wait()
-		if len(l.Decisions(key)) == 0 {
+		if len(l.Decisions(f.key)) == 0 {
 			t.Fatal("no decision recorded")
 		}
-		p.removeAgents()
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
-		if d := l.Decisions(key); d != nil {
-			t.Errorf("decisions of a deleted agent: %+v", d)
-		}
-		if n, _ := testutil.GatherAndCount(reg, "flint_autoscaler_desired_replicas"); n != 0 {
-			t.Errorf("%d desired_replicas series left for a deleted agent", n)
-		}
+		f.deleteAgent(t)
 	})
 }
 
 func TestLoopRetriesFailedScaling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("cold", 10, 0, 5)
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.mu.Lock()
-		p.scaleErr = errors.New("apiserver unavailable")
-		p.mu.Unlock()
-		l := startLoop(t, p, nil, nil)
-		l.Poke(key)
+		f := newLoopTest(testAgent("cold", 10, 0, 5))
+		f.p.FailScale(errors.New("apiserver unavailable"))
+		l := f.start(t)
+		l.Poke(f.key)
 		synctest.Wait()
 		errs := func() float64 { return testutil.ToFloat64(l.metrics.scaleErrors.WithLabelValues("agents", "cold")) }
 		if errs() < 1 {
@@ -301,12 +263,10 @@ func TestLoopRetriesFailedScaling(t *testing.T) {
 		if errs() <= before {
 			t.Errorf("the tick after a failed poke did not retry")
 		}
-		p.mu.Lock()
-		p.scaleErr = nil
-		p.mu.Unlock()
+		f.p.FailScale(nil)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if n := p.Replicas(key); n != 1 {
+		if n := f.p.Replicas(f.key); n != 1 {
 			t.Errorf("replicas %d once the platform recovered, want 1", n)
 		}
 	})
@@ -314,7 +274,7 @@ func TestLoopRetriesFailedScaling(t *testing.T) {
 
 func TestLoopRunTwice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l, err := NewLoop(LoopConfig{}, newFakePlatform(), nil, nil, nil)
+		l, err := NewLoop(LoopConfig{}, platformtest.New(), nil, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,10 +292,10 @@ func TestLoopRunTwice(t *testing.T) {
 
 func TestNewLoopRegistersMetricsOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := NewLoop(LoopConfig{}, newFakePlatform(), nil, nil, reg); err != nil {
+	if _, err := NewLoop(LoopConfig{}, platformtest.New(), nil, nil, reg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewLoop(LoopConfig{}, newFakePlatform(), nil, nil, reg); err == nil || !strings.Contains(err.Error(), "register") {
+	if _, err := NewLoop(LoopConfig{}, platformtest.New(), nil, nil, reg); err == nil || !strings.Contains(err.Error(), "register") {
 		t.Errorf("second loop on one registry: %v, want a registration error", err)
 	}
 	if _, err := NewLoop(LoopConfig{}, nil, nil, nil, nil); err == nil {
@@ -402,30 +362,25 @@ func TestHistoryKeepsDistinctDecisionsInOrder(t *testing.T) {
 func TestLoopPokeUnderPressureDecidesEarly(t *testing.T) {
 	sidecar := newFakeSidecar(t, 10) // full: concurrency 10
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("busy", 10, 1, 20)
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.SetScale(context.Background(), key, 1)
-		p.setReady(key, sidecar.endpoint("busy-0"))
-		gw := &fakeGateway{}
-		gw.set(key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
-		l := startLoop(t, p, gw, nil)
+		f := newLoopTest(testAgent("busy", 10, 1, 20), sidecar.endpoint("busy-0"))
+		f.gw.Set(f.key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
+		l := f.start(t)
 		synctest.Wait() // the first tick
-		before := len(p.scaleCalls())
+		before := len(f.p.ScaleCalls())
 
 		time.Sleep(time.Second) // mid-tick, every replica full and requests held
-		gw.set(key, wire.Demand{Held: 40, RequestsTotal: 200, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{Held: 40, RequestsTotal: 200, LastRequest: time.Now()})
 		poked := time.Now()
-		l.Poke(key)
+		l.Poke(f.key)
 		synctest.Wait()
-		calls := p.scaleCalls()
-		if len(calls) != before+1 || !calls[len(calls)-1].at.Equal(poked) || calls[len(calls)-1].n <= 1 {
+		calls := f.p.ScaleCalls()
+		if len(calls) != before+1 || !calls[len(calls)-1].At.Equal(poked) || calls[len(calls)-1].N <= 1 {
 			t.Fatalf("scale calls %+v, want a scale-up at the poke (%v), before the next tick", calls, poked)
 		}
 		// Pokes within a quarter tick of an early decision are coalesced.
-		l.Poke(key)
+		l.Poke(f.key)
 		synctest.Wait()
-		if n := len(l.Decisions(key)); n > len(calls)+1 {
+		if n := len(l.Decisions(f.key)); n > len(calls)+1 {
 			t.Errorf("%d decisions after a second poke at once, want no new early tick", n)
 		}
 	})

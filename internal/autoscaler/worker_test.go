@@ -2,14 +2,10 @@ package autoscaler
 
 import (
 	"bytes"
-	"context"
 	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/wire"
@@ -29,38 +25,35 @@ func workers() int {
 
 func TestLoopAgentAtRestHasNoWorker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("cold", 10, 0, 5)
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		gw := &fakeGateway{}
-		l := startLoop(t, p, gw, nil)
+		f := newLoopTest(testAgent("cold", 10, 0, 5))
+		l := f.start(t)
 		synctest.Wait()
 		if n := workers(); n != 0 {
 			t.Fatalf("%d workers for an agent idle at zero, want none", n)
 		}
-		if decs := l.Decisions(key); len(decs) != 1 || decs[0].Reason != wire.ReasonScaleToZero {
+		if decs := l.Decisions(f.key); len(decs) != 1 || decs[0].Reason != wire.ReasonScaleToZero {
 			t.Fatalf("decisions %+v, want the first tick's", decs)
 		}
 
 		time.Sleep(time.Minute + time.Second) // thirty ticks at rest
 		synctest.Wait()
-		gw.set(key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
-		l.Poke(key)
+		f.gw.Set(f.key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
+		l.Poke(f.key)
 		synctest.Wait()
 		if n := workers(); n != 1 {
 			t.Errorf("%d workers after a poke, want 1", n)
 		}
-		if calls := p.scaleCalls(); len(calls) != 1 || calls[0].n != 1 {
+		if calls := f.p.ScaleCalls(); len(calls) != 1 || calls[0].N != 1 {
 			t.Fatalf("scale calls %+v, want one to 1", calls)
 		}
 
 		// The request is served and traffic stops: the agent goes back to
 		// zero (30s idle) and to rest once its stable window holds no
 		// demand.
-		gw.set(key, wire.Demand{RequestsTotal: 1, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{RequestsTotal: 1, LastRequest: time.Now()})
 		time.Sleep(40 * time.Second)
 		synctest.Wait()
-		if calls := p.scaleCalls(); len(calls) != 2 || calls[1].n != 0 {
+		if calls := f.p.ScaleCalls(); len(calls) != 2 || calls[1].N != 0 {
 			t.Fatalf("scale calls %+v, want back to 0", calls)
 		}
 		time.Sleep(60 * time.Second)
@@ -76,10 +69,7 @@ func TestLoopAgentAtRestHasNoWorker(t *testing.T) {
 // worker records the ticks it skipped before deciding again.
 func TestLoopAgentAtRestDecidesAsIfTicked(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("cold", 10, 0, 20) // target 7
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		gw := &fakeGateway{}
+		f := newLoopTest(testAgent("cold", 10, 0, 20)) // target 7
 		t0 := time.Now()
 		// Two cold starts of held requests that are never served (no
 		// replica turns ready): each wakes the agent, which rests again
@@ -99,22 +89,22 @@ func TestLoopAgentAtRestDecidesAsIfTicked(t *testing.T) {
 		pokes := []float64{95, 301}
 		const end = 340.0
 
-		l := startLoop(t, p, gw, nil)
+		l := f.start(t)
 		for s := 0.0; s < end; s++ {
 			time.Sleep(time.Second)
 			synctest.Wait()
-			gw.set(key, demandAt(s+1))
+			f.gw.Set(f.key, demandAt(s+1))
 			for _, pk := range pokes {
 				if pk == s+1 {
-					l.Poke(key)
+					l.Poke(f.key)
 				}
 			}
 			synctest.Wait()
 		}
-		got := l.Decisions(key)
+		got := l.Decisions(f.key)
 
 		// The same agent, ticked every 2s by hand.
-		d := NewDecider(SpecOf(agent), DefaultTuning())
+		d := NewDecider(SpecOf(f.agent), DefaultTuning())
 		want := newHistory(DefaultDecisionHistory)
 		current := int32(0)
 		pk := 0
@@ -133,7 +123,7 @@ func TestLoopAgentAtRestDecidesAsIfTicked(t *testing.T) {
 		if w := want.list(); !sameDecisions(got, w) {
 			t.Errorf("decisions of a resting agent differ from one ticked throughout:\ngot  %+v\nwant %+v", got, w)
 		}
-		if n := len(p.scaleCalls()); n < 4 {
+		if n := len(f.p.ScaleCalls()); n < 4 {
 			t.Errorf("%d scale calls, want the agent woken twice and scaled back each time", n)
 		}
 	})
@@ -155,41 +145,34 @@ func sameDecisions(a, b []wire.Decision) bool {
 
 func TestLoopWakesAgentAtRestWithoutPoke(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("cold", 10, 0, 5)
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		gw := &fakeGateway{}
-		startLoop(t, p, gw, nil)
+		f := newLoopTest(testAgent("cold", 10, 0, 5))
+		f.start(t)
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 
 		// A held request whose poke was lost (a gateway's poke stream was
 		// down): the next tick sees the demand.
-		gw.set(key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
+		f.gw.Set(f.key, wire.Demand{Held: 1, RequestsTotal: 1, LastRequest: time.Now()})
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if calls := p.scaleCalls(); len(calls) != 1 || calls[0].n != 1 {
+		if calls := f.p.ScaleCalls(); len(calls) != 1 || calls[0].N != 1 {
 			t.Fatalf("scale calls %+v, want one to 1 at the tick after the demand", calls)
 		}
 
 		// A spec change: minReplicas raised on an agent at rest.
 		other := testAgent("floor", 10, 0, 5)
 		okey := platform.KeyOf(other)
-		p.mu.Lock()
-		p.agents = append(p.agents, other)
-		p.mu.Unlock()
+		f.p.SetAgent(other)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if n := p.Replicas(okey); n != 0 {
+		if n := f.p.Replicas(okey); n != 0 {
 			t.Fatalf("replicas %d of a new idle agent, want 0", n)
 		}
 		raised := testAgent("floor", 10, 2, 5)
-		p.mu.Lock()
-		p.agents[1] = raised
-		p.mu.Unlock()
+		f.p.SetAgent(raised)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if n := p.Replicas(okey); n != 2 {
+		if n := f.p.Replicas(okey); n != 2 {
 			t.Errorf("replicas %d after minReplicas was raised to 2 at rest, want 2", n)
 		}
 	})
@@ -198,26 +181,14 @@ func TestLoopWakesAgentAtRestWithoutPoke(t *testing.T) {
 func TestLoopForgetsDeletedRunningAgent(t *testing.T) {
 	sidecar := newFakeSidecar(t, 5)
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("gone", 10, 1, 5)
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecar.endpoint("gone-0"))
-		reg := prometheus.NewRegistry()
-		l := startLoop(t, p, nil, reg)
+		f := newLoopTest(testAgent("gone", 10, 1, 5), sidecar.endpoint("gone-0"))
+		f.start(t)
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		if workers() != 1 {
 			t.Fatalf("%d workers for an agent with a replica, want 1", workers())
 		}
-		p.removeAgents()
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
-		if d := l.Decisions(key); d != nil {
-			t.Errorf("decisions of a deleted agent: %+v", d)
-		}
-		if n, _ := testutil.GatherAndCount(reg, "flint_autoscaler_desired_replicas"); n != 0 {
-			t.Errorf("%d desired_replicas series left for a deleted agent", n)
-		}
+		f.deleteAgent(t)
 		if n := workers(); n != 0 {
 			t.Errorf("%d workers left for a deleted agent", n)
 		}
@@ -231,24 +202,19 @@ func TestLoopForgetsDeletedRunningAgent(t *testing.T) {
 func TestLoopNoEarlyTickRightAfterATick(t *testing.T) {
 	sidecar := newFakeSidecar(t, 10) // full
 	synctest.Test(t, func(t *testing.T) {
-		agent := testAgent("busy", 10, 1, 20)
-		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.SetScale(context.Background(), key, 1)
-		p.setReady(key, sidecar.endpoint("busy-0"))
-		gw := &fakeGateway{}
-		gw.set(key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
-		l := startLoop(t, p, gw, nil)
+		f := newLoopTest(testAgent("busy", 10, 1, 20), sidecar.endpoint("busy-0"))
+		f.gw.Set(f.key, wire.Demand{RequestsTotal: 100, LastRequest: time.Now()})
+		l := f.start(t)
 		synctest.Wait() // the first tick
-		decided, scaled := len(l.Decisions(key)), len(p.scaleCalls())
+		decided, scaled := len(l.Decisions(f.key)), len(f.p.ScaleCalls())
 		time.Sleep(100 * time.Millisecond)
-		gw.set(key, wire.Demand{Held: 3, RequestsTotal: 103, LastRequest: time.Now()})
-		l.Poke(key)
+		f.gw.Set(f.key, wire.Demand{Held: 3, RequestsTotal: 103, LastRequest: time.Now()})
+		l.Poke(f.key)
 		synctest.Wait()
-		if n := len(l.Decisions(key)); n != decided {
+		if n := len(l.Decisions(f.key)); n != decided {
 			t.Errorf("%d decisions after a poke 100ms after the tick, want still %d", n, decided)
 		}
-		if calls := p.scaleCalls(); len(calls) != scaled {
+		if calls := f.p.ScaleCalls(); len(calls) != scaled {
 			t.Errorf("scale calls %+v after the poke, want none since the tick's", calls[scaled:])
 		}
 	})

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -111,20 +110,8 @@ func TestBypassingRequestGets403(t *testing.T) {
 		args[i] = strings.Replace(arg, gatewayTokenDir, mount, 1)
 	}
 	pc := parseSidecarArgs(t, args)
-	pc.ServingAddr, pc.AdminAddr, pc.UpstreamAddr = "127.0.0.1:0", "127.0.0.1:0", upstream.Listener.Addr().String()
-	pc.DrainDelay, pc.TerminationGracePeriod = 0, 0
-	sc, err := proxy.New(pc, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sc.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
-	testenv.Await(t, settle, "the sidecar to see the agent", func() (bool, string) { return sc.Ready(), "not ready" })
+	pc.UpstreamAddr, pc.TerminationGracePeriod = upstream.Listener.Addr().String(), 0
+	sc := platformtest.RunSidecar(t, pc)
 
 	call := func(token string) int {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+sc.ServingAddr()+"/", nil)

@@ -21,8 +21,6 @@ import (
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/platformtest"
-	"github.com/flint-dev/flint/internal/proxy"
-	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // startTLSSidecar runs the real sidecar with the manager's arguments for a,
@@ -43,20 +41,8 @@ func startTLSSidecar(t *testing.T, cfg Config, a *v1alpha1.Agent, certPEM, keyPE
 	if pc.TLSCertFile != filepath.Join(mount, corev1.TLSCertKey) {
 		t.Fatalf("sidecar TLS certificate file %q", pc.TLSCertFile)
 	}
-	pc.ServingAddr, pc.AdminAddr, pc.UpstreamAddr = "127.0.0.1:0", "127.0.0.1:0", upstream
-	pc.DrainDelay, pc.TerminationGracePeriod = 0, 0
-	sc, err := proxy.New(pc, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sc.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	testenv.Await(t, settle, "the sidecar to see the agent", func() (bool, string) { return sc.Ready(), "not ready" })
+	pc.UpstreamAddr, pc.TerminationGracePeriod = upstream, 0
+	sc := platformtest.RunSidecar(t, pc)
 	return sc.ServingAddr()
 }
 

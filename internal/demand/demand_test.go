@@ -15,6 +15,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -24,49 +26,18 @@ const token = "0123456789abcdef-control"
 
 var echo = platform.AgentKey{Namespace: "ns", Name: "echo"}
 
-// fakeGateway is a Source whose counts the test sets.
-type fakeGateway struct {
-	mu sync.Mutex
-	d  map[platform.AgentKey]wire.Demand
-}
-
-func (f *fakeGateway) set(key platform.AgentKey, d wire.Demand) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.d == nil {
-		f.d = map[platform.AgentKey]wire.Demand{}
-	}
-	f.d[key] = d
-}
-
-func (f *fakeGateway) Demand(key platform.AgentKey) wire.Demand {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.d[key]
-}
-
-func (f *fakeGateway) DemandKeys() []platform.AgentKey {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var keys []platform.AgentKey
-	for k := range f.d {
-		keys = append(keys, k)
-	}
-	return keys
-}
-
 // control serves a gateway's control endpoint; swap replaces the server
 // behind the same address, as a restarted gateway pod would be.
 type control struct {
 	srv atomic.Pointer[Server]
-	gw  *fakeGateway // of the current server; set before it serves
+	gw  *platformtest.GatewayDemand // of the current server; set before it serves
 	ts  *httptest.Server
 }
 
 func startControl(t *testing.T, ln net.Listener) *control {
 	t.Helper()
 	c := &control{}
-	c.swap(&fakeGateway{})
+	c.swap(&platformtest.GatewayDemand{})
 	c.ts = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.srv.Load().ServeHTTP(w, r) }))
 	if ln != nil {
 		c.ts.Listener.Close()
@@ -77,7 +48,7 @@ func startControl(t *testing.T, ln net.Listener) *control {
 	return c
 }
 
-func (c *control) swap(gw *fakeGateway) {
+func (c *control) swap(gw *platformtest.GatewayDemand) {
 	s := NewServer(token, nil)
 	s.Attach(gw)
 	c.gw = gw
@@ -86,7 +57,7 @@ func (c *control) swap(gw *fakeGateway) {
 
 func TestServerAnswersOnlyTheToken(t *testing.T) {
 	c := startControl(t, nil)
-	c.gw.set(echo, wire.Demand{Held: 3, InFlight: 2, RequestsTotal: 9})
+	c.gw.Set(echo, wire.Demand{Held: 3, InFlight: 2, RequestsTotal: 9})
 	for _, auth := range []string{"", "Bearer wrong-token-of-some-length", token} {
 		req, _ := http.NewRequest("GET", c.ts.URL+DemandPath, nil)
 		if auth != "" {
@@ -112,7 +83,7 @@ func TestServerAnswersOnlyTheToken(t *testing.T) {
 	if err := json.NewDecoder(res.Body).Decode(&snap); err != nil {
 		t.Fatal(err)
 	}
-	if snap.Instance == "" || len(snap.Agents) != 1 || snap.Agents[0] != (Record{Namespace: "ns", Name: "echo", Held: 3, InFlight: 2, RequestsTotal: 9}) {
+	if snap.Instance == "" || len(snap.Agents) != 1 || snap.Agents[0] != (Record{Namespace: "ns", Name: "echo", Demand: wire.Demand{Held: 3, InFlight: 2, RequestsTotal: 9}}) {
 		t.Errorf("snapshot %+v", snap)
 	}
 }
@@ -134,40 +105,29 @@ func run(t *testing.T, c *Collector, poke func(platform.AgentKey)) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestCollectorSumsGatewaysAndKeepsTotalsMonotonic: two gateways' held
 // requests add up; a gateway's restart (new instance, counters from zero)
 // never takes the totals back.
 func TestCollectorSumsGatewaysAndKeepsTotalsMonotonic(t *testing.T) {
 	a, b := startControl(t, nil), startControl(t, nil)
-	a.gw.set(echo, wire.Demand{Held: 1, RequestsTotal: 100, RejectedTotal: 5})
-	b.gw.set(echo, wire.Demand{Held: 2, RequestsTotal: 50})
+	a.gw.Set(echo, wire.Demand{Held: 1, RequestsTotal: 100, RejectedTotal: 5})
+	b.gw.Set(echo, wire.Demand{Held: 2, RequestsTotal: 50})
 	c := newCollector(t, a.ts.URL, b.ts.URL)
 	run(t, c, func(platform.AgentKey) {})
-	eventually(t, "both gateways' held requests", func() bool { return c.Demand(echo).Held == 3 })
+	testutil.WaitFor(t, "both gateways' held requests", func() bool { return c.Demand(echo).Held == 3 })
 	if d := c.Demand(echo); d.RequestsTotal != 0 || d.RejectedTotal != 0 {
 		t.Errorf("totals %+v before any growth: counts from before the collector started are a baseline", d)
 	}
 
-	a.gw.set(echo, wire.Demand{Held: 0, RequestsTotal: 110, RejectedTotal: 6})
-	b.gw.set(echo, wire.Demand{Held: 0, RequestsTotal: 53})
-	eventually(t, "growth summed", func() bool { d := c.Demand(echo); return d.RequestsTotal == 13 && d.RejectedTotal == 1 })
+	a.gw.Set(echo, wire.Demand{Held: 0, RequestsTotal: 110, RejectedTotal: 6})
+	b.gw.Set(echo, wire.Demand{Held: 0, RequestsTotal: 53})
+	testutil.WaitFor(t, "growth summed", func() bool { d := c.Demand(echo); return d.RequestsTotal == 13 && d.RejectedTotal == 1 })
 
 	// Gateway a restarts: its counters start over.
-	restarted := &fakeGateway{}
-	restarted.set(echo, wire.Demand{Held: 4, RequestsTotal: 4})
+	restarted := &platformtest.GatewayDemand{}
+	restarted.Set(echo, wire.Demand{Held: 4, RequestsTotal: 4})
 	a.swap(restarted)
-	eventually(t, "the restarted gateway's requests added", func() bool {
+	testutil.WaitFor(t, "the restarted gateway's requests added", func() bool {
 		d := c.Demand(echo)
 		return d.RequestsTotal == 17 && d.RejectedTotal == 1 && d.Held == 4
 	})
@@ -182,13 +142,13 @@ func TestPokesArriveAtOnceWithTheHeldCount(t *testing.T) {
 	poked := make(chan platform.AgentKey, 10)
 	run(t, c, func(k platform.AgentKey) { poked <- k })
 	// The stream is open once the server has a subscriber.
-	eventually(t, "the poke stream", func() bool {
+	testutil.WaitFor(t, "the poke stream", func() bool {
 		s := g.srv.Load()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return len(s.subs) == 1
 	})
-	g.gw.set(echo, wire.Demand{Held: 1})
+	g.gw.Set(echo, wire.Demand{Held: 1})
 	begin := time.Now()
 	g.srv.Load().Poke(echo)
 	select {
@@ -219,8 +179,8 @@ func TestEveryAddressOfANameIsAGateway(t *testing.T) {
 		t.Skipf("127.0.0.2:%d is taken: %v", port, err)
 	}
 	a, b := startControl(t, ln1), startControl(t, ln2)
-	a.gw.set(echo, wire.Demand{Held: 1})
-	b.gw.set(echo, wire.Demand{Held: 10})
+	a.gw.Set(echo, wire.Demand{Held: 1})
+	b.gw.Set(echo, wire.Demand{Held: 10})
 	c := newCollector(t, "http://gateways.flint.svc:"+strconv.Itoa(port))
 	var answer atomic.Value
 	answer.Store([]string{"127.0.0.1", "127.0.0.2"})
@@ -231,9 +191,9 @@ func TestEveryAddressOfANameIsAGateway(t *testing.T) {
 		return answer.Load().([]string), nil
 	}
 	run(t, c, func(platform.AgentKey) {})
-	eventually(t, "both pods scraped", func() bool { return c.Demand(echo).Held == 11 })
+	testutil.WaitFor(t, "both pods scraped", func() bool { return c.Demand(echo).Held == 11 })
 	answer.Store([]string{"127.0.0.2"}) // the first pod is gone
-	eventually(t, "the gone pod forgotten", func() bool { return c.Demand(echo).Held == 10 })
+	testutil.WaitFor(t, "the gone pod forgotten", func() bool { return c.Demand(echo).Held == 10 })
 }
 
 func TestCollectorConfigErrorsSayWhatToFix(t *testing.T) {
@@ -254,10 +214,10 @@ func TestCollectorConfigErrorsSayWhatToFix(t *testing.T) {
 func TestCollectorReportsLastInvocations(t *testing.T) {
 	a, b := startControl(t, nil), startControl(t, nil)
 	early, late := time.Unix(1_000_000, 0), time.Unix(1_000_007, 0)
-	a.gw.set(echo, wire.Demand{RequestsTotal: 1, LastRequest: early})
-	b.gw.set(echo, wire.Demand{RequestsTotal: 1, LastRequest: late})
+	a.gw.Set(echo, wire.Demand{RequestsTotal: 1, LastRequest: early})
+	b.gw.Set(echo, wire.Demand{RequestsTotal: 1, LastRequest: late})
 	other := platform.AgentKey{Namespace: "ns", Name: "idle"}
-	a.gw.set(other, wire.Demand{}) // never invoked: nothing to record
+	a.gw.Set(other, wire.Demand{}) // never invoked: nothing to record
 	c := newCollector(t, a.ts.URL, b.ts.URL)
 	var mu sync.Mutex
 	seen := map[platform.AgentKey]time.Time{}
@@ -274,7 +234,7 @@ func TestCollectorReportsLastInvocations(t *testing.T) {
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, "the later gateway's last request", func() bool {
+	testutil.WaitFor(t, "the later gateway's last request", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return seen[echo].Equal(late)

@@ -2,7 +2,6 @@ package demand
 
 import (
 	"strings"
-	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/secret"
@@ -15,15 +14,13 @@ const (
 	PokesPath  = "/v1/pokes"
 )
 
-// Record is one agent's demand as one gateway counts it.
+// Record is one agent's demand as one gateway counts it: the counts of
+// wire.Demand, which the gateway knows by key, with the key written out for
+// the wire.
 type Record struct {
-	Namespace     string    `json:"namespace"`
-	Name          string    `json:"name"`
-	Held          int64     `json:"held"`
-	InFlight      int64     `json:"inFlight"`
-	RejectedTotal uint64    `json:"rejectedTotal"`
-	RequestsTotal uint64    `json:"requestsTotal"`
-	LastRequest   time.Time `json:"lastRequest,omitzero"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	wire.Demand
 }
 
 // Snapshot is a gateway's answer to GET /v1/demand.
@@ -39,8 +36,7 @@ func (r Record) key() platform.AgentKey {
 
 // RecordOf builds the record of key from a gateway's counts.
 func RecordOf(key platform.AgentKey, d wire.Demand) Record {
-	return Record{Namespace: key.Namespace, Name: key.Name, Held: d.Held, InFlight: d.InFlight,
-		RejectedTotal: d.RejectedTotal, RequestsTotal: d.RequestsTotal, LastRequest: d.LastRequest}
+	return Record{Namespace: key.Namespace, Name: key.Name, Demand: d}
 }
 
 // ReadToken loads the shared control token from a file (a mounted Secret).

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 )
 
 // a2aUpstream serves an agent card that names its own loopback address,
@@ -50,8 +50,8 @@ func a2aUpstream(t *testing.T) *httptest.Server {
 
 func TestA2AAgentCardURLsPointAtTheGateway(t *testing.T) {
 	a := mcpTestAgent(v1alpha1.ProtocolA2A)
-	p := newTestPlatform(a)
-	p.eps.Set(mcpKey, []platform.Endpoint{startSidecar(t, a2aUpstream(t), 0, "a2a-1")})
+	p := platformtest.New(a)
+	p.SetReady(mcpKey, startSidecar(t, a2aUpstream(t), 0, "a2a-1"))
 	_, gw := startGateway(t, p, nil, func(c *Config) { c.PublicURL = "https://flint.example.com/" })
 	base := "https://flint.example.com/v1/agents/default/tools"
 
@@ -95,8 +95,8 @@ func TestA2AAgentCardURLsPointAtTheGateway(t *testing.T) {
 // message/stream answers pass through event by event, unbuffered.
 func TestA2AStreamPassesThrough(t *testing.T) {
 	a := mcpTestAgent(v1alpha1.ProtocolA2A)
-	p := newTestPlatform(a)
-	p.eps.Set(mcpKey, []platform.Endpoint{startSidecar(t, a2aUpstream(t), 0, "a2a-1")})
+	p := platformtest.New(a)
+	p.SetReady(mcpKey, startSidecar(t, a2aUpstream(t), 0, "a2a-1"))
 	_, gw := startGateway(t, p, nil, nil)
 
 	start := time.Now()

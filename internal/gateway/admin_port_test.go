@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -25,7 +27,7 @@ func get(t *testing.T, url string) (int, string) {
 // of its own, the serving port answers invocations and the probes only;
 // metrics, the dashboard and the agent listing are on the admin port.
 func TestAdminPortKeepsAdminOffThePublicPort(t *testing.T) {
-	gw, public := startGateway(t, newTestPlatform(testAgent(1)), nil, nil)
+	gw, public := startGateway(t, platformtest.New(testAgent(1)), nil, nil)
 	admin := httptest.NewServer(gw.AdminHandler())
 	defer admin.Close()
 	for _, path := range []string{"/metrics", "/v1/agents", "/api/v1/agents", "/ui/"} {
@@ -50,7 +52,7 @@ func TestAdminPortKeepsAdminOffThePublicPort(t *testing.T) {
 
 // syncingPlatform reports not synced until told.
 type syncingPlatform struct {
-	*testPlatform
+	*platformtest.Platform
 	synced atomic.Bool
 }
 
@@ -60,7 +62,7 @@ func (p *syncingPlatform) HasSynced() bool { return p.synced.Load() }
 // the gateway already listens; /readyz and an agent it has not seen yet get
 // 503 + Retry-After (not 404: the agent may exist).
 func TestStartingGatewayAnswers503(t *testing.T) {
-	p := &syncingPlatform{testPlatform: newTestPlatform()}
+	p := &syncingPlatform{Platform: platformtest.New()}
 	_, srv := startGateway(t, p, nil, nil)
 	if code, _ := get(t, srv.URL+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz before sync: %d, want 503", code)
@@ -90,7 +92,7 @@ func TestAdminPortMetricsNeedNoKey(t *testing.T) {
 	if err := os.WriteFile(keys, []byte("admin-port-test-key-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gw, _ := startGateway(t, newTestPlatform(testAgent(1)), nil, func(c *Config) {
+	gw, _ := startGateway(t, platformtest.New(testAgent(1)), nil, func(c *Config) {
 		c.Auth = AuthConfig{APIKeysFile: keys}
 	})
 	admin := httptest.NewServer(gw.AdminHandler())

@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 )
 
 // jwksServer publishes an RSA key as a JWKS and signs tokens with it.
@@ -60,8 +61,8 @@ func TestAuthentication(t *testing.T) {
 	pub.Name = "open"
 	pub.Spec.Public = true
 	pub.Default()
-	p.agents[platform.KeyOf(pub)] = pub
-	p.eps.Set(platform.KeyOf(pub), mustEndpoints(p, echoKey))
+	p.SetAgent(pub)
+	p.SetReady(platform.KeyOf(pub), mustEndpoints(p, echoKey)...)
 
 	keys := filepath.Join(t.TempDir(), "keys")
 	os.WriteFile(keys, []byte("# keys\nsecret-key-1  # alice\n\n\tsecret-key-2\t# bob, tab-separated\nkey#with-hash\n"), 0o600)
@@ -174,13 +175,13 @@ func TestAuthConfigErrors(t *testing.T) {
 	for _, cfg := range []AuthConfig{{APIKeysFile: "/does/not/exist"}, {APIKeysFile: empty}, {APIKeysFile: spaced}} {
 		c := DefaultConfig()
 		c.Auth = cfg
-		if _, err := New(c, newTestPlatform(), nil, discardLogger(), nil); err == nil {
+		if _, err := New(c, platformtest.New(), nil, discardLogger(), nil); err == nil {
 			t.Errorf("%+v: no error", cfg)
 		}
 	}
 }
 
-func mustEndpoints(p *testPlatform, key platform.AgentKey) []platform.Endpoint {
-	eps, _ := p.eps.Get(key)
+func mustEndpoints(p *platformtest.Platform, key platform.AgentKey) []platform.Endpoint {
+	eps, _ := p.ReadyEndpoints(key)
 	return eps
 }

@@ -1,14 +1,13 @@
 package gateway
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/proxy"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -25,23 +24,11 @@ func TestSidecarRefusesTrafficThatBypassesTheGateway(t *testing.T) {
 	}))
 	defer up.Close()
 	cfg := proxy.DefaultConfig()
-	cfg.ServingAddr, cfg.AdminAddr, cfg.UpstreamAddr = "127.0.0.1:0", "127.0.0.1:0", up.Listener.Addr().String()
-	cfg.DrainDelay, cfg.GatewayToken = 0, token
-	sc, err := proxy.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sc.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
-	waitFor(t, sc.Ready)
+	cfg.UpstreamAddr, cfg.GatewayToken = up.Listener.Addr().String(), token
+	sc := platformtest.RunSidecar(t, cfg)
 
-	p := newTestPlatform(testAgent(0))
-	p.eps.Set(echoKey, []platform.Endpoint{{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: "echo-1"}})
+	p := platformtest.New(testAgent(0))
+	p.SetReady(echoKey, platform.Endpoint{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: "echo-1"})
 	_, gw := startGateway(t, p, nil, func(c *Config) { c.SidecarToken = token })
 	c := client(t)
 

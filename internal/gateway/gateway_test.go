@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -61,8 +63,8 @@ func TestHotPathForwardsToAgent(t *testing.T) {
 		io.WriteString(w, "hello from agent")
 	}))
 	defer up.Close()
-	p := newTestPlatform(testAgent(10))
-	p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 10, "echo-1")})
+	p := platformtest.New(testAgent(10))
+	p.SetReady(echoKey, startSidecar(t, up, 10, "echo-1"))
 	_, gw := startGateway(t, p, nil, nil)
 
 	req, _ := http.NewRequest("GET", gw.URL+"/v1/agents/default/echo/a/b%2Fc?x=1", nil)
@@ -91,7 +93,7 @@ func TestHotPathForwardsToAgent(t *testing.T) {
 }
 
 func TestUnknownAgentIs404JSON(t *testing.T) {
-	_, gw := startGateway(t, newTestPlatform(testAgent(0)), nil, nil)
+	_, gw := startGateway(t, platformtest.New(testAgent(0)), nil, nil)
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/nope/")
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +107,7 @@ func TestUnknownAgentIs404JSON(t *testing.T) {
 }
 
 func TestMalformedRouteIs400(t *testing.T) {
-	_, gw := startGateway(t, newTestPlatform(testAgent(0)), nil, nil)
+	_, gw := startGateway(t, platformtest.New(testAgent(0)), nil, nil)
 	for _, path := range []string{"/v1/agents/default/echo/..%2F..%2Fx", "/v1/agents/Default/echo/"} {
 		res, err := client(t).Get(gw.URL + path)
 		if err != nil {
@@ -128,8 +130,8 @@ func TestSSEStreamsIncrementally(t *testing.T) {
 		fmt.Fprint(w, "data: two\n\n")
 	}))
 	defer up.Close()
-	p := newTestPlatform(testAgent(0))
-	p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 0, "echo-1")})
+	p := platformtest.New(testAgent(0))
+	p.SetReady(echoKey, startSidecar(t, up, 0, "echo-1"))
 	_, gw := startGateway(t, p, nil, nil)
 
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/sse")
@@ -165,13 +167,13 @@ func TestRetriesFullReplicaOnAnother(t *testing.T) {
 	defer up1.Close()
 	defer close(block)
 	ep0, ep1 := startSidecar(t, up0, 1, "echo-0"), startSidecar(t, up1, 1, "echo-1")
-	p := newTestPlatform(testAgent(1))
-	p.eps.Set(echoKey, []platform.Endpoint{ep0, ep1})
+	p := platformtest.New(testAgent(1))
+	p.SetReady(echoKey, ep0, ep1)
 	_, gw := startGateway(t, p, nil, nil)
 
 	// Fill replica 0 behind the gateway's back, as another gateway would.
 	go fire("http://" + ep0.Addr + "/block")
-	waitFor(t, func() bool { return served[0].n.Load() == 1 })
+	testutil.WaitFor(t, "replica 0 to be full", func() bool { return served[0].n.Load() == 1 })
 
 	for i := range 20 {
 		body := strings.NewReader(fmt.Sprintf("payload %d", i))
@@ -197,8 +199,8 @@ func TestAllFullHoldsUntilSlotFrees(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer up.Close()
-	p := newTestPlatform(testAgent(1))
-	p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 1, "echo-1")})
+	p := platformtest.New(testAgent(1))
+	p.SetReady(echoKey, startSidecar(t, up, 1, "echo-1"))
 	g, gw := startGateway(t, p, nil, nil)
 
 	slow := make(chan error, 1)
@@ -209,7 +211,7 @@ func TestAllFullHoldsUntilSlotFrees(t *testing.T) {
 		}
 		slow <- err
 	}()
-	waitFor(t, func() bool { return hits.n.Load() == 1 })
+	testutil.WaitFor(t, "the slow request to reach the agent", func() bool { return hits.n.Load() == 1 })
 
 	held := make(chan *http.Response, 1)
 	go func() {
@@ -219,7 +221,7 @@ func TestAllFullHoldsUntilSlotFrees(t *testing.T) {
 		}
 		held <- res
 	}()
-	waitFor(t, func() bool { return g.Demand(echoKey).Held == 1 })
+	testutil.WaitFor(t, "one held request", func() bool { return g.Demand(echoKey).Held == 1 })
 	close(block)
 	res := <-held
 	if res == nil {
@@ -239,11 +241,11 @@ func TestAllFullPastHoldIs503WithRetryAfter(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
 	defer up.Close()
 	defer close(block)
-	p := newTestPlatform(testAgent(1))
-	p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 1, "echo-1")})
+	p := platformtest.New(testAgent(1))
+	p.SetReady(echoKey, startSidecar(t, up, 1, "echo-1"))
 	g, gw := startGateway(t, p, nil, func(c *Config) { c.CapacityHold = 200 * time.Millisecond })
 	go fire(gw.URL + "/v1/agents/default/echo/")
-	waitFor(t, func() bool { return g.Demand(echoKey).RequestsTotal == 1 })
+	testutil.WaitFor(t, "the gateway to count the request", func() bool { return g.Demand(echoKey).RequestsTotal == 1 })
 	time.Sleep(50 * time.Millisecond)
 
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/")
@@ -267,8 +269,8 @@ func TestConnectionRefusedIsRetried(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadAddr := dead.Listener.Addr().String()
 	dead.Close()
-	p := newTestPlatform(testAgent(0))
-	p.eps.Set(echoKey, []platform.Endpoint{{Addr: deadAddr, Replica: "gone"}, startSidecar(t, up, 0, "echo-1")})
+	p := platformtest.New(testAgent(0))
+	p.SetReady(echoKey, platform.Endpoint{Addr: deadAddr, Replica: "gone"}, startSidecar(t, up, 0, "echo-1"))
 	_, gw := startGateway(t, p, nil, nil)
 	for range 10 {
 		res, err := client(t).Post(gw.URL+"/v1/agents/default/echo/", "text/plain", strings.NewReader("x"))
@@ -285,7 +287,7 @@ func TestConnectionRefusedIsRetried(t *testing.T) {
 func TestColdStartHoldsThenServes(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "warm") }))
 	defer up.Close()
-	p := newTestPlatform(testAgent(0))
+	p := platformtest.New(testAgent(0))
 	var once sync.Once
 	poked := make(chan struct{})
 	scaler := pokeFunc(func(k platform.AgentKey) {
@@ -293,7 +295,7 @@ func TestColdStartHoldsThenServes(t *testing.T) {
 			close(poked)
 			go func() {
 				time.Sleep(100 * time.Millisecond)
-				p.eps.Set(k, []platform.Endpoint{startSidecar(t, up, 0, "echo-1")})
+				p.SetReady(k, startSidecar(t, up, 0, "echo-1"))
 			}()
 		})
 	})
@@ -320,7 +322,7 @@ func TestColdStartHoldsThenServes(t *testing.T) {
 func TestColdStartTimeoutIs504JSON(t *testing.T) {
 	a := testAgent(0)
 	a.Spec.Timeouts.ColdStart = &metav1.Duration{Duration: 150 * time.Millisecond}
-	_, gw := startGateway(t, newTestPlatform(a), nil, nil)
+	_, gw := startGateway(t, platformtest.New(a), nil, nil)
 	start := time.Now()
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/")
 	if err != nil {
@@ -341,9 +343,9 @@ func TestColdStartTimeoutIs504JSON(t *testing.T) {
 func TestHoldQueueFullIs503(t *testing.T) {
 	a := testAgent(0)
 	a.Spec.Timeouts.ColdStart = &metav1.Duration{Duration: 2 * time.Second}
-	g, gw := startGateway(t, newTestPlatform(a), nil, func(c *Config) { c.MaxHeld = 1 })
+	g, gw := startGateway(t, platformtest.New(a), nil, func(c *Config) { c.MaxHeld = 1 })
 	go fire(gw.URL + "/v1/agents/default/echo/") // held until its cold start times out
-	waitFor(t, func() bool { return g.Demand(echoKey).Held == 1 })
+	testutil.WaitFor(t, "one held request", func() bool { return g.Demand(echoKey).Held == 1 })
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/")
 	if err != nil {
 		t.Fatal(err)
@@ -377,8 +379,8 @@ func TestWebSocketEchoThroughGateway(t *testing.T) {
 	// Also while the gateway drains: an upgrade keeps "Connection: Upgrade".
 	for _, draining := range []bool{false, true} {
 		t.Run(fmt.Sprintf("draining=%v", draining), func(t *testing.T) {
-			p := newTestPlatform(testAgent(5))
-			p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 5, "echo-1")})
+			p := platformtest.New(testAgent(5))
+			p.SetReady(echoKey, startSidecar(t, up, 5, "echo-1"))
 			g, gw := startGateway(t, p, nil, nil)
 			if draining {
 				g.Drain()
@@ -407,19 +409,8 @@ func wsEcho(t *testing.T, g *Gateway, base string) {
 	}
 	c.Close(websocket.StatusNormalClosure, "")
 	// The replica's slot is given back when the connection ends.
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, "the replica's slot to be given back", func() bool {
 		set := g.state(echoKey).set.Load()
 		return set != nil && set.backends[0].inFlight.Load() == 0
 	})
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

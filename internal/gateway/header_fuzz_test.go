@@ -27,6 +27,7 @@ import (
 	"github.com/flint-dev/flint/internal/mcp"
 	"github.com/flint-dev/flint/internal/mcp/session"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/proxy"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -247,9 +248,9 @@ func newGatewayHeaderRig(tb testing.TB) *gatewayHeaderRig {
 		a.Name, a.Spec.Public, a.Spec.Protocol = fa.name, fa.public, fa.protocol
 		agents = append(agents, a)
 	}
-	p := newTestPlatform(agents...)
+	p := platformtest.New(agents...)
 	for _, a := range agents {
-		p.eps.Set(platform.KeyOf(a), []platform.Endpoint{ep})
+		p.SetReady(platform.KeyOf(a), ep)
 	}
 
 	dir := tb.TempDir()

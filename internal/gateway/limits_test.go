@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 )
 
 // rawStatus sends a raw HTTP/1.1 request to addr and returns the status code.
@@ -35,7 +35,7 @@ func rawStatus(t *testing.T, addr, req string) int {
 }
 
 // countingAgent is an agent behind a real sidecar that counts requests.
-func countingAgent(t *testing.T) (*atomic.Int64, *httptest.Server, *testPlatform, *http.Header) {
+func countingAgent(t *testing.T) (*atomic.Int64, *httptest.Server, *platformtest.Platform, *http.Header) {
 	t.Helper()
 	var hits atomic.Int64
 	var last http.Header
@@ -46,8 +46,8 @@ func countingAgent(t *testing.T) (*atomic.Int64, *httptest.Server, *testPlatform
 		io.WriteString(w, "ok")
 	}))
 	t.Cleanup(up.Close)
-	p := newTestPlatform(testAgent(0))
-	p.eps.Set(echoKey, []platform.Endpoint{startSidecar(t, up, 0, "echo-1")})
+	p := platformtest.New(testAgent(0))
+	p.SetReady(echoKey, startSidecar(t, up, 0, "echo-1"))
 	return &hits, up, p, &last
 }
 
@@ -162,7 +162,7 @@ func TestHopByHopHeadersCannotSmuggle(t *testing.T) {
 }
 
 func TestSlowHeadersAreCutOff(t *testing.T) {
-	_, gw := startGateway(t, newTestPlatform(testAgent(0)), nil, func(c *Config) { c.ReadHeaderTimeout = 200 * time.Millisecond })
+	_, gw := startGateway(t, platformtest.New(testAgent(0)), nil, func(c *Config) { c.ReadHeaderTimeout = 200 * time.Millisecond })
 	c, err := net.Dial("tcp", gw.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)

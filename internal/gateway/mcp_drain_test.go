@@ -17,22 +17,23 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 )
 
 // A draining replica keeps serving the sessions it issued but gets no new
 // session; when it leaves the draining list its session stream ends
 // cleanly and its sessions get 404.
 func TestMCPDrainingReplicaServesItsSessionsOnly(t *testing.T) {
-	p := &drainingPlatform{testPlatform: newTestPlatform(mcpTestAgent(v1alpha1.ProtocolMCP))}
+	p := &drainingPlatform{Platform: platformtest.New(mcpTestAgent(v1alpha1.ProtocolMCP))}
 	a, b := startMCPReplica(t, "tools-1", false), startMCPReplica(t, "tools-2", false)
-	p.eps.Set(mcpKey, []platform.Endpoint{a.ep, b.ep})
+	p.SetReady(mcpKey, a.ep, b.ep)
 	_, gw := startGateway(t, p, nil, nil)
 
 	onA := sessionOn(t, gw.URL, a.name)
 	stream := openSessionStream(t, gw.URL, onA.ID())
 
 	// a starts draining.
-	p.eps.Set(mcpKey, []platform.Endpoint{b.ep})
+	p.SetReady(mcpKey, b.ep)
 	p.draining.Set(mcpKey, []platform.Endpoint{a.ep})
 	for range 20 {
 		if who, err := whoami(t, onA); err != nil || who.Replica != a.name {
@@ -97,9 +98,9 @@ func openSessionStream(t *testing.T, base, sessionID string) <-chan error {
 // routes it to the same replica, with no state shared between the two.
 // With another key the session is not recognised (404).
 func TestMCPSessionSurvivesGatewayRestart(t *testing.T) {
-	p := newTestPlatform(mcpTestAgent(v1alpha1.ProtocolMCP))
+	p := platformtest.New(mcpTestAgent(v1alpha1.ProtocolMCP))
 	a, b := startMCPReplica(t, "tools-1", false), startMCPReplica(t, "tools-2", false)
-	p.eps.Set(mcpKey, []platform.Endpoint{a.ep, b.ep})
+	p.SetReady(mcpKey, a.ep, b.ep)
 	key := writeSessionKey(t, strings.Repeat("k", 40))
 	withKey := func(file string) func(*Config) { return func(c *Config) { c.MCP.SessionKeyFile = file } }
 
@@ -168,8 +169,8 @@ func (s *switchingTransport) RoundTrip(req *http.Request) (*http.Response, error
 func TestMCPSessionStreamOutlivesRequestTimeout(t *testing.T) {
 	agent := mcpTestAgent(v1alpha1.ProtocolMCP)
 	agent.Spec.Timeouts.Request = &metav1.Duration{Duration: 300 * time.Millisecond}
-	p := newTestPlatform(agent)
-	p.eps.Set(mcpKey, []platform.Endpoint{startMCPReplica(t, "tools-1", false).ep})
+	p := platformtest.New(agent)
+	p.SetReady(mcpKey, startMCPReplica(t, "tools-1", false).ep)
 	_, gw := startGateway(t, p, nil, func(c *Config) { c.MCP.SSEKeepAlive = 100 * time.Millisecond })
 	cs := mustConnectMCPWithoutStream(t, mcpURL(gw.URL))
 
@@ -225,8 +226,8 @@ func TestMCPSessionStreamOutlivesRequestTimeout(t *testing.T) {
 // The gateway shutting down ends session streams cleanly and at once
 // rather than holding the shutdown until its deadline.
 func TestMCPGatewayShutdownEndsSessionStreams(t *testing.T) {
-	p := newTestPlatform(mcpTestAgent(v1alpha1.ProtocolMCP))
-	p.eps.Set(mcpKey, []platform.Endpoint{startMCPReplica(t, "tools-1", false).ep})
+	p := platformtest.New(mcpTestAgent(v1alpha1.ProtocolMCP))
+	p.SetReady(mcpKey, startMCPReplica(t, "tools-1", false).ep)
 	_, gw := startGateway(t, p, nil, nil)
 	cs := mustConnectMCPWithoutStream(t, mcpURL(gw.URL))
 	stream := openSessionStream(t, gw.URL, cs.ID())
@@ -255,8 +256,8 @@ func TestMCPGatewayShutdownEndsSessionStreams(t *testing.T) {
 // A session whose replica is full waits for it (the session cannot move)
 // instead of being told it is gone.
 func TestMCPSessionWaitsForItsFullReplica(t *testing.T) {
-	p := newTestPlatform(mcpTestAgent(v1alpha1.ProtocolMCP))
-	p.eps.Set(mcpKey, []platform.Endpoint{startCappedMCPReplica(t, "tools-1", false, 1).ep})
+	p := platformtest.New(mcpTestAgent(v1alpha1.ProtocolMCP))
+	p.SetReady(mcpKey, startCappedMCPReplica(t, "tools-1", false, 1).ep)
 	_, gw := startGateway(t, p, nil, nil)
 	cs := mustConnectMCPWithoutStream(t, mcpURL(gw.URL))
 

@@ -16,6 +16,7 @@ import (
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/mcp/session"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 )
 
 // mcpKey is the MCP agent of these tests.
@@ -28,9 +29,9 @@ func mcpTestAgent(protocol v1alpha1.Protocol) *v1alpha1.Agent {
 	return a
 }
 
-// drainingPlatform adds a draining list to testPlatform.
+// drainingPlatform adds a draining list to platformtest.Platform.
 type drainingPlatform struct {
-	*testPlatform
+	*platformtest.Platform
 	draining platform.EndpointSet
 }
 

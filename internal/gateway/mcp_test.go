@@ -15,17 +15,18 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 )
 
 // Every call of a session reaches the replica that issued it, across three
 // replicas and many concurrent sessions; sessions spread over replicas.
 func TestMCPSessionAffinityOverManyCalls(t *testing.T) {
-	p := newTestPlatform(mcpTestAgent(v1alpha1.ProtocolMCP))
+	p := platformtest.New(mcpTestAgent(v1alpha1.ProtocolMCP))
 	var reps []*mcpReplica
 	for _, name := range []string{"tools-1", "tools-2", "tools-3"} {
 		reps = append(reps, startMCPReplica(t, name, false))
 	}
-	p.eps.Set(mcpKey, []platform.Endpoint{reps[0].ep, reps[1].ep, reps[2].ep})
+	p.SetReady(mcpKey, reps[0].ep, reps[1].ep, reps[2].ep)
 	_, gw := startGateway(t, p, nil, nil)
 
 	const sessions, calls = 12, 100
@@ -96,9 +97,9 @@ func runSessions(t *testing.T, n, calls int, connect func() *mcp.ClientSession) 
 // A session whose replica is gone gets 404; the client starts a new session
 // and carries on.
 func TestMCPSessionOfRemovedReplicaGets404ThenReinitializes(t *testing.T) {
-	p := newTestPlatform(mcpTestAgent(v1alpha1.ProtocolMCP))
+	p := platformtest.New(mcpTestAgent(v1alpha1.ProtocolMCP))
 	a, b := startMCPReplica(t, "tools-1", false), startMCPReplica(t, "tools-2", false)
-	p.eps.Set(mcpKey, []platform.Endpoint{a.ep, b.ep})
+	p.SetReady(mcpKey, a.ep, b.ep)
 	_, gw := startGateway(t, p, nil, nil)
 
 	cs := mustConnectMCP(t, mcpURL(gw.URL))
@@ -110,7 +111,7 @@ func TestMCPSessionOfRemovedReplicaGets404ThenReinitializes(t *testing.T) {
 	if who.Replica == b.name {
 		remaining = a.ep
 	}
-	p.eps.Set(mcpKey, []platform.Endpoint{remaining})
+	p.SetReady(mcpKey, remaining)
 
 	res := rawMCP(t, gw.URL, http.MethodPost, cs.ID(), `{"jsonrpc":"2.0","id":7,"method":"tools/list"}`)
 	assertSessionNotFound(t, res)
@@ -129,10 +130,10 @@ func TestMCPSessionOfRemovedReplicaGets404ThenReinitializes(t *testing.T) {
 func TestMCPForgedSessionIDsGet404(t *testing.T) {
 	other := mcpTestAgent(v1alpha1.ProtocolMCP)
 	other.Name = "other"
-	p := newTestPlatform(mcpTestAgent(v1alpha1.ProtocolMCP), other)
+	p := platformtest.New(mcpTestAgent(v1alpha1.ProtocolMCP), other)
 	r := startMCPReplica(t, "tools-1", false)
-	p.eps.Set(mcpKey, []platform.Endpoint{r.ep})
-	p.eps.Set(platform.KeyOf(other), []platform.Endpoint{r.ep})
+	p.SetReady(mcpKey, r.ep)
+	p.SetReady(platform.KeyOf(other), r.ep)
 	g, gw := startGateway(t, p, nil, nil)
 
 	cs := mustConnectMCP(t, mcpURL(gw.URL))
@@ -166,9 +167,9 @@ func TestMCPForgedSessionIDsGet404(t *testing.T) {
 
 // Stateless (2026-07-28) traffic has no session and is spread over replicas.
 func TestMCPStatelessRequestsAreBalanced(t *testing.T) {
-	p := newTestPlatform(mcpTestAgent(v1alpha1.ProtocolMCP))
+	p := platformtest.New(mcpTestAgent(v1alpha1.ProtocolMCP))
 	reps := []*mcpReplica{startMCPReplica(t, "tools-1", true), startMCPReplica(t, "tools-2", true), startMCPReplica(t, "tools-3", true)}
-	p.eps.Set(mcpKey, []platform.Endpoint{reps[0].ep, reps[1].ep, reps[2].ep})
+	p.SetReady(mcpKey, reps[0].ep, reps[1].ep, reps[2].ep)
 	_, gw := startGateway(t, p, nil, nil)
 
 	cs := mustConnectMCP(t, mcpURL(gw.URL))
@@ -191,8 +192,8 @@ func TestMCPStatelessRequestsAreBalanced(t *testing.T) {
 // Progress notifications reach the client one by one as the tool sends
 // them, and the stream is marked unbuffered for proxies in front.
 func TestMCPProgressArrivesIncrementally(t *testing.T) {
-	p := newTestPlatform(mcpTestAgent(v1alpha1.ProtocolMCP))
-	p.eps.Set(mcpKey, []platform.Endpoint{startMCPReplica(t, "tools-1", false).ep})
+	p := platformtest.New(mcpTestAgent(v1alpha1.ProtocolMCP))
+	p.SetReady(mcpKey, startMCPReplica(t, "tools-1", false).ep)
 	_, gw := startGateway(t, p, nil, nil)
 
 	var mu sync.Mutex

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/ui"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -52,10 +53,9 @@ func getBody(t *testing.T, url string, hdr ...string) (int, string) {
 // describe carries the autoscaler's decisions.
 func TestDescribeAndListShowLoadAndDecisions(t *testing.T) {
 	agent, arrived, release := blockingAgent(t)
-	p := newTestPlatform(testAgent(0))
+	p := platformtest.New(testAgent(0))
 	ep := startSidecar(t, agent, 0, "echo-0")
-	p.eps.Set(echoKey, []platform.Endpoint{ep})
-	p.scale[echoKey] = 1
+	p.SetReady(echoKey, ep)
 	gw, srv := startGateway(t, p, nil, nil)
 	now := time.Now()
 	gw.SetDecisionSource(fixedDecisions{
@@ -120,7 +120,7 @@ func TestDashboardNeedsCredentialsOnlyForData(t *testing.T) {
 	if err := os.WriteFile(keys, []byte("k-123\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := newTestPlatform(testAgent(0))
+	p := platformtest.New(testAgent(0))
 	_, srv := startGateway(t, p, nil, func(c *Config) { c.Auth.APIKeysFile = keys })
 
 	if code, body := getBody(t, srv.URL+"/ui/"); code != 200 || !strings.Contains(body, "Flint dashboard") {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -39,8 +40,8 @@ func refusingReplica(t *testing.T, hits *atomic.Int64, reason string, wait func(
 // TestCapacityRefusalOverBudgetWaitsForRoom.)
 func TestRetryBudgetPerRequest(t *testing.T) {
 	var hits atomic.Int64
-	p := newTestPlatform(testAgent(0))
-	p.eps.Set(echoKey, []platform.Endpoint{refusingReplica(t, &hits, wire.RejectNotReady, nil), refusingReplica(t, &hits, wire.RejectNotReady, nil)})
+	p := platformtest.New(testAgent(0))
+	p.SetReady(echoKey, refusingReplica(t, &hits, wire.RejectNotReady, nil), refusingReplica(t, &hits, wire.RejectNotReady, nil))
 	gw, srv := startGateway(t, p, nil, func(c *Config) { c.FullBackoff = 0 })
 	res, err := client(t).Post(srv.URL+"/v1/agents/default/echo/", "text/plain", nil)
 	if err != nil {
@@ -76,8 +77,8 @@ func TestRetryBudgetPerAgent(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond) // retries stay in progress while the rest decide
 	}
-	p := newTestPlatform(testAgent(0))
-	p.eps.Set(echoKey, []platform.Endpoint{refusingReplica(t, &hits, wire.RejectNotReady, first)})
+	p := platformtest.New(testAgent(0))
+	p.SetReady(echoKey, refusingReplica(t, &hits, wire.RejectNotReady, first))
 	gw, srv := startGateway(t, p, nil, func(c *Config) {
 		c.FullBackoff = 0
 		c.CapacityHold = 50 * time.Millisecond
@@ -124,8 +125,8 @@ func TestCapacityRefusalOverBudgetWaitsForRoom(t *testing.T) {
 		w.Write([]byte("served"))
 	}))
 	t.Cleanup(srv.Close)
-	p := newTestPlatform(testAgent(0))
-	p.eps.Set(echoKey, []platform.Endpoint{{Addr: srv.Listener.Addr().String(), Replica: srv.URL}})
+	p := platformtest.New(testAgent(0))
+	p.SetReady(echoKey, platform.Endpoint{Addr: srv.Listener.Addr().String(), Replica: srv.URL})
 	gw, gsrv := startGateway(t, p, nil, func(c *Config) {
 		c.FullBackoff, c.CapacityHold = 20*time.Millisecond, 10*time.Second
 		c.Retry = RetryBudget{PerRequest: 0, Fraction: 0, Min: 0}

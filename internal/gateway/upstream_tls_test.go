@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 )
 
 // serviceCert issues, from a fresh CA, a certificate naming only dnsName
@@ -75,9 +76,9 @@ func TestTLSUpstreamIsVerifiedAsTheServiceWhileDialingThePod(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := newTestPlatform(testAgent(0))
+	p := platformtest.New(testAgent(0))
 	addr := up.Listener.Addr().String()
-	p.eps.Set(echoKey, []platform.Endpoint{{Addr: addr, AdminAddr: addr, Replica: "echo-1", TLSServerName: svcName}})
+	p.SetReady(echoKey, platform.Endpoint{Addr: addr, AdminAddr: addr, Replica: "echo-1", TLSServerName: svcName})
 	_, gw := startGateway(t, p, nil, func(c *Config) { c.UpstreamCAFile = caFile })
 	for range 3 {
 		res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/")
@@ -98,7 +99,7 @@ func TestTLSUpstreamIsVerifiedAsTheServiceWhileDialingThePod(t *testing.T) {
 
 	// A certificate that does not name the Service is refused: the request
 	// fails rather than reaching an impostor.
-	p.eps.Set(echoKey, []platform.Endpoint{{Addr: addr, AdminAddr: addr, Replica: "echo-1", TLSServerName: "other.default.svc.cluster.local"}})
+	p.SetReady(echoKey, platform.Endpoint{Addr: addr, AdminAddr: addr, Replica: "echo-1", TLSServerName: "other.default.svc.cluster.local"})
 	res, err := client(t).Get(gw.URL + "/v1/agents/default/echo/")
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +115,7 @@ func TestUpstreamCAFileMustHoldCertificates(t *testing.T) {
 	os.WriteFile(bad, []byte("not a certificate"), 0o600)
 	cfg := DefaultConfig()
 	cfg.UpstreamCAFile = bad
-	if _, err := New(cfg, newTestPlatform(), nil, discardLogger(), nil); err == nil {
+	if _, err := New(cfg, platformtest.New(), nil, discardLogger(), nil); err == nil {
 		t.Fatal("a CA file without certificates was accepted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -25,7 +26,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	agent.release <- struct{}{}
 	<-held
-	waitFor(t, "idle", func() bool { return s.Stats().InFlight == 0 })
+	testutil.WaitFor(t, "idle", func() bool { return s.Stats().InFlight == 0 })
 
 	if r := get(t, c, admin+wire.PathHealthz); r.code != http.StatusOK {
 		t.Errorf("/healthz: %d", r.code)

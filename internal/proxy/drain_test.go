@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -32,7 +33,7 @@ func TestDrainSequence(t *testing.T) {
 
 	start := time.Now()
 	s.cancel() // what SIGTERM does to the caller's context
-	waitFor(t, "readiness to fail", func() bool { return !s.Ready() })
+	testutil.WaitFor(t, "readiness to fail", func() bool { return !s.Ready() })
 	if d := time.Since(start); d > 200*time.Millisecond {
 		t.Fatalf("readiness took %s to fail", d)
 	}
@@ -54,7 +55,7 @@ func TestDrainSequence(t *testing.T) {
 	}
 
 	// After the delay the serving port closes; the in-flight request lives on.
-	waitFor(t, "the serving port to close", func() bool {
+	testutil.WaitFor(t, "the serving port to close", func() bool {
 		conn, err := net.DialTimeout("tcp", s.ServingAddr(), time.Second)
 		if err == nil {
 			conn.Close()
@@ -206,7 +207,7 @@ func TestDrainTimeoutCutsWhatIsLeft(t *testing.T) {
 	defer ws.CloseNow()
 	queued := make(chan response, 1)
 	go func() { queued <- get(t, c, "http://"+s.ServingAddr()+"/events") }()
-	waitFor(t, "a request to queue", func() bool { return s.Stats().Queued == 1 })
+	testutil.WaitFor(t, "a request to queue", func() bool { return s.Stats().Queued == 1 })
 
 	start := time.Now()
 	s.Drain()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/bodyrate"
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 // TestUnreadBodyKeepsConnectionUsable: a POST the agent never read (it
@@ -79,5 +80,5 @@ func TestSlowBodyGets408(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("answered after %s", d)
 	}
-	waitFor(t, "the slot back", func() bool { return s.Stats().InFlight == 0 })
+	testutil.WaitFor(t, "the slot back", func() bool { return s.Stats().InFlight == 0 })
 }

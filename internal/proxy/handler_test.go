@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -59,7 +60,7 @@ func TestCapacityRejectsExactlyWhenFull(t *testing.T) {
 	}
 
 	agent.release <- struct{}{}
-	waitFor(t, "a slot to free", func() bool { return s.Stats().InFlight == n-1 })
+	testutil.WaitFor(t, "a slot to free", func() bool { return s.Stats().InFlight == n-1 })
 	if r := get(t, c, base+"/fast"); r.code != http.StatusOK || r.body != "fast" {
 		t.Fatalf("after a slot freed: %d %q, want 200", r.code, r.body)
 	}
@@ -87,7 +88,7 @@ func TestQueueWaitsForSlot(t *testing.T) {
 	agent.waitArrivals(t, 1)
 	queued := make(chan response, 1)
 	go func() { queued <- get(t, c, base+"/fast") }()
-	waitFor(t, "the second request to queue", func() bool { return s.Stats().Queued == 1 })
+	testutil.WaitFor(t, "the second request to queue", func() bool { return s.Stats().Queued == 1 })
 
 	if r := get(t, c, base+"/fast"); r.code != http.StatusServiceUnavailable || r.header.Get(wire.HeaderRejected) != "capacity" {
 		t.Fatalf("third request with slot and queue full: %d %v", r.code, r.header)
@@ -292,7 +293,7 @@ func TestWebSocketEcho(t *testing.T) {
 	if err := conn.Close(websocket.StatusNormalClosure, "bye"); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	waitFor(t, "the WebSocket's slot to be released", func() bool { return s.Stats().InFlight == 0 })
+	testutil.WaitFor(t, "the WebSocket's slot to be released", func() bool { return s.Stats().InFlight == 0 })
 }
 
 func TestUpstreamRefusedIs502AndRetryable(t *testing.T) {
@@ -383,17 +384,17 @@ func TestQueuedClientLeaves(t *testing.T) {
 		}
 		errc <- err
 	}()
-	waitFor(t, "the request to queue", func() bool { return s.Stats().Queued == 1 })
+	testutil.WaitFor(t, "the request to queue", func() bool { return s.Stats().Queued == 1 })
 	cancel()
 	if err := <-errc; err == nil {
 		t.Fatal("cancelled request got a response")
 	}
-	waitFor(t, "the queue to empty", func() bool { return s.Stats().Queued == 0 })
+	testutil.WaitFor(t, "the queue to empty", func() bool { return s.Stats().Queued == 0 })
 
 	// The place is free again: a new request queues and is served.
 	next := make(chan response, 1)
 	go func() { next <- get(t, c, base+"/fast") }()
-	waitFor(t, "the next request to queue", func() bool { return s.Stats().Queued == 1 })
+	testutil.WaitFor(t, "the next request to queue", func() bool { return s.Stats().Queued == 1 })
 	agent.release <- struct{}{}
 	<-held
 	if r := <-next; r.code != http.StatusOK {

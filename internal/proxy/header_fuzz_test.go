@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/telemetry"
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -180,7 +181,7 @@ func newSidecarHeaderRig(tb testing.TB) *sidecarHeaderRig {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
 	tb.Cleanup(func() { cancel(); <-done })
-	waitFor(tb, "sidecar ready", s.Ready)
+	testutil.WaitFor(tb, "sidecar ready", s.Ready)
 	rig.addr = s.ServingAddr()
 	rig.tracing = telemetry.Current() != nil
 	return rig

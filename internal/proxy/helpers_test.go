@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -79,7 +80,7 @@ func startSidecar(t testing.TB, cfg Config, wantReady bool) *running {
 	go func() { r.done <- s.Serve(ctx) }()
 	t.Cleanup(func() { _ = r.stop(t) })
 	if wantReady {
-		waitFor(t, "sidecar ready", s.Ready)
+		testutil.WaitFor(t, "sidecar ready", s.Ready)
 	}
 	return r
 }
@@ -100,17 +101,6 @@ func newClient(t testing.TB) *http.Client {
 	tr := &http.Transport{MaxIdleConnsPerHost: 100, DisableCompression: true}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 type response struct {

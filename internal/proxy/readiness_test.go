@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -58,7 +59,7 @@ func TestNotReadyUntilAgentAnswers(t *testing.T) {
 
 	up := time.Now()
 	serveOn(t, addr, okHandler)
-	waitFor(t, "ready", s.Ready)
+	testutil.WaitFor(t, "ready", s.Ready)
 	if d := time.Since(up); d > time.Second {
 		t.Fatalf("took %s to notice the agent; start-up probing should be fast", d)
 	}
@@ -76,7 +77,7 @@ func TestRequestWaitsForAgentToBeReady(t *testing.T) {
 	s := startSidecar(t, testConfig(addr), false)
 	got := make(chan response, 1)
 	go func() { got <- get(t, newClient(t), "http://"+s.ServingAddr()+"/hello") }()
-	waitFor(t, "the request to wait", func() bool { return s.Stats().Queued == 1 })
+	testutil.WaitFor(t, "the request to wait", func() bool { return s.Stats().Queued == 1 })
 	serveOn(t, addr, okHandler)
 	select {
 	case r := <-got:
@@ -110,12 +111,12 @@ func TestHTTPProbeFlipsReadiness(t *testing.T) {
 		t.Fatalf("probe User-Agent %q", ua)
 	}
 	healthy.Store(false)
-	waitFor(t, "not ready after failed probes", func() bool { return !s.Ready() })
+	testutil.WaitFor(t, "not ready after failed probes", func() bool { return !s.Ready() })
 	if r := get(t, newClient(t), "http://"+s.AdminAddr()+wire.PathReadyz); r.code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with a failing agent: %d", r.code)
 	}
 	healthy.Store(true)
-	waitFor(t, "ready again", s.Ready)
+	testutil.WaitFor(t, "ready again", s.Ready)
 }
 
 func TestHTTPProbeRedirectCountsAsReady(t *testing.T) {

@@ -1,6 +1,7 @@
 package telemetry_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/telemetry"
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 const (
@@ -151,21 +153,16 @@ func waitForSpans(t *testing.T, rec *tracetest.SpanRecorder, n int) []sdktrace.R
 	t.Helper()
 	// Server spans end just after the response is written, so the client
 	// may see the body first.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		spans := rec.Ended()
-		if len(spans) >= n {
-			return spans
+	var spans []sdktrace.ReadOnlySpan
+	testutil.Quick.Await(t, fmt.Sprintf("%d ended spans", n), func() (bool, string) {
+		spans = rec.Ended()
+		names := []string{}
+		for _, s := range spans {
+			names = append(names, s.Name())
 		}
-		if time.Now().After(deadline) {
-			names := []string{}
-			for _, s := range spans {
-				names = append(names, s.Name())
-			}
-			t.Fatalf("got %d ended spans %v, want %d", len(spans), names, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(spans) >= n, fmt.Sprintf("%d ended spans %v", len(spans), names)
+	})
+	return spans
 }
 
 func mustSpan(t *testing.T, byName map[string]sdktrace.ReadOnlySpan, name string) sdktrace.ReadOnlySpan {

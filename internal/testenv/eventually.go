@@ -3,6 +3,8 @@ package testenv
 import (
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 // pollInterval is how often Eventually and Await check: short against the
@@ -13,32 +15,12 @@ const pollInterval = 50 * time.Millisecond
 // error after timeout.
 func Eventually(t testing.TB, timeout time.Duration, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(pollInterval)
-	}
+	testutil.Poller{Timeout: timeout, Interval: pollInterval}.Eventually(t, check)
 }
 
 // Await polls cond until it holds, failing t after timeout with what was
 // awaited and the last state cond described.
 func Await(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
-		}
-		time.Sleep(pollInterval)
-	}
+	testutil.Poller{Timeout: timeout, Interval: pollInterval}.Await(t, what, cond)
 }

@@ -1,7 +1,7 @@
 package testenv
 
 import (
-	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -87,35 +86,43 @@ func TestControllerManager(t *testing.T) {
 		t.Fatalf("create deployment: %v", err)
 	}
 
-	poll(t, "a ReplicaSet owned by the Deployment with 2 Pods", func() (bool, error) {
+	// kube-controller-manager's controllers and garbage collector react
+	// within seconds, even on 2 cores.
+	Eventually(t, time.Minute, func() error {
 		var rss appsv1.ReplicaSetList
 		if err := c.List(ctx, &rss, client.InNamespace(ns)); err != nil {
-			return false, err
+			return err
 		}
 		var pods corev1.PodList
 		if err := c.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil {
-			return false, err
+			return err
 		}
-		return len(rss.Items) == 1 && ownedBy(rss.Items[0].OwnerReferences, dep.UID) && len(pods.Items) == 2, nil
+		if len(rss.Items) != 1 || !ownedBy(rss.Items[0].OwnerReferences, dep.UID) || len(pods.Items) != 2 {
+			return fmt.Errorf("waiting for a ReplicaSet owned by the Deployment with 2 Pods: %d ReplicaSets, %d Pods", len(rss.Items), len(pods.Items))
+		}
+		return nil
 	})
 
 	if err := c.Delete(ctx, agent); err != nil {
 		t.Fatalf("delete agent: %v", err)
 	}
-	poll(t, "the Deployment, its ReplicaSet and Pods garbage-collected", func() (bool, error) {
+	Eventually(t, time.Minute, func() error {
 		err := c.Get(ctx, client.ObjectKeyFromObject(dep), &appsv1.Deployment{})
 		if !apierrors.IsNotFound(err) {
-			return false, client.IgnoreNotFound(err)
+			return fmt.Errorf("waiting for the Deployment to be garbage-collected: %v", err)
 		}
 		var rss appsv1.ReplicaSetList
 		var pods corev1.PodList
 		if err := c.List(ctx, &rss, client.InNamespace(ns)); err != nil {
-			return false, err
+			return err
 		}
 		if err := c.List(ctx, &pods, client.InNamespace(ns)); err != nil {
-			return false, err
+			return err
 		}
-		return len(rss.Items) == 0 && len(pods.Items) == 0, nil
+		if len(rss.Items) != 0 || len(pods.Items) != 0 {
+			return fmt.Errorf("waiting for the ReplicaSet and Pods to be garbage-collected: %d ReplicaSets, %d Pods left", len(rss.Items), len(pods.Items))
+		}
+		return nil
 	})
 
 	// Stop is idempotent (t.Cleanup calls it again) and leaves nothing behind.
@@ -136,20 +143,6 @@ func ownedBy(refs []metav1.OwnerReference, uid any) bool {
 		}
 	}
 	return false
-}
-
-// poll waits up to a minute for cond: kube-controller-manager's
-// controllers and garbage collector react within seconds, even on 2 cores.
-func poll(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
-		return cond()
-	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
 }
 
 // assertGone checks that no process in pids is alive and dir is removed.

@@ -1,7 +1,7 @@
 // Package testutil holds small helpers that tests across packages share.
 // It imports only the standard library, so any test can use it without
 // pulling in envtest and a kube-apiserver (internal/testenv is for those).
-// Only _test.go files import it.
+// Only tests and test harnesses (internal/testenv) import it.
 package testutil
 
 import (

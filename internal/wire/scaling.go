@@ -9,23 +9,25 @@ import "time"
 
 // Demand is what the gateway knows about an agent that replicas' sidecars
 // cannot: requests it is holding (cold start, or every replica full),
-// requests it refused, and when the last request arrived.
+// requests it refused, and when the last request arrived. Its JSON names
+// are those of the gateway's control port (demand.Record), which gateways
+// and managers of different versions share during an upgrade.
 type Demand struct {
 	// Held is the number of requests the gateway is holding now, waiting for
 	// a replica to turn ready or a slot to free (cold holds + capacity holds).
-	Held int64
+	Held int64 `json:"held"`
 	// InFlight is the number of requests the gateway has sent to replicas
 	// and not seen finish. The Decider reads the sidecars' own counts; this
 	// is for people and for checking one against the other.
-	InFlight int64
+	InFlight int64 `json:"inFlight"`
 	// RejectedTotal counts requests the gateway refused (hold queue full or
 	// hold timed out) since it started.
-	RejectedTotal uint64
+	RejectedTotal uint64 `json:"rejectedTotal"`
 	// RequestsTotal counts every request the gateway received for the agent
 	// since it started, including held and refused ones.
-	RequestsTotal uint64
+	RequestsTotal uint64 `json:"requestsTotal"`
 	// LastRequest is when the latest request arrived (zero if none).
-	LastRequest time.Time
+	LastRequest time.Time `json:"lastRequest,omitzero"`
 }
 
 // Decision is the autoscaler's answer for one agent at one tick (or one

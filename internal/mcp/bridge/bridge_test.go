@@ -152,7 +152,7 @@ func TestBridgeGivesEachSessionItsOwnChild(t *testing.T) {
 
 	// Ending a session stops its child, politely: stdin closes and it exits.
 	_ = a.Close()
-	waitFor(t, func() bool { return !alive(pidA) }, "child of the ended session to exit")
+	testutil.WaitFor(t, "child of the ended session to exit", func() bool { return !alive(pidA) })
 	ev := eventsOf(readChildLog(t, tb.childLog), pidA)
 	if _, ok := ev["stdin-eof"]; !ok {
 		t.Errorf("child of the ended session did not see its stdin close: %v", ev)
@@ -343,15 +343,4 @@ func TestBridgeReadiness(t *testing.T) {
 		}
 		tb.stopping.Store(false)
 	})
-}
-
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 // The reaper must run where orphans reach it. A test cannot be PID 1, but
@@ -130,7 +132,7 @@ func TestBridgeAsSubreaperReapsOrphansOfItsChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The probe's and the session's orphans (sleep 0.2) die and are reaped.
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, "the orphans to be reaped", func() bool {
 		if tb.reaper.reaped.Load() < 2 {
 			return false
 		}
@@ -142,7 +144,7 @@ func TestBridgeAsSubreaperReapsOrphansOfItsChildren(t *testing.T) {
 			}
 		}
 		return true
-	}, "the orphans to be reaped")
+	})
 	if again, err := callInt(t, cs, "whoami", "pid", nil); err != nil || again != pid {
 		t.Fatalf("the session's child after reaping: pid %d, %v; want %d still serving", again, err, pid)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 func post(t *testing.T, url, session, version, body string) *http.Response {
@@ -84,7 +86,7 @@ func TestBridgeChildExitEndsItsSession(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, _ = cs.CallTool(ctx, &mcp.CallToolParams{Name: "crash"})
-	waitFor(t, func() bool { return tb.count() == 0 }, "the crashed child's session to end")
+	testutil.WaitFor(t, "the crashed child's session to end", func() bool { return tb.count() == 0 })
 	if res := post(t, tb.url, cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`); res.StatusCode != http.StatusNotFound {
 		t.Errorf("session of a crashed child: %d, want 404", res.StatusCode)
 	}
@@ -102,7 +104,7 @@ func TestBridgeEndsIdleSessions(t *testing.T) {
 	if res.Header.Get("Mcp-Session-Id") == "" {
 		t.Fatalf("initialize: %d %v", res.StatusCode, res.Header)
 	}
-	waitFor(t, func() bool { return tb.count() == 0 }, "the idle session to be ended")
+	testutil.WaitFor(t, "the idle session to be ended", func() bool { return tb.count() == 0 })
 	if !strings.Contains(tb.stderr.String(), "idle for") {
 		t.Errorf("no log of ending the idle session:\n%s", tb.stderr.String())
 	}
@@ -123,7 +125,7 @@ func TestBridgeRelaysNotifications(t *testing.T) {
 	if _, err := cs.CallTool(context.Background(), params); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return got.Load() == 1 }, "the progress notification")
+	testutil.WaitFor(t, "the progress notification", func() bool { return got.Load() == 1 })
 }
 
 func TestConfigBudgetMustFitGracePeriod(t *testing.T) {

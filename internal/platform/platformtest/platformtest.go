@@ -1,12 +1,14 @@
 // Package platformtest provides a platform.Platform whose agents and ready
-// replicas a test sets by hand, and a helper that runs a real sidecar in
-// front of a test upstream, so gateway-level tests (tracing, the dashboard,
-// the CLI) need neither processes nor a cluster.
+// replicas a test sets by hand, which records every scale it is asked for
+// and can be told to refuse them, and a helper that runs a real sidecar in
+// front of a test upstream, so gateway and autoscaler tests (and tracing,
+// the dashboard, the CLI) need neither processes nor a cluster.
 package platformtest
 
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -15,14 +17,17 @@ import (
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 // Platform is an in-memory platform.Platform.
 type Platform struct {
-	mu     sync.Mutex
-	agents map[platform.AgentKey]*v1alpha1.Agent
-	scale  map[platform.AgentKey]int32
-	eps    platform.EndpointSet
+	mu       sync.Mutex
+	agents   map[platform.AgentKey]*v1alpha1.Agent
+	scale    map[platform.AgentKey]int32
+	calls    []ScaleCall
+	scaleErr error
+	eps      platform.EndpointSet
 	// OnSetScale, when set, is called after each SetScale (e.g. to start
 	// sidecars and mark them ready).
 	OnSetScale func(key platform.AgentKey, n int32)
@@ -30,15 +35,53 @@ type Platform struct {
 
 var _ platform.Platform = (*Platform)(nil)
 
+// ScaleCall is one SetScale the platform accepted.
+type ScaleCall struct {
+	Key platform.AgentKey
+	N   int32
+	At  time.Time // time.Now() when it was asked: the bubble's clock under synctest
+}
+
 // New returns a platform with agents, defaulted.
 func New(agents ...*v1alpha1.Agent) *Platform {
 	p := &Platform{agents: map[platform.AgentKey]*v1alpha1.Agent{}, scale: map[platform.AgentKey]int32{}}
 	for _, a := range agents {
-		a = a.DeepCopy()
-		a.Default()
-		p.agents[platform.KeyOf(a)] = a
+		p.SetAgent(a)
 	}
 	return p
+}
+
+// SetAgent adds the agent, defaulted, or replaces the one with its key (a
+// spec change).
+func (p *Platform) SetAgent(a *v1alpha1.Agent) {
+	a = a.DeepCopy()
+	a.Default()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.agents[platform.KeyOf(a)] = a
+}
+
+// RemoveAgent forgets the agent (it was deleted); its ready replicas and
+// scale stay as they were, as a platform's caches may lag.
+func (p *Platform) RemoveAgent(key platform.AgentKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.agents, key)
+}
+
+// FailScale makes every SetScale from now on fail with err, recording
+// nothing, until FailScale(nil).
+func (p *Platform) FailScale(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.scaleErr = err
+}
+
+// ScaleCalls returns the SetScale calls accepted so far, oldest first.
+func (p *Platform) ScaleCalls() []ScaleCall {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.calls)
 }
 
 // Agent returns a minimal valid agent.
@@ -94,9 +137,15 @@ func (p *Platform) Replicas(key platform.AgentKey) int32 {
 	return p.scale[key]
 }
 
-// SetScale implements platform.Platform.
+// SetScale implements platform.Platform: it records the call and sets the
+// scale, or fails as FailScale said.
 func (p *Platform) SetScale(_ context.Context, key platform.AgentKey, n int32) error {
 	p.mu.Lock()
+	if err := p.scaleErr; err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	p.calls = append(p.calls, ScaleCall{Key: key, N: n, At: time.Now()})
 	p.scale[key] = n
 	hook := p.OnSetScale
 	p.mu.Unlock()
@@ -115,9 +164,19 @@ func (p *Platform) RecordInvocation(platform.AgentKey, time.Time) {}
 func StartSidecar(t testing.TB, upstreamAddr string, concurrency int, replica string) platform.Endpoint {
 	t.Helper()
 	cfg := proxy.DefaultConfig()
-	cfg.ServingAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.UpstreamAddr = upstreamAddr
 	cfg.Concurrency = concurrency
+	sc := RunSidecar(t, cfg)
+	return platform.Endpoint{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: replica}
+}
+
+// RunSidecar runs a real sidecar with cfg until the test ends, on free
+// loopback ports and with no drain delay, and waits until it is ready (it
+// has reached cfg.UpstreamAddr), for tests that need a sidecar configured
+// as the manager or the gateway would (a gateway token, TLS).
+func RunSidecar(t testing.TB, cfg proxy.Config) *proxy.Sidecar {
+	t.Helper()
+	cfg.ServingAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DrainDelay = 0
 	sc, err := proxy.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -133,12 +192,10 @@ func StartSidecar(t testing.TB, upstreamAddr string, concurrency int, replica st
 		cancel()
 		<-done
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for !sc.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatalf("sidecar %s in front of %s never became ready", replica, upstreamAddr)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return platform.Endpoint{Addr: sc.ServingAddr(), AdminAddr: sc.AdminAddr(), Replica: replica}
+	sidecarReady.Until(t, "the sidecar in front of "+cfg.UpstreamAddr+" to be ready", sc.Ready)
+	return sc
 }
+
+// sidecarReady bounds the wait for a sidecar to reach its upstream on a
+// loaded machine.
+var sidecarReady = testutil.Poller{Timeout: 30 * time.Second, Interval: 5 * time.Millisecond}
