@@ -209,6 +209,12 @@ func parseAgentName(arg, namespace string) (platform.AgentKey, error) {
 	return platform.AgentKey{Namespace: ns, Name: name}, nil
 }
 
+// routePath is the gateway path that invokes key's agent at rest (empty or
+// starting with "/"), under the gateway's one declaration of the route.
+func routePath(key platform.AgentKey, rest string) string {
+	return gateway.RoutePrefix + key.Namespace + "/" + key.Name + rest
+}
+
 // parseWithArgs parses flags that may come before or after the positional
 // arguments (flint invoke echo -d hi), which the flag package alone stops
 // at, and returns the positional arguments.

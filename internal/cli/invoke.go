@@ -89,7 +89,7 @@ func invoke(ctx context.Context, f invokeFlags, key platform.AgentKey, stdin io.
 	if body != nil {
 		reader = bytes.NewReader(body)
 	}
-	req, err := c.newRequest(ctx, method, "/v1/agents/"+key.Namespace+"/"+key.Name+f.path, reader)
+	req, err := c.newRequest(ctx, method, routePath(key, f.path), reader)
 	if err != nil {
 		return err
 	}

@@ -121,7 +121,7 @@ func connectMCP(ctx context.Context, f mcpFlags, key platform.AgentKey, session 
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	endpoint := gc.base + "/v1/agents/" + key.Namespace + "/" + key.Name + path
+	endpoint := gc.base + routePath(key, path)
 	hc := &http.Client{Transport: &bearer{token: gc.token, base: http.DefaultTransport}}
 	client := mcp.NewClient(&mcp.Implementation{Name: "flint", Version: version()}, &mcp.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {

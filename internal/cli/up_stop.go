@@ -15,6 +15,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/gateway"
+	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/local"
 )
 
@@ -126,7 +127,7 @@ func printBanner(w io.Writer, base string, agents []*v1alpha1.Agent) {
 }
 
 func agentURL(base string, a *v1alpha1.Agent) string {
-	return base + "/v1/agents/" + a.Namespace + "/" + a.Name + "/"
+	return base + routePath(platform.KeyOf(a), "/")
 }
 
 // tryCommand is the banner's example: HTTP agents first (any path answers

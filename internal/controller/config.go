@@ -10,7 +10,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/gatewaytoken"
-	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // Defaults of Config.
@@ -81,8 +81,8 @@ func DefaultConfig(version string) Config {
 	return Config{
 		SidecarImage:              DefaultSidecarRepository + ":" + tag,
 		FlintBinary:               DefaultFlintBinary,
-		DrainDelay:                proxy.DefaultDrainDelay,
-		DrainTimeout:              proxy.DefaultDrainTimeout,
+		DrainDelay:                wire.DefaultDrainDelay,
+		DrainTimeout:              wire.DefaultDrainTimeout,
 		ShutdownMargin:            DefaultShutdownMargin,
 		MaxTerminationGracePeriod: DefaultMaxTerminationGracePeriod,
 		MaxConcurrentReconciles:   DefaultMaxConcurrentReconciles,

@@ -97,7 +97,7 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		token = []string{cfg.SidecarToken}
 	}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:      func(pr *httputil.ProxyRequest) { rewriteOut(pr, token) }, // perf_hotpath.go
+		Rewrite:      func(pr *httputil.ProxyRequest) { rewriteOut(pr, token) }, // outgoing.go
 		Transport:    &balancingTransport{g: g, base: g.obs.tracing.Transport(g.base, telemetry.SpanGatewayAttempt)},
 		BufferPool:   copyBuffers{},
 		ErrorHandler: g.proxyErrorHandler, // MCP errors in JSON-RPC shape, the rest via errorHandler

@@ -1,14 +1,8 @@
 package gateway
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,8 +12,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +21,7 @@ import (
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/testutil/rawhttp"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -146,7 +139,6 @@ const (
 const (
 	fuzzAPIKey       = "fuzz-api-key-3f9c2e71d0a84b6b"
 	fuzzUpstreamSess = "replica-own-session-7"
-	fuzzAgentHeader  = "X-Fuzz-Agent"
 	fuzzMaxBody      = 512
 	// fuzzMaxInput bounds what one input may add to a request, so inputs
 	// stay small and quick to minimise.
@@ -173,13 +165,6 @@ type fuzzRequest struct {
 	body                                                       []byte
 }
 
-// agentSaw is what the agent received for one request id.
-type agentSaw struct {
-	header   http.Header
-	host     string
-	complete atomic.Bool // the agent read the whole body
-}
-
 // gatewayParsed is the request as the gateway's server parsed it.
 type gatewayParsed struct {
 	header http.Header
@@ -191,29 +176,18 @@ type gatewayHeaderRig struct {
 	token    string
 	sealed   string
 	tracing  bool
-	prefix   string
-	next     atomic.Int64
-	saw      sync.Map // id -> *agentSaw
+	ids      *rawhttp.IDs
+	agent    rawhttp.Agent
 	parsed   sync.Map // id -> *gatewayParsed
-	panicked atomic.Value
-}
-
-// panicSpotter is a log destination that remembers any line about a panic.
-type panicSpotter struct{ seen *atomic.Value }
-
-func (p panicSpotter) Write(b []byte) (int, error) {
-	if bytes.Contains(b, []byte("panic serving")) {
-		p.seen.CompareAndSwap(nil, string(b))
-	}
-	return len(b), nil
+	panicked rawhttp.PanicLog
 }
 
 func newGatewayHeaderRig(tb testing.TB) *gatewayHeaderRig {
 	tb.Helper()
-	rig := &gatewayHeaderRig{token: randomHex(tb, 16), prefix: "fz-" + randomHex(tb, 4) + "-"}
-	log := slog.New(slog.NewTextHandler(panicSpotter{&rig.panicked}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rig := &gatewayHeaderRig{token: rawhttp.RandomHex(tb, 16), ids: rawhttp.NewIDs(tb)}
+	log := slog.New(slog.NewTextHandler(&rig.panicked, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
-	agentSrv := &http.Server{Handler: http.HandlerFunc(rig.serveAgent), ReadHeaderTimeout: 5 * time.Second}
+	agentSrv := &http.Server{Handler: &rig.agent, ReadHeaderTimeout: 5 * time.Second}
 	agentLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -283,11 +257,11 @@ func newGatewayHeaderRig(tb testing.TB) *gatewayHeaderRig {
 	srv := gw.Server()
 	inner := srv.Handler
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rig.parsed.Store(lastSegment(r.URL.Path), &gatewayParsed{header: r.Header.Clone(), host: r.Host})
+		rig.parsed.Store(rawhttp.LastSegment(r.URL.Path), &gatewayParsed{header: r.Header.Clone(), host: r.Host})
 		defer func() {
 			if v := recover(); v != nil {
 				if v != http.ErrAbortHandler {
-					rig.panicked.CompareAndSwap(nil, fmt.Sprintf("%v\n%s", v, debug.Stack()))
+					rig.panicked.Note(fmt.Sprintf("%v\n%s", v, debug.Stack()))
 				}
 				panic(v)
 			}
@@ -311,29 +285,6 @@ func newGatewayHeaderRig(tb testing.TB) *gatewayHeaderRig {
 	return rig
 }
 
-func randomHex(tb testing.TB, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		tb.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
-
-// serveAgent records what arrived and answers 200, naming the request.
-func (rig *gatewayHeaderRig) serveAgent(w http.ResponseWriter, r *http.Request) {
-	id := lastSegment(r.URL.Path)
-	s := &agentSaw{header: r.Header.Clone(), host: r.Host}
-	rig.saw.Store(id, s)
-	if _, err := io.Copy(io.Discard, r.Body); err != nil {
-		return
-	}
-	s.complete.Store(true)
-	w.Header().Set(fuzzAgentHeader, id)
-	io.WriteString(w, "ok\n")
-}
-
 // fuzzGatewayStatuses are the answers a client may get with a healthy
 // agent: the agent's 200, the gateway's own 4xx (bad route, credentials,
 // unknown or expired MCP session, body too large), and the HTTP server's
@@ -342,87 +293,58 @@ func (rig *gatewayHeaderRig) serveAgent(w http.ResponseWriter, r *http.Request) 
 var fuzzGatewayStatuses = map[int]bool{200: true, 400: true, 401: true, 404: true, 413: true, 417: true, 431: true, 501: true, 505: true}
 
 func (rig *gatewayHeaderRig) check(t *testing.T, fr fuzzRequest) {
-	id := rig.prefix + fmt.Sprint(rig.next.Add(1))
-	path := RoutePrefix + "default/" + fr.agent.name + "/" + id
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: fuzz.example\r\n", fr.method, path)
-	line := func(k, v string) {
-		if v != "" {
-			b.WriteString(k + ": " + v + "\r\n")
-		}
-	}
-	line("Connection", fr.conn)
-	line("Content-Length", fr.cl)
-	line("Transfer-Encoding", fr.te)
-	line("X-Forwarded-For", fr.xff)
-	line("Traceparent", fr.traceparent)
-	line("Mcp-Session-Id", fr.sess)
-	line("Authorization", fr.authz)
+	id := rig.ids.Next()
+	h := rawhttp.NewHead(fr.method, RoutePrefix+"default/"+fr.agent.name+"/"+id, "fuzz.example")
+	h.Line("Connection", fr.conn)
+	h.Line("Content-Length", fr.cl)
+	h.Line("Transfer-Encoding", fr.te)
+	h.Line("X-Forwarded-For", fr.xff)
+	h.Line("Traceparent", fr.traceparent)
+	h.Line("Mcp-Session-Id", fr.sess)
+	h.Line("Authorization", fr.authz)
 	if fr.flags&fuzzKeyHeader != 0 {
-		line("X-API-Key", fuzzAPIKey)
+		h.Line("X-API-Key", fuzzAPIKey)
 	}
 	if fr.flags&fuzzKeyBearer != 0 {
-		line("Authorization", "Bearer "+fuzzAPIKey)
+		h.Line("Authorization", "Bearer "+fuzzAPIKey)
 	}
 	if fr.flags&fuzzGuessToken != 0 {
-		line(wire.HeaderGatewayToken, "a-guess-at-the-sidecar-token")
+		h.Line(wire.HeaderGatewayToken, "a-guess-at-the-sidecar-token")
 	}
 	if fr.flags&fuzzSealedSession != 0 {
-		line("Mcp-Session-Id", rig.sealed)
+		h.Line("Mcp-Session-Id", rig.sealed)
 	}
 	if fr.flags&fuzzSessionEra != 0 {
-		line(mcp.HeaderProtocolVersion, "2025-11-25")
+		h.Line(mcp.HeaderProtocolVersion, "2025-11-25")
 	}
-	if fr.extra != "" {
-		b.WriteString(fr.extra)
-		if !strings.HasSuffix(fr.extra, "\n") {
-			b.WriteString("\r\n")
-		}
-	}
-	b.WriteString("\r\n")
-	head := b.String()
+	h.Raw(fr.extra)
+	head := h.String()
 
-	res, gaveUp := roundTripRaw(t, rig.addr, fr.method, head, fr.body)
-	if p := rig.panicked.Load(); p != nil {
+	res, gaveUp := rawhttp.Send(t, rig.addr, fr.method, head+string(fr.body), head)
+	if p := rig.panicked.Seen(); p != "" {
 		t.Fatalf("panic while serving %q:\n%s", head, p)
 	}
+	saw := rig.agent.Take(id)
 	if res == nil {
 		// The HTTP server refused the request while parsing it and reset the
 		// connection; Go's own parser agrees it is malformed.
-		if _, ok := rig.saw.Load(id); ok {
+		if saw != nil {
 			t.Fatalf("the agent received %q, which the server refused", head)
 		}
 		return
 	}
-	if p := rig.panicked.Load(); p != nil {
-		t.Fatalf("panic while serving %q:\n%s", head, p)
-	}
 	// A fuzzed Origin of another site is refused 403 OriginNotAllowed
 	// (hostguard.go), before anything reaches the agent.
 	crossOrigin := res.StatusCode == http.StatusForbidden && strings.Contains(strings.ToLower(head), "\norigin:") &&
-		strings.Contains(bodyOf(res), "OriginNotAllowed")
+		strings.Contains(rawhttp.Body(res), "OriginNotAllowed")
 	if !fuzzGatewayStatuses[res.StatusCode] && !(gaveUp && res.StatusCode == 499) && !crossOrigin {
-		t.Fatalf("status %d %s for %q", res.StatusCode, bodyOf(res), head)
-	}
-	var saw *agentSaw
-	if v, ok := rig.saw.Load(id); ok {
-		saw = v.(*agentSaw)
-		defer rig.saw.Delete(id)
+		t.Fatalf("status %d %s for %q", res.StatusCode, rawhttp.Body(res), head)
 	}
 	var in *gatewayParsed
-	if v, ok := rig.parsed.Load(id); ok {
+	if v, ok := rig.parsed.LoadAndDelete(id); ok {
 		in = v.(*gatewayParsed)
-		defer rig.parsed.Delete(id)
 	}
-	fromAgent := res.Header.Get(fuzzAgentHeader) == id
-	switch {
-	case fromAgent && (res.StatusCode != 200 || saw == nil):
-		t.Fatalf("agent answer %d without the agent's record for %q", res.StatusCode, head)
-	case !fromAgent && res.StatusCode < 300:
-		t.Fatalf("%d that the agent did not give, for %q", res.StatusCode, head)
-	case !fromAgent && saw != nil && saw.complete.Load():
-		t.Fatalf("the gateway answered %d itself, but the agent received the whole request %q", res.StatusCode, head)
-	}
+	rawhttp.CheckAnswer(t, "the gateway", id, res, saw, head)
 	if saw == nil {
 		return
 	}
@@ -432,96 +354,11 @@ func (rig *gatewayHeaderRig) check(t *testing.T, fr fuzzRequest) {
 	checkAgentHeaders(t, rig, fr, in, saw, head)
 }
 
-// roundTripRaw sends one request and reads the answer to it. When the
-// server might wait for bytes that will never come — a body shorter than
-// its framing, a trailer cut off — the client then closes its write side,
-// as one that gives up would; Go's server may then take it for gone
-// (499). It
-// returns nil if a request Go's parser finds malformed got no answer (the
-// server closed or reset the connection).
-func roundTripRaw(t *testing.T, addr, method, head string, body []byte) (res *http.Response, gaveUp bool) {
-	t.Helper()
-	raw := head + string(body)
-	gaveUp, malformed := frameLikeGo(raw)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	// A server that answers early (400) may close before all is written;
-	// its answer is still there to read.
-	_, _ = io.WriteString(c, raw)
-	if gaveUp {
-		_ = c.(*net.TCPConn).CloseWrite()
-	}
-	br := bufio.NewReader(c)
-	for {
-		res, err = http.ReadResponse(br, &http.Request{Method: method})
-		if err == nil {
-			var b []byte
-			b, err = io.ReadAll(res.Body)
-			res.Body.Close()
-			res.Body = io.NopCloser(bytes.NewReader(b))
-		}
-		if err != nil {
-			if malformed && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
-				return nil, gaveUp
-			}
-			t.Fatalf("no well-formed response to %q: %v", head, err)
-		}
-		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
-			return res, gaveUp
-		}
-	}
-}
-
-// bodyOf returns a response body roundTripRaw kept.
-func bodyOf(res *http.Response) string {
-	b, _ := io.ReadAll(res.Body)
-	return string(b)
-}
-
-// frameLikeGo parses raw as Go's HTTP/1.1 server would and reports
-// whether the server may be left waiting for more (the parser failed),
-// and whether the request itself (not its body) is malformed.
-func frameLikeGo(raw string) (wait, malformed bool) {
-	br := bufio.NewReader(strings.NewReader(raw))
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		return true, true
-	}
-	if _, err = io.Copy(io.Discard, req.Body); err != nil {
-		return true, false
-	}
-	// Bytes after the request are sent too: the server may peek at them
-	// (a trailer's end) and parse them as a next request after answering
-	// ours, which is all this reads.
-	return false, false
-}
-
-// hopByHop are the headers RFC 9110 §7.6.1 and the proxies treat as per
-// connection.
-var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
 // setByProxies are headers the gateway or sidecar set themselves, so a
 // client naming them in Connection does not keep them from the agent.
 var setByProxies = map[string]bool{
 	"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true, "X-Forwarded-Prefix": true,
 	"Content-Length": true, "Host": true,
-}
-
-// connectionNamed returns the canonical header names listed in Connection.
-func connectionNamed(h http.Header) map[string]bool {
-	out := map[string]bool{}
-	for _, v := range h["Connection"] {
-		for f := range strings.SplitSeq(v, ",") {
-			if f = textproto.TrimString(f); f != "" {
-				out[http.CanonicalHeaderKey(f)] = true
-			}
-		}
-	}
-	return out
 }
 
 func hasToken(values []string, token string) bool {
@@ -535,19 +372,9 @@ func hasToken(values []string, token string) bool {
 	return false
 }
 
-// trimmedValues joins header values as each hop's parser sees them: a
-// value's surrounding white space (obs-fold leaves some) is not part of it.
-func trimmedValues(vs []string) string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = strings.TrimSpace(v)
-	}
-	return strings.Join(out, "|")
-}
-
-func checkAgentHeaders(t *testing.T, rig *gatewayHeaderRig, fr fuzzRequest, in *gatewayParsed, saw *agentSaw, head string) {
+func checkAgentHeaders(t *testing.T, rig *gatewayHeaderRig, fr fuzzRequest, in *gatewayParsed, saw *rawhttp.Saw, head string) {
 	t.Helper()
-	got := saw.header
+	got := saw.Header
 	fail := func(format string, args ...any) {
 		t.Helper()
 		t.Fatalf("%s\nrequest: %q\nagent saw: %v", fmt.Sprintf(format, args...), head, got)
@@ -557,12 +384,8 @@ func checkAgentHeaders(t *testing.T, rig *gatewayHeaderRig, fr fuzzRequest, in *
 	if _, ok := got[wire.HeaderGatewayToken]; ok {
 		fail("the agent saw %s", wire.HeaderGatewayToken)
 	}
-	for k, vs := range got {
-		for _, v := range vs {
-			if strings.Contains(k+v, rig.token) {
-				fail("the agent saw the sidecar token in %s", k)
-			}
-		}
+	if k := rawhttp.TokenLeak(got, rig.token); k != "" {
+		fail("the agent saw the sidecar token in %s", k)
 	}
 
 	// Credentials.
@@ -587,23 +410,13 @@ func checkAgentHeaders(t *testing.T, rig *gatewayHeaderRig, fr fuzzRequest, in *
 	}
 
 	// Hop-by-hop headers, and whatever the client named in Connection.
-	named := connectionNamed(in.header)
+	named := rawhttp.ConnectionNamed(in.header)
 	upgrade := ""
 	if hasToken(in.header["Connection"], "upgrade") {
 		upgrade = in.header.Get("Upgrade")
 	}
-	for _, k := range hopByHop {
-		vs, ok := got[k]
-		if !ok {
-			continue
-		}
-		switch {
-		case k == "Te" && len(vs) == 1 && vs[0] == "trailers":
-		case k == "Connection" && upgrade != "" && len(vs) == 1 && vs[0] == "Upgrade":
-		case k == "Upgrade" && upgrade != "" && len(vs) == 1 && vs[0] == upgrade:
-		default:
-			fail("hop-by-hop header %s reached the agent", k)
-		}
+	if k := rawhttp.HopByHopLeak(got, upgrade); k != "" {
+		fail("hop-by-hop header %s reached the agent", k)
 	}
 	for k := range named {
 		if _, ok := got[k]; ok && !setByProxies[k] && !(upgrade != "" && (k == "Upgrade" || k == "Connection")) && !(k == "Te" && got.Get("Te") == "trailers") {
@@ -627,8 +440,8 @@ func checkAgentHeaders(t *testing.T, rig *gatewayHeaderRig, fr fuzzRequest, in *
 	if _, ok := got["Forwarded"]; ok {
 		fail("the client's Forwarded header reached the agent")
 	}
-	if saw.host != in.host {
-		fail("Host %q, want the client's %q", saw.host, in.host)
+	if saw.Host != in.host {
+		fail("Host %q, want the client's %q", saw.Host, in.host)
 	}
 
 	// MCP session ids reach the replica unsealed.
@@ -645,7 +458,7 @@ func checkAgentHeaders(t *testing.T, rig *gatewayHeaderRig, fr fuzzRequest, in *
 
 	// Trace context passes through untouched when the gateway does not trace.
 	if !rig.tracing && !named["Traceparent"] {
-		if a, b := trimmedValues(got["Traceparent"]), trimmedValues(in.header["Traceparent"]); a != b {
+		if a, b := rawhttp.Trimmed(got["Traceparent"]), rawhttp.Trimmed(in.header["Traceparent"]); a != b {
 			fail("traceparent %q, the client sent %q", a, b)
 		}
 	}

@@ -144,7 +144,7 @@ func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error
 // take the request instead: either err is a connection failure, or res is
 // the sidecar's rejection, to be discarded or passed on.
 func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, body *replayBody) (res *http.Response, retry string, err error) {
-	a := newAttempt(req, b.Addr) // request, URL and releasing body in one allocation (perf_hotpath.go)
+	a := newAttempt(req, b.Addr) // request, URL and releasing body in one allocation (outgoing.go)
 	if b.TLSServerName != "" {
 		a.url.Scheme, a.url.Host = "https", tlsHost(b.Addr, b.TLSServerName) // upstream_tls.go
 	}

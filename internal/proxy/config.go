@@ -10,6 +10,7 @@ import (
 
 	"github.com/flint-dev/flint/internal/bodyrate"
 	"github.com/flint-dev/flint/internal/gatewaytoken"
+	"github.com/flint-dev/flint/internal/wire"
 )
 
 // Defaults. Loopback addresses suit local mode; on Kubernetes the manager
@@ -25,8 +26,8 @@ const (
 	DefaultProbeRecheckInterval  = time.Second
 	DefaultProbeFailureThreshold = 3
 	DefaultReadyWait             = 3 * time.Second
-	DefaultDrainDelay            = 5 * time.Second
-	DefaultDrainTimeout          = 30 * time.Second
+	DefaultDrainDelay            = wire.DefaultDrainDelay
+	DefaultDrainTimeout          = wire.DefaultDrainTimeout
 )
 
 // shutdownMargin is what the sidecar needs after DrainTimeout to cut the

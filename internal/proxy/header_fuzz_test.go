@@ -1,27 +1,17 @@
 package proxy
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/textproto"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flint-dev/flint/internal/telemetry"
 	"github.com/flint-dev/flint/internal/testutil"
+	"github.com/flint-dev/flint/internal/testutil/rawhttp"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -113,59 +103,27 @@ const (
 	scWrongToken2             // a wrong token, after the right one
 )
 
-const scAgentHeader = "X-Fuzz-Agent"
-
 type scRequest struct {
 	method, extra, conn, cl, te, xff, xfp, traceparent, sess, authz string
 	flags                                                           uint8
 	body                                                            []byte
 }
 
-type scSaw struct {
-	header   http.Header
-	complete atomic.Bool
-}
-
 type sidecarHeaderRig struct {
 	addr     string
 	token    string
-	prefix   string
 	tracing  bool
-	next     atomic.Int64
-	saw      sync.Map // id -> *scSaw
-	panicked atomic.Value
-}
-
-// scPanicSpotter remembers a log line about a handler panic.
-type scPanicSpotter struct{ seen *atomic.Value }
-
-func (p scPanicSpotter) Write(b []byte) (int, error) {
-	if bytes.Contains(b, []byte("panic serving")) {
-		p.seen.CompareAndSwap(nil, string(b))
-	}
-	return len(b), nil
+	ids      *rawhttp.IDs
+	agent    rawhttp.Agent
+	panicked rawhttp.PanicLog
 }
 
 func newSidecarHeaderRig(tb testing.TB) *sidecarHeaderRig {
 	tb.Helper()
-	rnd := make([]byte, 20)
-	if _, err := rand.Read(rnd); err != nil {
-		tb.Fatal(err)
-	}
-	rig := &sidecarHeaderRig{token: hex.EncodeToString(rnd[:16]), prefix: "fz-" + hex.EncodeToString(rnd[16:]) + "-"}
-	log := slog.New(slog.NewTextHandler(scPanicSpotter{&rig.panicked}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rig := &sidecarHeaderRig{token: rawhttp.RandomHex(tb, 16), ids: rawhttp.NewIDs(tb)}
+	log := slog.New(slog.NewTextHandler(&rig.panicked, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
-	agent := upstream(tb, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-		s := &scSaw{header: r.Header.Clone()}
-		rig.saw.Store(id, s)
-		if _, err := io.Copy(io.Discard, r.Body); err != nil {
-			return
-		}
-		s.complete.Store(true)
-		w.Header().Set(scAgentHeader, id)
-		io.WriteString(w, "ok\n")
-	}))
+	agent := upstream(tb, &rig.agent)
 	cfg := testConfig(hostOf(agent))
 	cfg.GatewayToken = rig.token
 	cfg.Concurrency, cfg.QueueDepth = 8, 4
@@ -193,53 +151,37 @@ func newSidecarHeaderRig(tb testing.TB) *sidecarHeaderRig {
 var scStatuses = map[int]bool{200: true, 400: true, 403: true, 417: true, 431: true, 501: true, 505: true}
 
 func (rig *sidecarHeaderRig) check(t *testing.T, sr scRequest) {
-	id := rig.prefix + fmt.Sprint(rig.next.Add(1))
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s /fuzz/%s HTTP/1.1\r\nHost: agent.example\r\n", sr.method, id)
-	line := func(k, v string) {
-		if v != "" {
-			b.WriteString(k + ": " + v + "\r\n")
-		}
-	}
+	id := rig.ids.Next()
+	h := rawhttp.NewHead(sr.method, "/fuzz/"+id, "agent.example")
 	if sr.flags&scWrongToken != 0 {
-		line(wire.HeaderGatewayToken, "wrong-token-0123456789abcdef")
+		h.Line(wire.HeaderGatewayToken, "wrong-token-0123456789abcdef")
 	}
 	if sr.flags&scToken != 0 {
-		line(wire.HeaderGatewayToken, rig.token)
+		h.Line(wire.HeaderGatewayToken, rig.token)
 	}
 	if sr.flags&scWrongToken2 != 0 {
-		line(wire.HeaderGatewayToken, "wrong-token-fedcba9876543210")
+		h.Line(wire.HeaderGatewayToken, "wrong-token-fedcba9876543210")
 	}
-	line("Connection", sr.conn)
-	line("Content-Length", sr.cl)
-	line("Transfer-Encoding", sr.te)
-	line("X-Forwarded-For", sr.xff)
-	line("X-Forwarded-Proto", sr.xfp)
-	line("Traceparent", sr.traceparent)
-	line("Mcp-Session-Id", sr.sess)
-	line("Authorization", sr.authz)
-	if sr.extra != "" {
-		b.WriteString(sr.extra)
-		if !strings.HasSuffix(sr.extra, "\n") {
-			b.WriteString("\r\n")
-		}
-	}
-	b.WriteString("\r\n")
-	head := b.String()
+	h.Line("Connection", sr.conn)
+	h.Line("Content-Length", sr.cl)
+	h.Line("Transfer-Encoding", sr.te)
+	h.Line("X-Forwarded-For", sr.xff)
+	h.Line("X-Forwarded-Proto", sr.xfp)
+	h.Line("Traceparent", sr.traceparent)
+	h.Line("Mcp-Session-Id", sr.sess)
+	h.Line("Authorization", sr.authz)
+	h.Raw(sr.extra)
+	head := h.String()
 	// The token never appears in failure messages.
 	shown := strings.ReplaceAll(head, rig.token, "<token>")
 
-	in, gaveUp := parseLikeGo(head + string(sr.body))
-	res, answered := sendRaw(t, rig.addr, sr.method, head+string(sr.body), gaveUp, in == nil, shown)
-	if p := rig.panicked.Load(); p != nil {
+	in, _ := rawhttp.Parse(head + string(sr.body))
+	res, gaveUp := rawhttp.Send(t, rig.addr, sr.method, head+string(sr.body), shown)
+	if p := rig.panicked.Seen(); p != "" {
 		t.Fatalf("panic while serving %q:\n%s", shown, p)
 	}
-	var saw *scSaw
-	if v, ok := rig.saw.Load(id); ok {
-		saw = v.(*scSaw)
-		defer rig.saw.Delete(id)
-	}
-	if !answered {
+	saw := rig.agent.Take(id)
+	if res == nil {
 		if saw != nil {
 			t.Fatalf("the agent received %q, which the server refused", shown)
 		}
@@ -250,20 +192,12 @@ func (rig *sidecarHeaderRig) check(t *testing.T, sr scRequest) {
 	// streamed to the agent: 502 (through the gateway this cannot happen:
 	// it answers 400 and re-frames what it sends).
 	if !scStatuses[res.StatusCode] && !(gaveUp && (res.StatusCode == 499 || res.StatusCode == 502)) {
-		t.Fatalf("status %d %s for %q", res.StatusCode, bodyText(res), shown)
+		t.Fatalf("status %d %s for %q", res.StatusCode, rawhttp.Body(res), shown)
 	}
-	fromAgent := res.Header.Get(scAgentHeader) == id
-	switch {
-	case fromAgent && (res.StatusCode != 200 || saw == nil):
-		t.Fatalf("agent answer %d without the agent's record for %q", res.StatusCode, shown)
-	case !fromAgent && res.StatusCode < 300:
-		t.Fatalf("%d that the agent did not give, for %q", res.StatusCode, shown)
-	case !fromAgent && saw != nil && saw.complete.Load():
-		t.Fatalf("the sidecar answered %d itself, but the agent received the whole request %q", res.StatusCode, shown)
-	}
+	fromAgent := rawhttp.CheckAnswer(t, "the sidecar", id, res, saw, shown)
 	hasToken := in != nil && in.Header.Get(wire.HeaderGatewayToken) == rig.token
 	if in != nil && hasToken && !gaveUp && !fromAgent && res.StatusCode != 417 && res.StatusCode != 501 && res.StatusCode != 400 {
-		t.Fatalf("a well-formed request with the token got %d %s, not the agent: %q", res.StatusCode, bodyText(res), shown)
+		t.Fatalf("a well-formed request with the token got %d %s, not the agent: %q", res.StatusCode, rawhttp.Body(res), shown)
 	}
 	if res.StatusCode == http.StatusForbidden && hasToken {
 		t.Fatalf("403 for a request with the right token first: %q", shown)
@@ -277,12 +211,8 @@ func (rig *sidecarHeaderRig) check(t *testing.T, sr scRequest) {
 	if !hasToken {
 		t.Fatalf("the agent received a request without the gateway token: %q", shown)
 	}
-	rig.checkAgentHeaders(t, in.Header, saw.header, shown)
+	rig.checkAgentHeaders(t, in.Header, saw.Header, shown)
 }
-
-// scHopByHop are the per-connection headers (RFC 9110 §7.6.1 and the
-// ones ReverseProxy also treats so).
-var scHopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 func (rig *sidecarHeaderRig) checkAgentHeaders(t *testing.T, in, got http.Header, shown string) {
 	t.Helper()
@@ -293,38 +223,17 @@ func (rig *sidecarHeaderRig) checkAgentHeaders(t *testing.T, in, got http.Header
 	if _, ok := got[wire.HeaderGatewayToken]; ok {
 		fail("the agent saw %s", wire.HeaderGatewayToken)
 	}
-	for k, vs := range got {
-		for _, v := range vs {
-			if strings.Contains(k+v, rig.token) {
-				fail("the agent saw the gateway token in %s", k)
-			}
-		}
+	if k := rawhttp.TokenLeak(got, rig.token); k != "" {
+		fail("the agent saw the gateway token in %s", k)
 	}
 
-	named := map[string]bool{}
-	for _, v := range in["Connection"] {
-		for f := range strings.SplitSeq(v, ",") {
-			if f = textproto.TrimString(f); f != "" {
-				named[http.CanonicalHeaderKey(f)] = true
-			}
-		}
-	}
+	named := rawhttp.ConnectionNamed(in)
 	upgrade := ""
 	if named["Upgrade"] {
 		upgrade = in.Get("Upgrade")
 	}
-	for _, k := range scHopByHop {
-		vs, ok := got[k]
-		if !ok {
-			continue
-		}
-		switch {
-		case k == "Te" && len(vs) == 1 && vs[0] == "trailers":
-		case k == "Connection" && upgrade != "" && len(vs) == 1 && vs[0] == "Upgrade":
-		case k == "Upgrade" && upgrade != "" && len(vs) == 1 && vs[0] == upgrade:
-		default:
-			fail("hop-by-hop header %s reached the agent", k)
-		}
+	if k := rawhttp.HopByHopLeak(got, upgrade); k != "" {
+		fail("hop-by-hop header %s reached the agent", k)
 	}
 	for k := range named {
 		if _, ok := got[k]; !ok {
@@ -358,7 +267,7 @@ func (rig *sidecarHeaderRig) checkAgentHeaders(t *testing.T, in, got http.Header
 	if v, ok := in["X-Forwarded-Proto"]; ok && !named["X-Forwarded-Proto"] {
 		wantProto = v
 	}
-	if v := got["X-Forwarded-Proto"]; trimmed(v) != trimmed(wantProto) {
+	if v := got["X-Forwarded-Proto"]; rawhttp.Trimmed(v) != rawhttp.Trimmed(wantProto) {
 		fail("X-Forwarded-Proto %q, want %q", v, wantProto)
 	}
 
@@ -371,78 +280,8 @@ func (rig *sidecarHeaderRig) checkAgentHeaders(t *testing.T, in, got http.Header
 		if named[k] {
 			want = nil
 		}
-		if trimmed(got[k]) != trimmed(want) {
+		if rawhttp.Trimmed(got[k]) != rawhttp.Trimmed(want) {
 			fail("%s %q, the caller sent %q", k, got[k], want)
 		}
 	}
-}
-
-// trimmed joins header values as each hop's parser sees them: a value's
-// surrounding white space (obs-fold leaves some) is not part of it.
-func trimmed(vs []string) string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = strings.TrimSpace(v)
-	}
-	return strings.Join(out, "|")
-}
-
-// parseLikeGo parses raw as Go's HTTP/1.1 server would. It returns the
-// request (nil if the parser refuses it) and whether the server may be
-// left waiting for more: its body ran into an error (shorter than its
-// framing, say).
-func parseLikeGo(raw string) (req *http.Request, wait bool) {
-	br := bufio.NewReader(strings.NewReader(raw))
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		return nil, true
-	}
-	if _, err := io.Copy(io.Discard, req.Body); err != nil {
-		return req, true
-	}
-	// Bytes after the request are sent too: the server may peek at them
-	// and parse them as a next request after answering ours.
-	return req, false
-}
-
-// sendRaw writes raw, closing the write side when the server might wait
-// for more (the caller is done or gives up; Go's server may then take it
-// for gone, 499), and reads the final response. answered is false when a request
-// Go's parser refuses got no answer (the server closed or reset).
-func sendRaw(t *testing.T, addr, method, raw string, gaveUp, malformed bool, shown string) (res *http.Response, answered bool) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	_, _ = io.WriteString(c, raw)
-	if gaveUp {
-		_ = c.(*net.TCPConn).CloseWrite()
-	}
-	br := bufio.NewReader(c)
-	for {
-		res, err = http.ReadResponse(br, &http.Request{Method: method})
-		if err == nil {
-			var b []byte
-			b, err = io.ReadAll(res.Body)
-			res.Body.Close()
-			res.Body = io.NopCloser(bytes.NewReader(b))
-		}
-		if err != nil {
-			if malformed && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
-				return nil, false
-			}
-			t.Fatalf("no well-formed response to %q: %v", shown, err)
-		}
-		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
-			return res, true
-		}
-	}
-}
-
-func bodyText(res *http.Response) string {
-	b, _ := io.ReadAll(res.Body)
-	return string(b)
 }

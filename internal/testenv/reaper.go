@@ -2,29 +2,23 @@ package testenv
 
 import (
 	"bytes"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/flint-dev/flint/internal/testutil/reaper"
 )
 
-// reaperScript kills the control plane when the test process dies without
-// running its cleanups (a `go test -timeout` panic, a crash, SIGKILL).
-// envtest starts etcd and kube-apiserver in process groups of their own,
-// so they would otherwise outlive the test and pile up on a 2-core machine.
+// reaperScript (run by internal/testutil/reaper) kills the control plane
+// when the test process dies without running its cleanups. envtest starts
+// etcd and kube-apiserver in process groups of their own, so they would
+// otherwise outlive the test and pile up on a 2-core machine.
 //
-// It blocks reading a pipe whose only writer is the test process; the read
-// returns at EOF, which the kernel delivers when that process is gone. It
-// ignores INT/TERM/HUP so that a Ctrl-C to the terminal's process group
-// does not kill it before the processes it guards. A pid is only signalled
-// while its command line still names the environment's directory, so a
-// reused pid is never hit. Stragglers get SIGKILL after 5 seconds.
-const reaperScript = `trap '' INT TERM HUP
-read -r _ || true
-dir=$1; shift
+// A pid is only signalled while its command line still names the
+// environment's directory, so a reused pid is never hit. Stragglers get
+// SIGKILL after 5 seconds.
+const reaperScript = `dir=$1; shift
 ours() { grep -qaF -- "$dir" "/proc/$1/cmdline" 2>/dev/null; }
 signal() { for p in "$@"; do ours "$p" && { kill -s "$sig" -- "-$p" 2>/dev/null || kill -s "$sig" "$p" 2>/dev/null; }; done; }
 anyleft() { for p in "$@"; do ours "$p" && return 0; done; return 1; }
@@ -34,44 +28,13 @@ sig=KILL; signal "$@"
 rm -rf "$dir"
 `
 
-// reaper guards the processes of one environment.
-type reaper struct {
-	cmd *exec.Cmd
-	w   *os.File
-}
-
 // startReaper starts a reaper for the processes under dir (see reaperScript).
-func startReaper(dir string, pids []int) (*reaper, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("reaper pipe: %w", err)
-	}
-	args := []string{"-c", reaperScript, "flint-testenv-reaper", dir}
+func startReaper(dir string, pids []int) (*reaper.Reaper, error) {
+	args := []string{dir}
 	for _, p := range pids {
 		args = append(args, strconv.Itoa(p))
 	}
-	cmd := exec.Command("/bin/sh", args...)
-	cmd.Stdin = r
-	// Its own process group: signals aimed at the test's group miss it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		r.Close()
-		w.Close()
-		return nil, fmt.Errorf("start reaper: %w", err)
-	}
-	r.Close() // the child holds its copy; ours would keep the pipe open
-	return &reaper{cmd: cmd, w: w}, nil
-}
-
-// stop ends the reaper without it doing anything: the caller has already
-// stopped the processes the normal way.
-func (r *reaper) stop() {
-	if r == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.w.Close()
+	return reaper.Start("flint-testenv-reaper", reaperScript, nil, args...)
 }
 
 // childrenUnder returns the pids of this process's children whose command

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/testutil/reaper"
 )
 
 // Options selects what runs besides etcd and kube-apiserver.
@@ -68,7 +69,7 @@ type Env struct {
 	Environment *envtest.Environment
 
 	cm      *controllerManager
-	reaper  *reaper
+	reaper  *reaper.Reaper
 	guarded []int // pids of etcd, kube-apiserver, kube-controller-manager
 	logs    []*os.File
 }
@@ -261,7 +262,7 @@ func (e *Env) Stop() error {
 		}
 		e.Environment = nil
 	}
-	e.reaper.stop()
+	e.reaper.Stop()
 	e.reaper = nil
 	for _, f := range e.logs {
 		f.Close()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,26 +27,7 @@ func agentPods(t *testing.T, ns, name string) (all, ready []corev1.Pod) {
 
 func podsBy(t *testing.T, ns, selector string) (all, ready []corev1.Pod) {
 	t.Helper()
-	list, err := node.Kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
-	if err != nil {
-		t.Fatalf("list pods: %v", err)
-	}
-	for _, p := range list.Items {
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && p.DeletionTimestamp == nil {
-				ready = append(ready, p)
-			}
-		}
-	}
-	return list.Items, ready
-}
-
-func names(ps []corev1.Pod) string {
-	var s []string
-	for _, p := range ps {
-		s = append(s, fmt.Sprintf("%s(%s deleting=%v)", p.Name, p.Status.Phase, p.DeletionTimestamp != nil))
-	}
-	return strings.Join(s, " ")
+	return testenv.Pods(t, node.Kube, ns, selector)
 }
 
 // awaitReplicas waits until agent ns/name has exactly n pods, all Ready.
@@ -55,7 +35,7 @@ func awaitReplicas(t *testing.T, ns, name string, n int) {
 	t.Helper()
 	testenv.Await(t, 3*time.Minute, fmt.Sprintf("%s/%s: %d Ready pods and no other", ns, name, n), func() (bool, string) {
 		all, ready := agentPods(t, ns, name)
-		return len(all) == n && len(ready) == n, names(all)
+		return len(all) == n && len(ready) == n, testenv.DescribePods(all)
 	})
 }
 
@@ -123,12 +103,12 @@ func TestScaleUpUnderLoadAndBackToZero(t *testing.T) {
 	testenv.Await(t, 3*time.Minute, "scaled to 2 or more Ready replicas", func() (bool, string) {
 		all, ready := agentPods(t, ns, "scaled")
 		most = max(most, len(ready))
-		return len(ready) >= 2, names(all)
+		return len(ready) >= 2, testenv.DescribePods(all)
 	})
 	time.Sleep(5 * time.Second)
-	l.stop()
+	l.Stop()
 	t.Logf("scale up under load: %d Ready replicas at most; %s", most, l)
-	if n := l.failedBeyondOverload(); n > 0 {
+	if n := l.FailedBeyondOverload(); n > 0 {
 		t.Errorf("%d requests failed while scaling up (other than 503 + Retry-After)", n)
 	}
 	waitAtZero(t, ns, "scaled", 3*time.Minute)
@@ -154,15 +134,15 @@ func TestDeletePodUnderLoad(t *testing.T) {
 		all, ready := agentPods(t, ns, "victim")
 		for _, p := range all {
 			if p.Name == gone {
-				return false, names(all)
+				return false, testenv.DescribePods(all)
 			}
 		}
-		return len(ready) == 2, names(all)
+		return len(ready) == 2, testenv.DescribePods(all)
 	})
 	time.Sleep(time.Second)
-	l.stop()
+	l.Stop()
 	t.Logf("pod deleted under load: %s", l)
-	if n := l.failed(); n > 0 {
+	if n := l.Failed(); n > 0 {
 		t.Errorf("%d requests failed while a pod was deleted", n)
 	}
 }
@@ -190,16 +170,16 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 		for _, p := range all {
 			for _, old := range before {
 				if p.Name == old.Name {
-					return false, names(all)
+					return false, testenv.DescribePods(all)
 				}
 			}
 		}
-		return len(all) == 2 && len(ready) == 2, names(all)
+		return len(all) == 2 && len(ready) == 2, testenv.DescribePods(all)
 	})
 	time.Sleep(time.Second)
-	l.stop()
+	l.Stop()
 	t.Logf("rolling update under load: %s", l)
-	if n := l.failed(); n > 0 {
+	if n := l.Failed(); n > 0 {
 		t.Errorf("%d requests failed during the rolling update", n)
 	}
 }
@@ -227,17 +207,17 @@ func TestGatewayRolloutUnderLoad(t *testing.T) {
 		for _, p := range all {
 			for _, old := range before {
 				if p.Name == old.Name {
-					return false, names(all)
+					return false, testenv.DescribePods(all)
 				}
 			}
 		}
-		return len(all) == len(before) && len(ready) == len(before), names(all)
+		return len(all) == len(before) && len(ready) == len(before), testenv.DescribePods(all)
 	})
 	took := time.Since(start)
 	time.Sleep(2 * time.Second)
-	l.stop()
+	l.Stop()
 	t.Logf("gateway rollout (%d replicas) under load, %s: %s", len(before), took.Round(time.Millisecond), l)
-	if n := l.failed(); n > 0 {
+	if n := l.Failed(); n > 0 {
 		t.Errorf("%d requests failed during the gateway rollout", n)
 	}
 	in.awaitKnown(t, ns, "steady")
@@ -262,11 +242,11 @@ func TestManagerRestartWakesAgentAtZero(t *testing.T) {
 		for _, p := range ready {
 			for _, old := range before {
 				if p.Name == old.Name {
-					return false, names(all)
+					return false, testenv.DescribePods(all)
 				}
 			}
 		}
-		return len(ready) == len(before), names(all)
+		return len(ready) == len(before), testenv.DescribePods(all)
 	})
 	c := node.HTTPClient()
 	c.Timeout = 2 * time.Minute

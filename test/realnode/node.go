@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/flint-dev/flint/internal/images"
+	"github.com/flint-dev/flint/internal/testutil/reaper"
 )
 
 // The node's addresses. They only exist inside its namespace, so every
@@ -83,7 +84,7 @@ type Node struct {
 	procs   []*proc // in start order
 	pki     *pki
 	creds   *creds
-	reaper  *reaper
+	reaper  *reaper.Reaper
 	images  []Image
 	built   *images.Result
 	stopped bool

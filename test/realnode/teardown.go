@@ -66,7 +66,7 @@ func (n *Node) Stop() error {
 		}
 	}
 	if n.reaper != nil {
-		if err := n.reaper.release(); err != nil {
+		if err := n.reaper.Release(); err != nil {
 			errs = append(errs, fmt.Errorf("reaper: %w", err))
 		}
 	}

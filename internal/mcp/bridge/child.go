@@ -1,18 +1,17 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os/exec"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/flint-dev/flint/internal/lineprefix"
 )
 
 // child is one run of the stdio server: its process and the SDK connection
@@ -31,7 +30,9 @@ type child struct {
 // group) does not reach it behind the bridge's back and break that order.
 func (b *Bridge) startChild(ctx context.Context, name string) (*child, error) {
 	cmd := exec.Command(b.argv[0], b.argv[1:]...)
-	cmd.Stderr = &lineWriter{mu: &b.outMu, out: b.out, prefix: []byte(name + " | ")}
+	// The child's stderr goes to the bridge's, whole lines at a time after
+	// a prefix naming the session.
+	cmd.Stderr = lineprefix.New(b.out, &b.outMu, name+" | ")
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true,
 		// If the bridge itself is killed, its children must not linger.
@@ -63,7 +64,7 @@ func (c *child) stop() (status string, took time.Duration) {
 	if c.cmd.ProcessState != nil {
 		// Wait has returned, so stderr is fully copied: flush its last,
 		// unterminated line.
-		c.cmd.Stderr.(*lineWriter).flush()
+		c.cmd.Stderr.(*lineprefix.Writer).Flush()
 	}
 	return exitStatus(c.cmd, err), took
 }
@@ -85,44 +86,4 @@ func exitStatus(cmd *exec.Cmd, closeErr error) string {
 		return "exit " + strconv.Itoa(ps.ExitCode()) + " (" + closeErr.Error() + ")"
 	}
 	return "exit " + strconv.Itoa(ps.ExitCode())
-}
-
-// lineWriter copies a child's stderr to the bridge's, whole lines at a
-// time with a prefix naming the session, so logs of concurrent children
-// never interleave mid-line.
-type lineWriter struct {
-	mu     *sync.Mutex
-	out    io.Writer
-	prefix []byte
-	buf    []byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		w.emit(w.buf[:i+1])
-		w.buf = w.buf[i+1:]
-	}
-	if len(w.buf) > 64<<10 { // a runaway line without a newline
-		w.emit(append(w.buf, '\n'))
-		w.buf = w.buf[:0]
-	}
-	return len(p), nil
-}
-
-func (w *lineWriter) flush() {
-	if len(w.buf) > 0 {
-		w.emit(append(w.buf, '\n'))
-		w.buf = nil
-	}
-}
-
-func (w *lineWriter) emit(line []byte) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_, _ = w.out.Write(append(append([]byte(nil), w.prefix...), line...))
 }

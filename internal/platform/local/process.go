@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -101,49 +98,6 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// prefixWriter writes each line of a child's output with a prefix naming
-// its replica, like docker compose; partial lines wait for their end.
-type prefixWriter struct {
-	mu     *sync.Mutex // shared by all replicas so lines never interleave
-	out    io.Writer
-	prefix []byte
-	buf    []byte
-	last   string // the last line, for failure messages
-}
-
-func (w *prefixWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		w.emit(w.buf[:i+1])
-		w.buf = w.buf[i+1:]
-	}
-	if len(w.buf) > 64<<10 { // a runaway line without newline
-		w.emit(append(w.buf, '\n'))
-		w.buf = w.buf[:0]
-	}
-	return len(p), nil
-}
-
-func (w *prefixWriter) emit(line []byte) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if l := strings.TrimSpace(string(line)); l != "" {
-		w.last = l
-	}
-	_, _ = w.out.Write(append(append([]byte(nil), w.prefix...), line...))
-}
-
-// lastLine returns the last non-empty line written.
-func (w *prefixWriter) lastLine() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.last
 }
 
 // environ builds a replica's environment: Flint's own, then the agent's,

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flint-dev/flint/internal/lineprefix"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/proxy"
 )
@@ -93,7 +94,7 @@ func (r *replica) supervise() {
 	cfg := r.agent.rt.cfg
 	backoff := cfg.RestartBackoff
 	argv := r.agent.argv() // behind the stdio bridge for stdio MCP servers (mcp.go)
-	out := &prefixWriter{mu: &r.agent.rt.outMu, out: r.agent.rt.cfg.Output, prefix: []byte(r.name + " | ")}
+	out := lineprefix.New(r.agent.rt.cfg.Output, &r.agent.rt.outMu, r.name+" | ")
 	for !r.stopping.Load() {
 		started := time.Now()
 		p, err := startProcess(cfg.Supervisor, argv, r.agent.dir, environ(r.agent.env, r.port, r.agent.agent.Name, r.name), out)
@@ -123,7 +124,7 @@ func (r *replica) supervise() {
 			}
 			r.log.Warn("agent process exited", "code", p.exitCode(), "after", time.Since(started).Round(time.Millisecond))
 			msg := "the agent process exited with " + p.exitCode()
-			if last := out.lastLine(); last != "" {
+			if last := out.LastLine(); last != "" {
 				msg += "; its last output: " + last
 			}
 			r.agent.noteFailure("CrashLoopBackOff", msg)

@@ -37,7 +37,7 @@ func TestDeletingAnAgentCleansUp(t *testing.T) {
 		slices, _ := kube.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{})
 		left := len(deps.Items) + len(svcs.Items) + len(all) + len(slices.Items)
 		return left == 0, fmt.Sprintf("deployments %d, services %d, pods %s, slices %d",
-			len(deps.Items), len(svcs.Items), describePods(all), len(slices.Items))
+			len(deps.Items), len(svcs.Items), testenv.DescribePods(all), len(slices.Items))
 	})
 	for _, gw := range []*gatewayProc{direct, viaSvc} {
 		testenv.Await(t, waitTimeout, gw.name+" to answer 404", func() (bool, string) {

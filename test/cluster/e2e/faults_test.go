@@ -19,7 +19,7 @@ func TestManagerRestartUnderLoad(t *testing.T) {
 	waitKnown(t, direct, ns, "echo")
 	testenv.Await(t, waitTimeout, "the replica", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
-		return len(ready) == 1, describePods(ready)
+		return len(ready) == 1, testenv.DescribePods(ready)
 	})
 	l := startLoad(invokeURL(direct, ns, "echo", "/?sleep=20ms"), 30)
 	time.Sleep(time.Second)
@@ -28,14 +28,14 @@ func TestManagerRestartUnderLoad(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	restarted, err := startProcess("manager", bins.flint, manager.cmd.Args[1:]...)
 	if err != nil {
-		l.stop()
+		l.Stop()
 		t.Fatal(err)
 	}
 	manager = restarted
 	time.Sleep(2 * time.Second)
-	l.stop()
+	l.Stop()
 	t.Logf("manager down for %s under load: %s", time.Since(stopped).Round(time.Millisecond), l)
-	if n := l.failed(); n > 0 || l.count(http.StatusServiceUnavailable) > 0 {
+	if n := l.FailedBeyondOverload(); n > 0 || l.Count(http.StatusServiceUnavailable) > 0 {
 		t.Errorf("requests failed while the manager restarted: %s", l)
 	}
 

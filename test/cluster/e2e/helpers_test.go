@@ -7,9 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
-	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +20,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/testenv"
+	"github.com/flint-dev/flint/test/internal/load"
 )
 
 // waitTimeout is generous: a loaded 2-core machine runs the control plane,
@@ -90,26 +88,7 @@ func getAgent(t *testing.T, ns, name string) *v1alpha1.Agent {
 // pods lists the agent's pods: all of them, and the ready ones.
 func pods(t *testing.T, ns, agent string) (all, ready []corev1.Pod) {
 	t.Helper()
-	list, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "flint.dev/agent=" + agent})
-	if err != nil {
-		t.Fatalf("list pods: %v", err)
-	}
-	for _, p := range list.Items {
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && p.DeletionTimestamp == nil {
-				ready = append(ready, p)
-			}
-		}
-	}
-	return list.Items, ready
-}
-
-func describePods(ps []corev1.Pod) string {
-	var b strings.Builder
-	for _, p := range ps {
-		fmt.Fprintf(&b, "%s(%s ip=%s deleting=%v) ", p.Name, p.Status.Phase, p.Status.PodIP, p.DeletionTimestamp != nil)
-	}
-	return b.String()
+	return testenv.Pods(t, kube, ns, "flint.dev/agent="+agent)
 }
 
 // waitScaledToZero waits until the agent has a Deployment at zero and no pods.
@@ -122,7 +101,7 @@ func waitScaledToZero(t *testing.T, ns, name string) {
 		}
 		all, _ := pods(t, ns, name)
 		return d.Spec.Replicas != nil && *d.Spec.Replicas == 0 && len(all) == 0,
-			fmt.Sprintf("deployment replicas %v, pods %s", ptr.Deref(d.Spec.Replicas, -1), describePods(all))
+			fmt.Sprintf("deployment replicas %v, pods %s", ptr.Deref(d.Spec.Replicas, -1), testenv.DescribePods(all))
 	})
 }
 
@@ -147,96 +126,10 @@ func timedGet(t *testing.T, url string) (status int, body string, firstByte time
 	return res.StatusCode, string(b), got.Sub(begin), res
 }
 
-// load is steady open-loop traffic from vegeta, counted by outcome.
-type load struct {
-	stopCh chan struct{}
-	done   chan struct{}
-
-	mu       sync.Mutex
-	codes    map[int]int
-	errors   map[string]int
-	noRetry  int // 503s without Retry-After
-	total    int
-	failures []string // a few examples
-}
-
-// startLoad sends rate requests per second to url until stop.
-func startLoad(url string, rate int) *load {
-	l := &load{stopCh: make(chan struct{}), done: make(chan struct{}), codes: map[int]int{}, errors: map[string]int{}}
+// startLoad sends rate requests per second to url until Stop.
+func startLoad(url string, rate int) *load.Load {
 	atk := vegeta.NewAttacker(vegeta.Timeout(60*time.Second), vegeta.MaxWorkers(1000), vegeta.KeepAlive(true))
-	tr := vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: url})
-	results := atk.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, 0, "load")
-	go func() {
-		<-l.stopCh
-		atk.Stop()
-	}()
-	go func() {
-		defer close(l.done)
-		for r := range results {
-			l.record(r)
-		}
-	}()
-	return l
-}
-
-func (l *load) record(r *vegeta.Result) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total++
-	if r.Error != "" && r.Code == 0 {
-		l.errors[r.Error]++
-		if len(l.failures) < 5 {
-			l.failures = append(l.failures, r.Error)
-		}
-		return
-	}
-	l.codes[int(r.Code)]++
-	if r.Code == http.StatusServiceUnavailable && r.Headers.Get("Retry-After") == "" {
-		l.noRetry++
-	}
-	if r.Code != http.StatusOK && r.Code != http.StatusServiceUnavailable && len(l.failures) < 5 {
-		l.failures = append(l.failures, fmt.Sprintf("%d %s", r.Code, strings.TrimSpace(string(r.Body))))
-	}
-}
-
-// stop ends the load and waits for every request in flight.
-func (l *load) stop() {
-	close(l.stopCh)
-	<-l.done
-}
-
-func (l *load) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var codes []string
-	for c, n := range l.codes {
-		codes = append(codes, fmt.Sprintf("%d×%d", n, c))
-	}
-	sort.Strings(codes)
-	return fmt.Sprintf("%d requests: %s; transport errors %v; examples %q", l.total, strings.Join(codes, " "), l.errors, l.failures)
-}
-
-// failed counts requests that failed in a way no client should see: any
-// transport error, any status but 200 and 503 + Retry-After (overload).
-func (l *load) failed() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := l.noRetry
-	for _, c := range l.errors {
-		n += c
-	}
-	for code, c := range l.codes {
-		if code != http.StatusOK && code != http.StatusServiceUnavailable {
-			n += c
-		}
-	}
-	return n
-}
-
-func (l *load) count(code int) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.codes[code]
+	return load.Start(atk, vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: url}), rate)
 }
 
 var _ client.Object = (*v1alpha1.Agent)(nil)

@@ -27,7 +27,7 @@ func TestScaleUpUnderLoadAndBackDown(t *testing.T) {
 	waitKnown(t, direct, ns, "echo")
 	testenv.Await(t, waitTimeout, "the first replica", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
-		return len(ready) == 1, describePods(ready)
+		return len(ready) == 1, testenv.DescribePods(ready)
 	})
 	// 40 req/s of 200ms each keep 8 requests in flight: 3 replicas.
 	l := startLoad(invokeURL(direct, ns, "echo", "/?sleep=200ms"), 40)
@@ -38,12 +38,12 @@ func TestScaleUpUnderLoadAndBackDown(t *testing.T) {
 		return len(ready) >= 3, fmt.Sprintf("%d ready; load %s", len(ready), l)
 	})
 	time.Sleep(3 * time.Second) // keep the load on the scaled-out agent a while
-	l.stop()
+	l.Stop()
 	t.Logf("scale-up under load: %s", l)
-	if n := l.failed(); n > 0 {
+	if n := l.FailedBeyondOverload(); n > 0 {
 		t.Errorf("%d requests failed during scale-up: %s", n, l)
 	}
-	if l.count(http.StatusOK) == 0 {
+	if l.Count(http.StatusOK) == 0 {
 		t.Fatalf("no request succeeded: %s", l)
 	}
 
@@ -71,7 +71,7 @@ func TestConcurrencyCapAnswers503WithRetryAfter(t *testing.T) {
 	waitKnown(t, direct, ns, "echo")
 	testenv.Await(t, waitTimeout, "the replica", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
-		return len(ready) == 1, describePods(ready)
+		return len(ready) == 1, testenv.DescribePods(ready)
 	})
 	type outcome struct {
 		status     int
@@ -121,7 +121,7 @@ func TestDeletePodUnderLoad(t *testing.T) {
 	waitKnown(t, direct, ns, "echo")
 	testenv.Await(t, waitTimeout, "3 ready replicas", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
-		return len(ready) == 3, describePods(ready)
+		return len(ready) == 3, testenv.DescribePods(ready)
 	})
 	l := startLoad(invokeURL(direct, ns, "echo", "/?sleep=50ms"), 50)
 	time.Sleep(2 * time.Second)
@@ -134,15 +134,15 @@ func TestDeletePodUnderLoad(t *testing.T) {
 		all, ready := pods(t, ns, "echo")
 		for _, p := range all {
 			if p.Name == victim {
-				return false, describePods(all)
+				return false, testenv.DescribePods(all)
 			}
 		}
-		return len(ready) == 3, describePods(all)
+		return len(ready) == 3, testenv.DescribePods(all)
 	})
 	time.Sleep(time.Second)
-	l.stop()
+	l.Stop()
 	t.Logf("pod deleted under load: %s", l)
-	if n := l.failed(); n > 0 || l.count(http.StatusServiceUnavailable) > 0 {
+	if n := l.FailedBeyondOverload(); n > 0 || l.Count(http.StatusServiceUnavailable) > 0 {
 		t.Errorf("requests failed or were refused while a pod was deleted: %s", l)
 	}
 }
@@ -156,7 +156,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	waitKnown(t, direct, ns, "echo")
 	testenv.Await(t, waitTimeout, "2 ready replicas", func() (bool, string) {
 		_, ready := pods(t, ns, "echo")
-		return len(ready) == 2, describePods(ready)
+		return len(ready) == 2, testenv.DescribePods(ready)
 	})
 	_, before := pods(t, ns, "echo")
 	l := startLoad(invokeURL(direct, ns, "echo", "/?sleep=50ms"), 50)
@@ -171,16 +171,16 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 		for _, p := range all {
 			for _, old := range before {
 				if p.Name == old.Name {
-					return false, describePods(all)
+					return false, testenv.DescribePods(all)
 				}
 			}
 		}
-		return len(ready) == 2 && len(all) == 2, describePods(all)
+		return len(ready) == 2 && len(all) == 2, testenv.DescribePods(all)
 	})
 	time.Sleep(time.Second)
-	l.stop()
+	l.Stop()
 	t.Logf("rolling update under load: %s", l)
-	if n := l.failed(); n > 0 || l.count(http.StatusServiceUnavailable) > 0 {
+	if n := l.FailedBeyondOverload(); n > 0 || l.Count(http.StatusServiceUnavailable) > 0 {
 		t.Errorf("requests failed or were refused during the rolling update: %s", l)
 	}
 }

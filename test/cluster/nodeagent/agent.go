@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/flint-dev/flint/internal/testutil/reaper"
 )
 
 // Agent is a running node agent.
@@ -27,7 +29,7 @@ type Agent struct {
 	marker string
 	ips    *ipPool
 	logs   *logStore
-	reaper *reaper
+	reaper *reaper.Reaper
 	binder *binder
 
 	factories []informers.SharedInformerFactory
@@ -147,7 +149,7 @@ func (a *Agent) Stop() {
 			f.Shutdown() // waits for the informers' goroutines
 		}
 		a.ips.releaseAll()
-		a.reaper.stop()
+		a.reaper.Stop()
 	})
 }
 

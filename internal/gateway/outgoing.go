@@ -11,9 +11,11 @@ import (
 	"github.com/flint-dev/flint/internal/wire"
 )
 
-// This file holds the allocation-free pieces of the request path (see
-// "Profiling the hot path" in docs/benchmarks.md): the proxy's copy
-// buffers, the rewrite of the outgoing request, and the per-attempt state.
+// The outgoing request, from the gateway to a replica's sidecar: its
+// rewrite (route prefix stripped, X-Forwarded-*, the gateway token), the
+// per-attempt copy pointed at one replica, and the proxy's copy buffers.
+// Each is written to allocate little or nothing, as the request path
+// must (see "Profiling the hot path" in docs/benchmarks.md).
 
 const copyBufferSize = 32 << 10
 
