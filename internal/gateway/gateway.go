@@ -61,7 +61,7 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 	}
 	g := &Gateway{cfg: cfg, platform: p, scaler: scaler, log: log, metrics: newMetrics(reg)}
 	ctx, stop := context.WithCancel(context.Background())
-	auth, err := newAuthenticator(ctx, cfg.Auth)
+	auth, err := newAuthenticator(ctx, cfg.Auth, log)
 	if err != nil {
 		stop()
 		return nil, err
