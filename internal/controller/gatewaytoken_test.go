@@ -13,10 +13,12 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/secret"
 	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -30,7 +32,7 @@ func tokenConfig(t *testing.T) Config {
 	if err := os.WriteFile(cfg.GatewayTokenFile, []byte(testGatewayToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.LoadGatewayToken(); err != nil {
+	if err := cfg.LoadGatewayToken(nil); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
@@ -56,18 +58,19 @@ func TestSidecarRequiresTheGatewayToken(t *testing.T) {
 	if len(pod.Spec.Containers[0].VolumeMounts) != 0 {
 		t.Error("the agent must not see the token")
 	}
-	// A new token rolls the pods: the sidecar reads it at start.
-	before := pod.Annotations[v1alpha1.AnnotationGatewayTokenHash]
-	if before == "" || strings.Contains(before, testGatewayToken) {
-		t.Errorf("token hash annotation %q", before)
-	}
-	cfg.gatewayToken += "-rotated"
-	if after, _ := render(cfg, a); after.Annotations[v1alpha1.AnnotationGatewayTokenHash] == before {
-		t.Error("a rotated token does not change the pod template")
+	// A new token does not roll the pods: the sidecar follows its mounted
+	// copy, which the manager updates (TestGatewayTokenRotationReachesTheSidecar).
+	tokens := secret.Tokens{testGatewayToken}
+	followed := testConfig()
+	followed.UseGatewayToken(func() secret.Tokens { return tokens })
+	before, _ := render(followed, a)
+	tokens = secret.Tokens{testGatewayToken, testGatewayToken + "-rotated"}
+	if after, _ := render(followed, a); !equality.Semantic.DeepEqual(before, after) {
+		t.Error("a rotated token changes the pod template: every agent would roll")
 	}
 	// Without the flag nothing changes.
-	if plain, _ := render(testConfig(), a); len(plain.Spec.Volumes) != 0 || plain.Annotations[v1alpha1.AnnotationGatewayTokenHash] != "" {
-		t.Errorf("no token configured, yet %+v %v", plain.Spec.Volumes, plain.Annotations)
+	if plain, _ := render(testConfig(), a); len(plain.Spec.Volumes) != 0 || len(plain.Spec.InitContainers[0].VolumeMounts) != 0 {
+		t.Errorf("no token configured, yet %+v", plain.Spec.Volumes)
 	}
 }
 
@@ -153,7 +156,7 @@ func TestBypassingRequestGets403(t *testing.T) {
 // guards sidecars, unless -gateway-token-file names a token, which wins.
 func TestGatewayTokenFromSecret(t *testing.T) {
 	cfg := testConfig()
-	cfg.UseGatewayToken(testGatewayToken)
+	cfg.UseGatewayToken(func() secret.Tokens { return secret.Tokens{testGatewayToken} })
 	pod, err := render(cfg, testAgent("ns", "guarded"))
 	if err != nil {
 		t.Fatal(err)
@@ -162,9 +165,8 @@ func TestGatewayTokenFromSecret(t *testing.T) {
 		t.Errorf("a token from the Secret does not guard the sidecar: args %q", pod.Spec.InitContainers[0].Args)
 	}
 	fromFile := tokenConfig(t)
-	want := fromFile.gatewayToken
-	fromFile.UseGatewayToken("another-token-from-a-secret-0123456789")
-	if fromFile.gatewayToken != want {
+	fromFile.UseGatewayToken(func() secret.Tokens { return secret.Tokens{"another-token-from-a-secret-0123456789"} })
+	if got := fromFile.gatewayToken(); got != testGatewayToken {
 		t.Error("-gateway-token-file did not win over the Secret's token")
 	}
 }
