@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/reload"
 )
 
 // Bypass protection. With -gateway-token-file, every sidecar requires the
@@ -102,12 +101,18 @@ func (r *Reconciler) applyGatewaySecret(ctx context.Context, a *v1alpha1.Agent) 
 // gatewayTokenFollower copies a changed gateway token to every agent's
 // Secret at once, rather than at each agent's next reconcile. It runs on
 // the leader only (a manager.Runnable needs leader election by default).
-type gatewayTokenFollower struct{ r *Reconciler }
+type gatewayTokenFollower struct {
+	r     *Reconciler
+	every time.Duration // reload.Interval in the manager; shorter in tests
+}
 
 func (f gatewayTokenFollower) Start(ctx context.Context) error {
-	t := time.NewTicker(reload.Interval)
+	t := time.NewTicker(f.every)
 	defer t.Stop()
-	last := gatewayTokenHash(f.r.cfg.gatewayToken())
+	// The first tick goes over every agent: a token that changed before
+	// this started is caught too, and the apply memo skips the Secrets
+	// the start-up reconciles have just written.
+	last := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -119,8 +124,10 @@ func (f gatewayTokenFollower) Start(ctx context.Context) error {
 				log.FromContext(ctx).Error(err, "gateway token changed; some agents' Secrets are not updated yet (retried in 10s)")
 				continue
 			}
+			if last != "" {
+				log.FromContext(ctx).Info("gateway token changed; every agent's Secret updated")
+			}
 			last = now
-			log.FromContext(ctx).Info("gateway token changed; every agent's Secret updated")
 		}
 	}
 }

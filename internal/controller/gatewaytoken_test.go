@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -98,7 +101,7 @@ func TestBypassingRequestGets403(t *testing.T) {
 		return env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: GatewayTokenSecretName("guarded")}, &secret)
 	})
 	checkOwned(t, &secret.ObjectMeta, agent)
-	if string(secret.Data["token"]) != testGatewayToken {
+	if string(secret.Data["token"]) != testGatewayToken+"\n" {
 		t.Fatalf("secret data %q", secret.Data)
 	}
 
@@ -168,5 +171,54 @@ func TestGatewayTokenFromSecret(t *testing.T) {
 	fromFile.UseGatewayToken(func() secret.Tokens { return secret.Tokens{"another-token-from-a-secret-0123456789"} })
 	if got := fromFile.gatewayToken(); got != testGatewayToken {
 		t.Error("-gateway-token-file did not win over the Secret's token")
+	}
+}
+
+// TestGatewayTokenRotationReachesEveryAgentSecret: when the manager's token
+// changes (a rotation's added line), the follower copies it to every
+// agent's Secret without waiting for the agents' next reconcile; the
+// Deployment is not touched, so no pod rolls.
+func TestGatewayTokenRotationReachesEveryAgentSecret(t *testing.T) {
+	t.Parallel()
+	env := cluster(t)
+	ns := env.Namespace(t)
+	var agents []*v1alpha1.Agent
+	for _, name := range []string{"one", "two"} {
+		agents = append(agents, createAgent(t, env, ns, name, func(*v1alpha1.Agent) {}))
+	}
+	var tokens atomic.Pointer[secret.Tokens]
+	tokens.Store(&secret.Tokens{testGatewayToken})
+	cfg := testConfig()
+	cfg.UseGatewayToken(func() secret.Tokens { return *tokens.Load() })
+	// Only this test's namespace: other tests' agents share the API server.
+	r, err := NewReconciler(client.NewNamespacedClient(env.Client, ns), cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := r.applyGatewaySecrets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- gatewayTokenFollower{r: r, every: 20 * time.Millisecond}.Start(ctx) }()
+
+	rotated := secret.Tokens{testGatewayToken, testGatewayToken + "-next"}
+	tokens.Store(&rotated)
+	for _, a := range agents {
+		testenv.Eventually(t, settle, func() error {
+			var s corev1.Secret
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: GatewayTokenSecretName(a.Name)}, &s); err != nil {
+				return err
+			}
+			if got, want := string(s.Data["token"]), testGatewayToken+"\n"+testGatewayToken+"-next\n"; got != want {
+				return fmt.Errorf("agent %s's Secret holds %q, want %q", a.Name, got, want)
+			}
+			return nil
+		})
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("follower: %v", err)
 	}
 }

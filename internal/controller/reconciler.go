@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/reload"
 )
 
 const (
@@ -89,7 +90,7 @@ func (r *Reconciler) reader() client.Reader {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.apiReader = mgr.GetAPIReader()
 	if r.cfg.gatewayToken != nil {
-		if err := mgr.Add(gatewayTokenFollower{r}); err != nil {
+		if err := mgr.Add(gatewayTokenFollower{r: r, every: reload.Interval}); err != nil {
 			return fmt.Errorf("gateway token: %w", err)
 		}
 	}
