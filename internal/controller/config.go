@@ -11,6 +11,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/proxy"
+	"github.com/flint-dev/flint/internal/reload"
 	"github.com/flint-dev/flint/internal/secret"
 )
 
@@ -199,7 +200,7 @@ func (c *Config) LoadGatewayToken(log *slog.Logger) error {
 	if c.GatewayTokenFile == "" {
 		return nil
 	}
-	tokens, err := secret.WatchTokens(c.GatewayTokenFile, "gateway token", log)
+	tokens, err := reload.Tokens("gateway token", c.GatewayTokenFile, log)
 	if err != nil {
 		return fmt.Errorf("-gateway-token-file: %w", err)
 	}

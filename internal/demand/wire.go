@@ -49,7 +49,7 @@ func RecordOf(key platform.AgentKey, d wire.Demand) Record {
 // Secret) and follows it: one token per line during a rotation, the first
 // presented, every one accepted (docs/operations.md).
 func WatchToken(path string, log *slog.Logger) (*reload.Value[secret.Tokens], error) {
-	return secret.WatchTokens(path, "control token", log)
+	return reload.Tokens("control token", path, log)
 }
 
 // authorized checks "Authorization: Bearer TOKEN" in constant time.

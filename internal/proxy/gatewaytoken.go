@@ -22,7 +22,7 @@ type gatewayToken struct {
 func newGatewayToken(cfg Config, log *slog.Logger) (gatewayToken, error) {
 	t := gatewayToken{static: cfg.GatewayToken}
 	if cfg.GatewayTokenFile != "" {
-		f, err := secret.WatchTokens(cfg.GatewayTokenFile, "gateway token", log)
+		f, err := reload.Tokens("gateway token", cfg.GatewayTokenFile, log)
 		if err != nil {
 			return t, fmt.Errorf("-gateway-token-file: %w", err)
 		}

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flint-dev/flint/internal/secret"
 )
 
 // Interval is how often, at most, a Value reads its source again. The
@@ -120,4 +122,11 @@ func (v *Value[T]) fail(reason string) {
 	}
 	v.failure = reason
 	v.log.Warn(v.what+": the new content is not usable; keeping the value in use", "from", v.where, "reason", reason)
+}
+
+// Tokens follows a file of secret.Tokens (one per line during a rotation:
+// the first presented, every one accepted). what names the token in logs
+// and errors: "gateway token".
+func Tokens(what, path string, log *slog.Logger) (*Value[secret.Tokens], error) {
+	return File(what, path, func(b []byte) (secret.Tokens, error) { return secret.ParseTokens(b, what+" in "+path) }, log)
 }

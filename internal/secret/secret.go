@@ -1,16 +1,13 @@
 // Package secret reads the shared secrets Flint's processes prove
 // themselves with (the gateway token a sidecar checks, the control token a
-// gateway checks), follows the files they are mounted from, and compares
-// them in constant time.
+// gateway checks) and compares them in constant time; package reload
+// follows the files they are mounted from.
 package secret
 
 import (
 	"crypto/subtle"
 	"fmt"
-	"log/slog"
 	"strings"
-
-	"github.com/flint-dev/flint/internal/reload"
 )
 
 // MinLength is the shortest secret accepted: a long random one is expected.
@@ -59,10 +56,4 @@ func (t Tokens) Accepts(presented string) bool {
 		match |= subtle.ConstantTimeCompare([]byte(presented), []byte(want))
 	}
 	return match == 1
-}
-
-// WatchTokens reads the tokens in the file at path and follows the file
-// (package reload), so a rotation reaches the process without a restart.
-func WatchTokens(path, what string, log *slog.Logger) (*reload.Value[Tokens], error) {
-	return reload.File(what, path, func(b []byte) (Tokens, error) { return ParseTokens(b, what+" in "+path) }, log)
 }
