@@ -51,3 +51,13 @@ func TestParseTokensRefusesShortAndEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptsDoesNotAllocate: the check runs on every request a sidecar
+// serves, with tokens longer than a stack-held conversion.
+func TestAcceptsDoesNotAllocate(t *testing.T) {
+	tok := Tokens{strings.Repeat("o", 52), strings.Repeat("n", 52)}
+	presented := strings.Repeat("n", 52)
+	if n := testing.AllocsPerRun(100, func() { tok.Accepts(presented) }); n != 0 {
+		t.Errorf("%v allocations per check, want 0", n)
+	}
+}
