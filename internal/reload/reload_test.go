@@ -138,3 +138,23 @@ func TestConcurrentGetsReadOnce(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkGet is the cost a request pays to read a followed value (the
+// gateway token on every forwarded request, the API keys on every
+// authenticated one) when no re-read is due.
+func BenchmarkGet(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("a b\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	v, err := File("words", path, words, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_ = v.Get()
+		}
+	})
+}
