@@ -65,11 +65,12 @@ func (s *managerSecrets) ensure(ctx context.Context, restCfg *rest.Config, log *
 		name  string
 		s     bootstrap.Secret
 		value **reload.Value[secret.Tokens]
+		what  string // names the token in logs, as the gateways name it
 	}{
-		{s.ControlToken, bootstrap.Secret{Name: s.ControlToken, Key: bootstrap.TokenKey, Generate: bootstrap.Token}, &s.controlToken},
-		{s.SessionKeys, bootstrap.Secret{Name: s.SessionKeys, Key: bootstrap.SessionKeysKey, Generate: bootstrap.SessionKeys}, nil},
-		{s.GatewayToken, bootstrap.Secret{Name: s.GatewayToken, Key: bootstrap.TokenKey, Generate: bootstrap.Token}, &s.gatewayToken},
-		{s.APIKeys, bootstrap.Secret{Name: s.APIKeys, Key: s.APIKeysKey, Generate: bootstrap.APIKey}, nil},
+		{s.ControlToken, bootstrap.Secret{Name: s.ControlToken, Key: bootstrap.TokenKey, Generate: bootstrap.Token}, &s.controlToken, "control token"},
+		{s.SessionKeys, bootstrap.Secret{Name: s.SessionKeys, Key: bootstrap.SessionKeysKey, Generate: bootstrap.SessionKeys}, nil, ""},
+		{s.GatewayToken, bootstrap.Secret{Name: s.GatewayToken, Key: bootstrap.TokenKey, Generate: bootstrap.Token}, &s.gatewayToken, "gateway token"},
+		{s.APIKeys, bootstrap.Secret{Name: s.APIKeys, Key: s.APIKeysKey, Generate: bootstrap.APIKey}, nil, ""},
 	} {
 		if want.name == "" {
 			continue
@@ -79,7 +80,7 @@ func (s *managerSecrets) ensure(ctx context.Context, restCfg *rest.Config, log *
 			return err
 		}
 		if want.value != nil {
-			what := "token in Secret " + s.Namespace + "/" + want.name
+			where := "Secret " + s.Namespace + "/" + want.name
 			name, first := want.name, v // the value Ensure just read starts it
 			read := func() ([]byte, error) {
 				if first != nil {
@@ -89,8 +90,8 @@ func (s *managerSecrets) ensure(ctx context.Context, restCfg *rest.Config, log *
 				}
 				return readSecretKey(c, s.Namespace, name, bootstrap.TokenKey)
 			}
-			tokens, err := reload.New(what, s.Namespace+"/"+want.name, read,
-				func(b []byte) (secret.Tokens, error) { return secret.ParseTokens(b, what) }, log)
+			tokens, err := reload.New(want.what, where, read,
+				func(b []byte) (secret.Tokens, error) { return secret.ParseTokens(b, want.what+" in "+where) }, log)
 			if err != nil {
 				return err
 			}
