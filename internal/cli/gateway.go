@@ -97,7 +97,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return fmt.Errorf("-control-token-file: %w", err)
 		}
-		control = demand.NewServer(tokens.Get, log)
+		control = demand.NewFollowingServer(tokens.Get, log)
 	}
 
 	pctx, stopPlatform := context.WithCancel(context.WithoutCancel(ctx))

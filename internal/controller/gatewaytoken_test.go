@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,17 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/proxy"
-	"github.com/flint-dev/flint/internal/secret"
 	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -61,16 +56,7 @@ func TestSidecarRequiresTheGatewayToken(t *testing.T) {
 	if len(pod.Spec.Containers[0].VolumeMounts) != 0 {
 		t.Error("the agent must not see the token")
 	}
-	// A new token does not roll the pods: the sidecar follows its mounted
-	// copy, which the manager updates (TestGatewayTokenRotationReachesTheSidecar).
-	tokens := secret.Tokens{testGatewayToken}
-	followed := testConfig()
-	followed.UseGatewayToken(func() secret.Tokens { return tokens })
-	before, _ := render(followed, a)
-	tokens = secret.Tokens{testGatewayToken, testGatewayToken + "-rotated"}
-	if after, _ := render(followed, a); !equality.Semantic.DeepEqual(before, after) {
-		t.Error("a rotated token changes the pod template: every agent would roll")
-	}
+	// A new token does not roll the pods (TestGatewayTokenRotationKeepsThePodTemplate).
 	// Without the flag nothing changes.
 	if plain, _ := render(testConfig(), a); len(plain.Spec.Volumes) != 0 || len(plain.Spec.InitContainers[0].VolumeMounts) != 0 {
 		t.Errorf("no token configured, yet %+v", plain.Spec.Volumes)
@@ -159,7 +145,7 @@ func TestBypassingRequestGets403(t *testing.T) {
 // guards sidecars, unless -gateway-token-file names a token, which wins.
 func TestGatewayTokenFromSecret(t *testing.T) {
 	cfg := testConfig()
-	cfg.UseGatewayToken(func() secret.Tokens { return secret.Tokens{testGatewayToken} })
+	cfg.UseGatewayToken(fixedTokens(testGatewayToken))
 	pod, err := render(cfg, testAgent("ns", "guarded"))
 	if err != nil {
 		t.Fatal(err)
@@ -168,57 +154,8 @@ func TestGatewayTokenFromSecret(t *testing.T) {
 		t.Errorf("a token from the Secret does not guard the sidecar: args %q", pod.Spec.InitContainers[0].Args)
 	}
 	fromFile := tokenConfig(t)
-	fromFile.UseGatewayToken(func() secret.Tokens { return secret.Tokens{"another-token-from-a-secret-0123456789"} })
-	if got := fromFile.gatewayToken(); got != testGatewayToken {
+	fromFile.UseGatewayToken(fixedTokens("another-token-from-a-secret-0123456789"))
+	if fromFile.gatewayToken() != testGatewayToken {
 		t.Error("-gateway-token-file did not win over the Secret's token")
-	}
-}
-
-// TestGatewayTokenRotationReachesEveryAgentSecret: when the manager's token
-// changes (a rotation's added line), the follower copies it to every
-// agent's Secret without waiting for the agents' next reconcile; the
-// Deployment is not touched, so no pod rolls.
-func TestGatewayTokenRotationReachesEveryAgentSecret(t *testing.T) {
-	t.Parallel()
-	env := cluster(t)
-	ns := env.Namespace(t)
-	var agents []*v1alpha1.Agent
-	for _, name := range []string{"one", "two"} {
-		agents = append(agents, createAgent(t, env, ns, name, func(*v1alpha1.Agent) {}))
-	}
-	var tokens atomic.Pointer[secret.Tokens]
-	tokens.Store(&secret.Tokens{testGatewayToken})
-	cfg := testConfig()
-	cfg.UseGatewayToken(func() secret.Tokens { return *tokens.Load() })
-	// Only this test's namespace: other tests' agents share the API server.
-	r, err := NewReconciler(client.NewNamespacedClient(env.Client, ns), cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := r.applyGatewaySecrets(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error)
-	go func() { done <- gatewayTokenFollower{r: r, every: 20 * time.Millisecond}.Start(ctx) }()
-
-	rotated := secret.Tokens{testGatewayToken, testGatewayToken + "-next"}
-	tokens.Store(&rotated)
-	for _, a := range agents {
-		testenv.Eventually(t, settle, func() error {
-			var s corev1.Secret
-			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: GatewayTokenSecretName(a.Name)}, &s); err != nil {
-				return err
-			}
-			if got, want := string(s.Data["token"]), testGatewayToken+"\n"+testGatewayToken+"-next\n"; got != want {
-				return fmt.Errorf("agent %s's Secret holds %q, want %q", a.Name, got, want)
-			}
-			return nil
-		})
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("follower: %v", err)
 	}
 }

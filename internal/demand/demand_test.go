@@ -15,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/flint-dev/flint/internal/platform"
-	"github.com/flint-dev/flint/internal/secret"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -79,7 +78,7 @@ func startControl(t *testing.T, ln net.Listener) *control {
 }
 
 func (c *control) swap(gw *fakeGateway) {
-	s := NewServer(func() secret.Tokens { return secret.Tokens{token} }, nil)
+	s := NewServer(token, nil)
 	s.Attach(gw)
 	c.gw = gw
 	c.srv.Store(s)

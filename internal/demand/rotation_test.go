@@ -12,6 +12,14 @@ import (
 	"github.com/flint-dev/flint/internal/wire"
 )
 
+var rotationAgent = platform.AgentKey{Namespace: "ns", Name: "rotated"}
+
+// heldOnly is a gateway holding a number of requests for rotationAgent.
+type heldOnly struct{ held *atomic.Int64 }
+
+func (h heldOnly) Demand(platform.AgentKey) wire.Demand { return wire.Demand{Held: h.held.Load()} }
+func (h heldOnly) DemandKeys() []platform.AgentKey      { return []platform.AgentKey{rotationAgent} }
+
 // TestControlTokenRotation walks the rotation of docs/operations.md with
 // the gateway's side (accepts every line) and the manager's side (presents
 // the first line) switching at different moments: the collector reads the
@@ -23,9 +31,9 @@ func TestControlTokenRotation(t *testing.T) {
 	var presented atomic.Value
 	presented.Store(old)
 
-	s := NewServer(func() secret.Tokens { return *accepted.Load() }, nil)
-	gw := &fakeGateway{}
-	s.Attach(gw)
+	s := NewFollowingServer(func() secret.Tokens { return *accepted.Load() }, nil)
+	var held atomic.Int64
+	s.Attach(heldOnly{&held})
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	c, err := NewCollector(CollectorConfig{Gateways: []string{ts.URL}, TokenFrom: func() string { return presented.Load().(string) },
@@ -35,14 +43,20 @@ func TestControlTokenRotation(t *testing.T) {
 	}
 	run(t, c, func(platform.AgentKey) {})
 
-	held := int64(0)
 	step := func(what string, accept secret.Tokens, present string) {
 		t.Helper()
 		accepted.Store(&accept)
 		presented.Store(present)
-		held++
-		gw.set(echo, wire.Demand{Held: held})
-		eventually(t, what, func() bool { return c.Demand(echo).Held == held })
+		want := held.Add(1)
+		// Each step's count reaches the collector only through a read
+		// the gateway accepted.
+		deadline := time.Now().Add(10 * time.Second)
+		for c.Demand(rotationAgent).Held != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the collector never read the gateway's demand", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	step("before", secret.Tokens{old}, old)
 	step("new token added on the gateway", secret.Tokens{old, next}, old)

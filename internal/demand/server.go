@@ -43,10 +43,16 @@ type Server struct {
 	subs map[chan Record]struct{}
 }
 
-// NewServer returns a server that answers requests carrying one of the
-// tokens in use (a reload.Value's Get follows a rotated file). Attach the
-// gateway before serving.
-func NewServer(tokens func() secret.Tokens, log *slog.Logger) *Server {
+// NewServer returns a server that answers requests carrying token. Attach
+// the gateway before serving.
+func NewServer(token string, log *slog.Logger) *Server {
+	return NewFollowingServer(func() secret.Tokens { return secret.Tokens{token} }, log)
+}
+
+// NewFollowingServer returns a server that answers requests carrying one
+// of the tokens in use: tokens is called per request (a reload.Value's Get
+// follows a rotated file).
+func NewFollowingServer(tokens func() secret.Tokens, log *slog.Logger) *Server {
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
 	return &Server{tokens: tokens, instance: hex.EncodeToString(id), keepAlive: DefaultKeepAlive, log: log,
