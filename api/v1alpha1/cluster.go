@@ -22,11 +22,6 @@ const (
 	LabelPrefix = "flint.dev/"
 )
 
-// AnnotationGatewayTokenHash on an agent's pod template changes with the
-// gateway token, so a new token rolls the agent's pods (the sidecar reads
-// its token at start).
-const AnnotationGatewayTokenHash = "flint.dev/gateway-token-hash"
-
 // Fixed pod ports of the flint-proxy sidecar. The gateway routes to
 // ServingPort on the pod IP; the autoscaler scrapes AdminPort. They are
 // fixed, not per agent, so the NetworkPolicy and the gateway need no

@@ -93,11 +93,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if f.ControlTokenFile == "" {
 			return errors.New("-control-addr needs -control-token-file: the manager proves itself with that secret")
 		}
-		token, err := demand.ReadToken(f.ControlTokenFile)
+		tokens, err := demand.WatchToken(f.ControlTokenFile, log) // a rotation applies without a restart
 		if err != nil {
-			return err
+			return fmt.Errorf("-control-token-file: %w", err)
 		}
-		control = demand.NewServer(token, log)
+		control = demand.NewFollowingServer(tokens.Get, log)
 	}
 
 	pctx, stopPlatform := context.WithCancel(context.WithoutCancel(ctx))

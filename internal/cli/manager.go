@@ -97,7 +97,9 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	// -gateway-token-secret gives sidecars the token the gateways mount
 	// from the same Secret, unless -gateway-token-file names one.
-	cfg.Controller.UseGatewayToken(string(cfg.Secrets.gatewayToken))
+	if t := cfg.Secrets.gatewayToken; t != nil {
+		cfg.Controller.UseGatewayToken(t.Get)
+	}
 	collector, err := cfg.demandCollector(log)
 	if err != nil {
 		return err
@@ -116,14 +118,18 @@ func (cfg managerConfig) demandCollector(log *slog.Logger) (*demand.Collector, e
 	if len(urls) == 0 {
 		return nil, nil
 	}
-	token := string(cfg.Secrets.controlToken) // -control-token-secret, unless a file is given
+	tokens := cfg.Secrets.controlToken // -control-token-secret, unless a file is given
 	if cfg.ControlTokenFile != "" {
 		var err error
-		if token, err = demand.ReadToken(cfg.ControlTokenFile); err != nil {
-			return nil, err
+		if tokens, err = demand.WatchToken(cfg.ControlTokenFile, log); err != nil {
+			return nil, fmt.Errorf("-control-token-file: %w", err)
 		}
 	}
-	return demand.NewCollector(demand.CollectorConfig{Gateways: urls, Token: token,
+	var token func() string // followed: the first line is presented, so a rotation's swap applies here
+	if tokens != nil {
+		token = func() string { return tokens.Get().Presented() }
+	}
+	return demand.NewCollector(demand.CollectorConfig{Gateways: urls, TokenFrom: token,
 		Interval: cfg.GatewayScrapeInterval, Timeout: cfg.GatewayScrapeTimeout}, log)
 }
 

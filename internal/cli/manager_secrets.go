@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flint-dev/flint/internal/bootstrap"
+	"github.com/flint-dev/flint/internal/reload"
 	"github.com/flint-dev/flint/internal/secret"
 )
 
@@ -27,8 +29,10 @@ type managerSecrets struct {
 	APIKeys      string
 	APIKeysKey   string
 
-	// Values read or created at start-up.
-	controlToken, gatewayToken []byte
+	// The tokens, read or created at start-up, then followed through the
+	// API (the manager does not mount them): a rotation written to the
+	// Secret reaches the manager within reload.Interval.
+	controlToken, gatewayToken *reload.Value[secret.Tokens]
 }
 
 func (s *managerSecrets) RegisterFlags(fs *flag.FlagSet) {
@@ -60,12 +64,13 @@ func (s *managerSecrets) ensure(ctx context.Context, restCfg *rest.Config, log *
 	for _, want := range []struct {
 		name  string
 		s     bootstrap.Secret
-		value *[]byte
+		value **reload.Value[secret.Tokens]
+		what  string // names the token in logs, as the gateways name it
 	}{
-		{s.ControlToken, bootstrap.Secret{Name: s.ControlToken, Key: bootstrap.TokenKey, Generate: bootstrap.Token}, &s.controlToken},
-		{s.SessionKeys, bootstrap.Secret{Name: s.SessionKeys, Key: bootstrap.SessionKeysKey, Generate: bootstrap.SessionKeys}, nil},
-		{s.GatewayToken, bootstrap.Secret{Name: s.GatewayToken, Key: bootstrap.TokenKey, Generate: bootstrap.Token}, &s.gatewayToken},
-		{s.APIKeys, bootstrap.Secret{Name: s.APIKeys, Key: s.APIKeysKey, Generate: bootstrap.APIKey}, nil},
+		{s.ControlToken, bootstrap.Secret{Name: s.ControlToken, Key: bootstrap.TokenKey, Generate: bootstrap.Token}, &s.controlToken, "control token"},
+		{s.SessionKeys, bootstrap.Secret{Name: s.SessionKeys, Key: bootstrap.SessionKeysKey, Generate: bootstrap.SessionKeys}, nil, ""},
+		{s.GatewayToken, bootstrap.Secret{Name: s.GatewayToken, Key: bootstrap.TokenKey, Generate: bootstrap.Token}, &s.gatewayToken, "gateway token"},
+		{s.APIKeys, bootstrap.Secret{Name: s.APIKeys, Key: s.APIKeysKey, Generate: bootstrap.APIKey}, nil, ""},
 	} {
 		if want.name == "" {
 			continue
@@ -75,12 +80,39 @@ func (s *managerSecrets) ensure(ctx context.Context, restCfg *rest.Config, log *
 			return err
 		}
 		if want.value != nil {
-			*want.value = []byte(strings.TrimSpace(string(v)))
-			if len(*want.value) < secret.MinLength {
-				return fmt.Errorf("secret %s/%s: the token is shorter than %d characters: use a long random secret", s.Namespace, want.name, secret.MinLength)
+			where := "Secret " + s.Namespace + "/" + want.name
+			name, first := want.name, v // the value Ensure just read starts it
+			read := func() ([]byte, error) {
+				if first != nil {
+					b := first
+					first = nil
+					return b, nil
+				}
+				return readSecretKey(c, s.Namespace, name, bootstrap.TokenKey)
 			}
+			tokens, err := reload.New(want.what, where, read,
+				func(b []byte) (secret.Tokens, error) { return secret.ParseTokens(b, want.what+" in "+where) }, log)
+			if err != nil {
+				return err
+			}
+			*want.value = tokens
 		}
 		log.Info("shared secret ready", "secret", s.Namespace+"/"+want.name)
 	}
 	return nil
+}
+
+// readSecretKey reads one key of a Secret through the API, for reload.
+func readSecretKey(c client.Client, namespace, name, key string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var sec corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &sec); err != nil {
+		return nil, err
+	}
+	v, ok := sec.Data[key]
+	if !ok {
+		return nil, fmt.Errorf("secret %s/%s has no key %q", namespace, name, key)
+	}
+	return v, nil
 }

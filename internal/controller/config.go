@@ -4,12 +4,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
-	"github.com/flint-dev/flint/internal/gatewaytoken"
+	"github.com/flint-dev/flint/internal/reload"
+	"github.com/flint-dev/flint/internal/secret"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -62,9 +64,12 @@ type Config struct {
 	SidecarQueueDepth int
 	// GatewayTokenFile holds the token the gateways present to sidecars
 	// (their -sidecar-token-file). Set, every sidecar requires it and
-	// answers 403 to requests that bypass the gateway; NewReconciler reads it.
+	// answers 403 to requests that bypass the gateway; NewReconciler reads
+	// it and follows it (gatewaytoken.go).
 	GatewayTokenFile string
-	gatewayToken     string
+	// gatewayToken is the token file's content as sidecars get it (one
+	// token per line, the first the gateways send); nil for none.
+	gatewayToken func() string
 	// MaxConcurrentReconciles is how many Agents are reconciled in parallel.
 	MaxConcurrentReconciles int
 	// SidecarTLS configures the sidecars' serving certificates (sidecartls.go).
@@ -180,25 +185,26 @@ func (c Config) shutdownBudget(a *v1alpha1.Agent) shutdownBudget {
 
 func ceilSecond(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
 
-// UseGatewayToken sets the token the gateways present to sidecars when it
-// comes from elsewhere than -gateway-token-file (the manager's
-// -gateway-token-secret); the file, when set, wins.
-func (c *Config) UseGatewayToken(tok string) {
-	if c.GatewayTokenFile == "" {
-		c.gatewayToken = tok
+// UseGatewayToken sets where the token the gateways present to sidecars
+// comes from when it is not -gateway-token-file (the manager's
+// -gateway-token-secret, followed through the API); the file, when set,
+// wins. tokens is called at every reconcile, so it must be cheap.
+func (c *Config) UseGatewayToken(tokens func() secret.Tokens) {
+	if c.GatewayTokenFile == "" && tokens != nil {
+		c.gatewayToken = func() string { return strings.Join(tokens(), "\n") }
 	}
 }
 
-// LoadGatewayToken reads -gateway-token-file, if set, into c.
-func (c *Config) LoadGatewayToken() error {
+// LoadGatewayToken reads -gateway-token-file, if set, into c, and follows it.
+func (c *Config) LoadGatewayToken(log *slog.Logger) error {
 	if c.GatewayTokenFile == "" {
 		return nil
 	}
-	tok, err := gatewaytoken.Read(c.GatewayTokenFile)
+	tokens, err := reload.Tokens("gateway token", c.GatewayTokenFile, log)
 	if err != nil {
 		return fmt.Errorf("-gateway-token-file: %w", err)
 	}
-	c.gatewayToken = tok
+	c.gatewayToken = func() string { return strings.Join(tokens.Get(), "\n") }
 	return nil
 }
 

@@ -37,9 +37,6 @@ func (c Config) desiredDeployment(a *v1alpha1.Agent) (*appsv1ac.DeploymentApplyC
 			template.WithAnnotations(p.Annotations)
 		}
 	}
-	if c.gatewayToken != "" {
-		template.WithAnnotations(map[string]string{v1alpha1.AnnotationGatewayTokenHash: c.gatewayTokenHash()})
-	}
 	return appsv1ac.Deployment(a.Name, a.Namespace).
 		WithLabels(labelsFor(a)).
 		WithOwnerReferences(ownerReference(a)).
@@ -90,7 +87,7 @@ func (c Config) podSpec(a *v1alpha1.Agent) (*corev1ac.PodSpecApplyConfiguration,
 	if stdio {
 		spec.WithVolumes(bridgeVolumeSource())
 	}
-	if c.gatewayToken != "" {
+	if c.gatewayToken != nil {
 		spec.WithVolumes(gatewayTokenVolumeSource(a))
 	}
 	if c.SidecarTLS.Enabled {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -12,13 +13,18 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 )
 
 // Bypass protection. With -gateway-token-file, every sidecar requires the
 // token the gateways present (internal/gatewaytoken) and answers 403 to a
-// request that reached it any other way. The manager copies the token into
+// request that reached it any other way. The token is followed, not read
+// once: a rotation (two tokens, one per line, while it spreads; see
+// docs/operations.md) is copied to every agent's Secret within
+// reload.Interval, and sidecars re-read their mounted copy, so no pod
+// restarts and none refuses a request the gateways send. The manager copies the token into
 // a Secret in each agent's namespace, owned by the Agent (so it goes with
 // it), and mounts it into the sidecar: one Secret per agent rather than per
 // namespace, because an owner reference per agent is what lets the garbage
@@ -41,17 +47,17 @@ const (
 func GatewayTokenSecretName(agent string) string { return agent + "-flint-gateway-token" }
 
 // gatewayTokenHash identifies the token without revealing it.
-func (c Config) gatewayTokenHash() string {
-	sum := sha256.Sum256([]byte(c.gatewayToken))
+func gatewayTokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-func (c Config) desiredGatewaySecret(a *v1alpha1.Agent) *corev1ac.SecretApplyConfiguration {
+func desiredGatewaySecret(a *v1alpha1.Agent, token string) *corev1ac.SecretApplyConfiguration {
 	return corev1ac.Secret(GatewayTokenSecretName(a.Name), a.Namespace).
 		WithLabels(labelsFor(a)).
 		WithOwnerReferences(ownerReference(a)).
 		WithType(corev1.SecretTypeOpaque).
-		WithData(map[string][]byte{gatewayTokenKey: []byte(c.gatewayToken)})
+		WithData(map[string][]byte{gatewayTokenKey: []byte(token + "\n")})
 }
 
 // gatewayTokenVolumeSource mounts the agent's Secret, readable by the
@@ -70,12 +76,13 @@ func gatewayTokenFile() string { return path.Join(gatewayTokenDir, gatewayTokenK
 // applyGatewaySecret applies the agent's token Secret when it changed or
 // secretRecheck has passed since the last apply.
 func (r *Reconciler) applyGatewaySecret(ctx context.Context, a *v1alpha1.Agent) error {
-	if r.cfg.gatewayToken == "" {
+	if r.cfg.gatewayToken == nil {
 		return nil
 	}
+	token := r.cfg.gatewayToken()
 	nn := types.NamespacedName{Namespace: a.Namespace, Name: GatewayTokenSecretName(a.Name)}
-	desired := r.cfg.desiredGatewaySecret(a)
-	hash := r.cfg.gatewayTokenHash() + "/" + string(a.UID)
+	desired := desiredGatewaySecret(a, token)
+	hash := gatewayTokenHash(token) + "/" + string(a.UID)
 	key := r.memo.key(kindSecret, types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
 	epoch := time.Now().Truncate(secretRecheck).String()
 	if r.memo.upToDate(key, hash, "", epoch) {
@@ -89,4 +96,56 @@ func (r *Reconciler) applyGatewaySecret(ctx context.Context, a *v1alpha1.Agent) 
 	r.metrics.applies.WithLabelValues(kindSecret, "applied").Inc()
 	r.memo.remember(key, appliedRecord{hash: hash, version: epoch})
 	return nil
+}
+
+// gatewayTokenFollower copies a changed gateway token to every agent's
+// Secret at once, rather than at each agent's next reconcile. It runs on
+// the leader only (a manager.Runnable needs leader election by default).
+type gatewayTokenFollower struct {
+	r     *Reconciler
+	every time.Duration // reload.Interval in the manager; shorter in tests
+}
+
+func (f gatewayTokenFollower) Start(ctx context.Context) error {
+	t := time.NewTicker(f.every)
+	defer t.Stop()
+	// The first tick goes over every agent: a token that changed before
+	// this started is caught too, and the apply memo skips the Secrets
+	// the start-up reconciles have just written.
+	last := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if now := gatewayTokenHash(f.r.cfg.gatewayToken()); now != last {
+			if err := f.r.applyGatewaySecrets(ctx); err != nil {
+				log.FromContext(ctx).Error(err, "gateway token changed; some agents' Secrets are not updated yet (retried in 10s)")
+				continue
+			}
+			if last != "" {
+				log.FromContext(ctx).Info("gateway token changed; every agent's Secret updated")
+			}
+			last = now
+		}
+	}
+}
+
+// applyGatewaySecrets applies every agent's token Secret.
+func (r *Reconciler) applyGatewaySecrets(ctx context.Context) error {
+	var agents v1alpha1.AgentList
+	if err := r.client.List(ctx, &agents); err != nil {
+		return fmt.Errorf("list agents: %w", err)
+	}
+	var errs []error
+	for i := range agents.Items {
+		a := agents.Items[i].DeepCopy()
+		if !a.DeletionTimestamp.IsZero() {
+			continue
+		}
+		a.Default()
+		errs = append(errs, r.applyGatewaySecret(ctx, a))
+	}
+	return errors.Join(errs...)
 }

@@ -3,9 +3,11 @@ package controller
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/reload"
 )
 
 const (
@@ -58,7 +61,7 @@ func NewReconciler(c client.Client, cfg Config, recorder events.EventRecorder, r
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("agent controller: %w", err)
 	}
-	if err := cfg.LoadGatewayToken(); err != nil {
+	if err := cfg.LoadGatewayToken(slog.New(logr.ToSlogHandler(log.Log.WithName("gateway-token")))); err != nil {
 		return nil, fmt.Errorf("agent controller: %w", err)
 	}
 	if err := cfg.SidecarTLS.resolveNamespace(); err != nil {
@@ -86,6 +89,11 @@ func (r *Reconciler) reader() client.Reader {
 // reconcile it; spec changes, including scale, do.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.apiReader = mgr.GetAPIReader()
+	if r.cfg.gatewayToken != nil {
+		if err := mgr.Add(gatewayTokenFollower{r: r, every: reload.Interval}); err != nil {
+			return fmt.Errorf("gateway token: %w", err)
+		}
+	}
 	if r.cfg.SidecarTLS.Enabled {
 		if err := mgr.Add(caBootstrap{r}); err != nil {
 			return fmt.Errorf("sidecar CA: %w", err)

@@ -52,7 +52,7 @@ func (c Config) sidecarArgs(a *v1alpha1.Agent) []string {
 	if path, _ := sidecarProbe(a); path != "" {
 		args = append(args, "-probe-path="+path)
 	}
-	if c.gatewayToken != "" {
+	if c.gatewayToken != nil {
 		args = append(args, "-gateway-token-file="+gatewayTokenFile())
 	}
 	if c.SidecarTLS.Enabled {
@@ -101,7 +101,7 @@ func sidecarProbe(a *v1alpha1.Agent) (path string, kubelet *corev1.Probe) {
 func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConfiguration {
 	admin := intstr.FromString(v1alpha1.AdminPortName)
 	ctr := corev1ac.Container()
-	if c.gatewayToken != "" {
+	if c.gatewayToken != nil {
 		ctr.WithVolumeMounts(gatewayTokenMount())
 	}
 	if c.SidecarTLS.Enabled {

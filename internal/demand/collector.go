@@ -26,6 +26,9 @@ type CollectorConfig struct {
 	Gateways []string
 	// Token is the shared control token.
 	Token string
+	// TokenFrom, when set, gives the token to present instead, on every
+	// request: it follows a rotation (reload.Value).
+	TokenFrom func() string
 	// Interval is how often every gateway is resolved and scraped.
 	Interval time.Duration
 	// Timeout bounds one scrape.
@@ -40,7 +43,7 @@ func (c CollectorConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("-gateways: %q is not a URL such as http://flint-gateway-control.flint-system.svc:9090", g))
 		}
 	}
-	if len(c.Gateways) > 0 && c.Token == "" {
+	if len(c.Gateways) > 0 && c.Token == "" && c.TokenFrom == nil {
 		errs = append(errs, errors.New("-gateways needs -control-token-file: gateways answer only to the shared control token"))
 	}
 	if c.Interval <= 0 || c.Timeout <= 0 {
@@ -217,7 +220,11 @@ func (c *Collector) get(ctx context.Context, client *http.Client, base, path str
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	token := c.cfg.Token
+	if c.cfg.TokenFrom != nil {
+		token = c.cfg.TokenFrom()
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := client.Do(req)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/secret"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -32,7 +33,7 @@ type Source interface {
 // gateway.Scaler: Poke passes a held request on to every connected
 // collector.
 type Server struct {
-	token     string
+	tokens    func() secret.Tokens
 	instance  string
 	keepAlive time.Duration
 	log       *slog.Logger
@@ -45,9 +46,16 @@ type Server struct {
 // NewServer returns a server that answers requests carrying token. Attach
 // the gateway before serving.
 func NewServer(token string, log *slog.Logger) *Server {
+	return NewFollowingServer(func() secret.Tokens { return secret.Tokens{token} }, log)
+}
+
+// NewFollowingServer returns a server that answers requests carrying one
+// of the tokens in use: tokens is called per request (a reload.Value's Get
+// follows a rotated file).
+func NewFollowingServer(tokens func() secret.Tokens, log *slog.Logger) *Server {
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
-	return &Server{token: token, instance: hex.EncodeToString(id), keepAlive: DefaultKeepAlive, log: log,
+	return &Server{tokens: tokens, instance: hex.EncodeToString(id), keepAlive: DefaultKeepAlive, log: log,
 		subs: map[chan Record]struct{}{}}
 }
 
@@ -81,7 +89,7 @@ func (s *Server) Poke(key platform.AgentKey) {
 
 // ServeHTTP serves DemandPath and PokesPath to holders of the token.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !authorized(r.Header.Get("Authorization"), s.token) {
+	if !authorized(r.Header.Get("Authorization"), s.tokens()) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="flint-gateway-control"`)
 		http.Error(w, "missing or wrong control token", http.StatusUnauthorized)
 		return

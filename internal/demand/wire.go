@@ -1,9 +1,11 @@
 package demand
 
 import (
+	"log/slog"
 	"strings"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/reload"
 	"github.com/flint-dev/flint/internal/secret"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -39,11 +41,15 @@ func RecordOf(key platform.AgentKey, d wire.Demand) Record {
 	return Record{Namespace: key.Namespace, Name: key.Name, Demand: d}
 }
 
-// ReadToken loads the shared control token from a file (a mounted Secret).
-func ReadToken(path string) (string, error) { return secret.Read(path, "control token") }
+// WatchToken loads the shared control token from a file (a mounted
+// Secret) and follows it: one token per line during a rotation, the first
+// presented, every one accepted (docs/operations.md).
+func WatchToken(path string, log *slog.Logger) (*reload.Value[secret.Tokens], error) {
+	return reload.Tokens("control token", path, log)
+}
 
 // authorized checks "Authorization: Bearer TOKEN" in constant time.
-func authorized(header, token string) bool {
+func authorized(header string, tokens secret.Tokens) bool {
 	presented, ok := strings.CutPrefix(header, "Bearer ")
-	return ok && secret.Equal(presented, token)
+	return ok && tokens.Accepts(presented)
 }

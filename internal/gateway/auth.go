@@ -2,18 +2,21 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/flint-dev/flint/internal/reload"
 )
 
 // AuthConfig turns on authentication of invocations. With neither API keys
@@ -44,26 +47,37 @@ func (c *AuthConfig) enabled() bool { return c.APIKeysFile != "" || c.JWKSURL !=
 // digests and compared in constant time over every key, so neither memory
 // dumps nor timing reveal them; no key or token is ever logged.
 type authenticator struct {
-	keys   [][sha256.Size]byte
+	keys   *reload.Value[[][sha256.Size]byte] // follows -api-keys-file; nil without it
 	jwks   keyfunc.Keyfunc
 	parser *jwt.Parser
 }
 
 var errUnauthenticated = errors.New("missing or invalid credentials")
 
-func newAuthenticator(ctx context.Context, cfg AuthConfig) (*authenticator, error) {
+func newAuthenticator(ctx context.Context, cfg AuthConfig, log *slog.Logger) (*authenticator, error) {
 	if !cfg.enabled() {
 		return nil, nil
 	}
 	a := &authenticator{}
 	if cfg.APIKeysFile != "" {
-		keys, err := readAPIKeys(cfg.APIKeysFile)
+		// Keys added to or removed from the file (a mounted Secret) apply
+		// within reload.Interval of the kubelet updating it; a file that
+		// turns empty or invalid keeps the keys in use.
+		keys, err := reload.File("API keys", cfg.APIKeysFile, func(data []byte) ([][sha256.Size]byte, error) {
+			keys, err := parseAPIKeys(cfg.APIKeysFile, data)
+			if err != nil {
+				return nil, err
+			}
+			sums := make([][sha256.Size]byte, len(keys))
+			for i, k := range keys {
+				sums[i] = sha256.Sum256([]byte(k))
+			}
+			return sums, nil
+		}, log)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("-api-keys-file: %w", err)
 		}
-		for _, k := range keys {
-			a.keys = append(a.keys, sha256.Sum256([]byte(k)))
-		}
+		a.keys = keys
 	}
 	if cfg.JWKSURL != "" {
 		kf, err := keyfunc.NewDefaultCtx(ctx, []string{cfg.JWKSURL})
@@ -86,14 +100,9 @@ func newAuthenticator(ctx context.Context, cfg AuthConfig) (*authenticator, erro
 	return a, nil
 }
 
-func readAPIKeys(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read -api-keys-file: %w", err)
-	}
-	defer f.Close()
+func parseAPIKeys(path string, data []byte) ([]string, error) {
 	var keys []string
-	s := bufio.NewScanner(f)
+	s := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; s.Scan(); n++ {
 		// A '#' at the start of a line or after a space starts a comment:
 		// keys hold no spaces, and a '#' inside one stays part of it.
@@ -196,10 +205,14 @@ func bearerToken(v string) (string, bool) {
 }
 
 func (a *authenticator) isAPIKey(cred string) bool {
+	if a.keys == nil {
+		return false
+	}
 	sum := sha256.Sum256([]byte(cred))
+	keys := a.keys.Get()
 	match := 0
-	for i := range a.keys {
-		match |= subtle.ConstantTimeCompare(sum[:], a.keys[i][:])
+	for i := range keys {
+		match |= subtle.ConstantTimeCompare(sum[:], keys[i][:])
 	}
 	return match == 1
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/bodyrate"
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 )
 
 // Config is the gateway's configuration; every default is documented in
@@ -50,6 +49,9 @@ type Config struct {
 	// SidecarToken is sent to every sidecar in wire.HeaderGatewayToken, for
 	// sidecars that refuse traffic bypassing the gateway.
 	SidecarToken string
+	// SidecarTokenFile, when set, holds that token instead, one per line:
+	// the first is sent, and the file is followed (sidecar_token.go).
+	SidecarTokenFile string
 	// Auth turns on authentication of invocations.
 	Auth AuthConfig
 	// MCP tunes MCP session routing and event streams (mcp_config.go).
@@ -102,11 +104,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block accepted")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond it); 0 = no limit")
 	c.Auth.RegisterFlags(fs)
-	fs.Func("sidecar-token-file", "file with a secret sent to every sidecar, whose -gateway-token-file holds the same; lets sidecars refuse traffic that bypasses the gateway", func(path string) error {
-		tok, err := gatewaytoken.Read(path)
-		c.SidecarToken = tok
-		return err
-	})
+	fs.StringVar(&c.SidecarTokenFile, "sidecar-token-file", c.SidecarTokenFile, "file with a secret sent to every sidecar, whose -gateway-token-file holds the same; lets sidecars refuse traffic that bypasses the gateway. "+
+		"Several lines during a rotation: the first is sent; the file is re-read every 10 s")
 	c.MCP.RegisterFlags(fs)
 	fs.IntVar(&c.ReplayBodyLimit, "replay-body-limit", c.ReplayBodyLimit, "bytes of a request body kept so it can be retried on another replica")
 	fs.Int64Var(&c.BodyRate.MinRate, "min-body-rate", c.BodyRate.MinRate, "slowest average rate, in bytes/s, a request body may arrive at after -body-grace; slower gets 408 (0 = no limit)")

@@ -61,7 +61,7 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 	}
 	g := &Gateway{cfg: cfg, platform: p, scaler: scaler, log: log, metrics: newMetrics(reg)}
 	ctx, stop := context.WithCancel(context.Background())
-	auth, err := newAuthenticator(ctx, cfg.Auth)
+	auth, err := newAuthenticator(ctx, cfg.Auth, log)
 	if err != nil {
 		stop()
 		return nil, err
@@ -91,13 +91,14 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		ExpectContinueTimeout: time.Second,
 	}
 	g.initObservability(reg) // before the proxy: attempts get spans when tracing is on
-	// The wire.HeaderGatewayToken value sent to sidecars; nil for none.
-	var token []string
-	if cfg.SidecarToken != "" {
-		token = []string{cfg.SidecarToken}
+	// The gateway token sent to sidecars, followed (sidecar_token.go).
+	token, err := newSidecarToken(cfg, log)
+	if err != nil {
+		stop()
+		return nil, err
 	}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:      func(pr *httputil.ProxyRequest) { rewriteOut(pr, token) }, // outgoing.go
+		Rewrite:      func(pr *httputil.ProxyRequest) { rewriteOut(pr, token.header()) }, // outgoing.go
 		Transport:    &balancingTransport{g: g, base: g.obs.tracing.Transport(g.base, telemetry.SpanGatewayAttempt)},
 		BufferPool:   copyBuffers{},
 		ErrorHandler: g.proxyErrorHandler, // MCP errors in JSON-RPC shape, the rest via errorHandler

@@ -9,8 +9,8 @@ import "github.com/flint-dev/flint/internal/secret"
 
 // The token travels in wire.HeaderGatewayToken.
 
-// Read loads a token from a file (e.g. a mounted Secret), trimming white space.
-func Read(path string) (string, error) { return secret.Read(path, "gateway token") }
+// A file holds it as secret.Tokens: during a rotation, the gateways send
+// the first line and sidecars accept every line.
 
 // Equal compares a presented token with the expected one in constant time.
 func Equal(presented, want string) bool { return secret.Equal(presented, want) }

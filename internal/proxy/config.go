@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/bodyrate"
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -102,8 +101,12 @@ type Config struct {
 
 	// GatewayToken, when set, is required in the wire.HeaderGatewayToken of
 	// every request on the serving port; others get 403 (they bypassed the
-	// gateway). Set by the -gateway-token-file flag.
+	// gateway).
 	GatewayToken string
+	// GatewayTokenFile, when set, holds the accepted tokens instead, one per
+	// line (several during a rotation), and is followed (gatewaytoken.go).
+	// Set by the -gateway-token-file flag.
+	GatewayTokenFile string
 
 	// TLSCertFile and TLSKeyFile, when set, make the serving port speak TLS
 	// with this PEM certificate and key to clients that start a handshake,
@@ -183,11 +186,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"after SIGTERM or POST /drain, keep serving this long (readiness already failing) so endpoint removal propagates")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", d.DrainTimeout,
 		"after -drain-delay, how long in-flight requests, streams and WebSockets get to finish before they are cut")
-	fs.Func("gateway-token-file", "file with the secret the gateway sends (its -sidecar-token-file); requests without it are refused with 403", func(path string) error {
-		tok, err := gatewaytoken.Read(path)
-		c.GatewayToken = tok
-		return err
-	})
+	fs.StringVar(&c.GatewayTokenFile, "gateway-token-file", d.GatewayTokenFile,
+		"`file` with the secret the gateway sends (its -sidecar-token-file); requests without it are refused with 403. "+
+			"One per line during a rotation, each accepted; the file is re-read every 10 s")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", d.TLSCertFile,
 		"PEM `file` of the serving port's TLS certificate (chain); set, the serving port speaks TLS to clients that start a handshake (plain HTTP to the others), and the file is reloaded when it changes (needs -tls-key-file)")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", d.TLSKeyFile,

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/bodyrate"
-	"github.com/flint-dev/flint/internal/gatewaytoken"
 	"github.com/flint-dev/flint/internal/upgrade"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -31,7 +30,7 @@ var jsonContentType = []string{"application/json"}
 
 // ServeHTTP is the serving port's handler: admission, then the agent.
 func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.GatewayToken != "" && !gatewaytoken.Equal(r.Header.Get(wire.HeaderGatewayToken), s.cfg.GatewayToken) {
+	if !s.gatewayToken.accepts(r.Header.Get(wire.HeaderGatewayToken)) {
 		writeError(w, http.StatusForbidden, "bypass", "requests must come through the Flint gateway", nil)
 		return
 	}

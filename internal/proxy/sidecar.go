@@ -78,6 +78,8 @@ type Sidecar struct {
 
 	readyMu       sync.Mutex // orders OnReadyChange calls
 	reportedReady bool
+
+	gatewayToken gatewayToken // gatewaytoken.go
 }
 
 // New validates cfg (zero fields take their defaults, see Config) and builds
@@ -101,6 +103,9 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 	}
 	var err error
 	if s.tls, err = tlsConfig(cfg, log); err != nil {
+		return nil, err
+	}
+	if s.gatewayToken, err = newGatewayToken(cfg, log); err != nil {
 		return nil, err
 	}
 	if cfg.Concurrency > 0 {

@@ -345,6 +345,11 @@ func secretOfFlag(t *testing.T, d *appsv1.Deployment, flag string) string {
 			if strings.HasPrefix(path, m.MountPath+"/") {
 				for _, v := range d.Spec.Template.Spec.Volumes {
 					if v.Name == m.Name && v.Secret != nil {
+						// The processes follow these files through a rotation;
+						// the kubelet never updates a subPath mount.
+						if m.SubPath != "" || m.SubPathExpr != "" {
+							t.Errorf("%s reads Secret %s through a subPath mount: a rotation would never reach it", flag, v.Secret.SecretName)
+						}
 						return v.Secret.SecretName
 					}
 				}
@@ -356,7 +361,8 @@ func secretOfFlag(t *testing.T, d *appsv1.Deployment, flag string) string {
 
 // withSecretFiles is d's container args with every path into a mounted
 // Secret replaced by a file holding a valid secret, as the kubelet would
-// mount it, since file flags are read as they are parsed.
+// mount it, since some file flags are read as they are parsed and the
+// others when the process starts.
 func withSecretFiles(t *testing.T, d *appsv1.Deployment) []string {
 	t.Helper()
 	c := d.Spec.Template.Spec.Containers[0]

@@ -127,6 +127,10 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 podLogsDir: /var/log/pods
+# A mounted Secret's files are rewritten at the pod's next sync: every 10 s
+# here instead of every minute, so a rotation test waits seconds, not a
+# minute (TestAPIKeyAddedToTheSecretIsAcceptedWithoutRestart).
+syncFrequency: 10s
 `
 
 // startNode starts the kubelet and kube-proxy.
