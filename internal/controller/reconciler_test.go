@@ -78,7 +78,7 @@ func TestAgentBecomesDeploymentAndService(t *testing.T) {
 			t.Errorf("sidecar args %q lack %s", sc.Args, arg)
 		}
 	}
-	if p := sc.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" ||
+	if p := sc.ReadinessProbe; p == nil || p.HTTPGet == nil || !strings.HasPrefix(p.HTTPGet.Path, "/readyz?") ||
 		p.HTTPGet.Port.StrVal != v1alpha1.AdminPortName || p.PeriodSeconds != 1 {
 		t.Errorf("sidecar readiness probe %+v", p)
 	}

@@ -3,6 +3,7 @@ package controller
 import (
 	"net"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -116,23 +117,56 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 			corev1ac.ContainerPort().WithName(v1alpha1.ServingPortName).WithContainerPort(v1alpha1.ServingPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName(v1alpha1.AdminPortName).WithContainerPort(v1alpha1.AdminPort).WithProtocol(corev1.ProtocolTCP),
 		).
-		// The kubelet's 1s period is the floor; the sidecar itself probes
-		// the agent every 50ms at start. One failure is enough to go
-		// unready: /readyz is local and cheap, and a draining sidecar must
-		// leave the endpoints at once.
-		WithReadinessProbe(corev1ac.Probe().
-			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(wire.PathReadyz).WithPort(admin)).
-			WithPeriodSeconds(1).WithTimeoutSeconds(1).WithFailureThreshold(1).WithSuccessThreshold(1)).
+		WithReadinessProbe(sidecarReadinessProbe()).
 		// /healthz stays green while draining, so liveness never kills a
-		// sidecar in the middle of its drain.
+		// sidecar in the middle of its drain. Its first check waits one
+		// period: before then the sidecar may not listen yet, and a refused
+		// check is a Warning event for nothing (liveness only needs to
+		// catch a sidecar that stops answering later).
 		WithLivenessProbe(corev1ac.Probe().
 			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(wire.PathHealthz).WithPort(admin)).
-			WithPeriodSeconds(10).WithTimeoutSeconds(2).WithFailureThreshold(3)).
+			WithInitialDelaySeconds(10).WithPeriodSeconds(10).WithTimeoutSeconds(5).WithFailureThreshold(3)).
 		WithResources(corev1ac.ResourceRequirements().WithRequests(corev1.ResourceList{
 			corev1.ResourceCPU:    sidecarCPURequest,
 			corev1.ResourceMemory: sidecarMemoryRequest,
 		})).
 		WithSecurityContext(sidecarSecurityContext(a))
+}
+
+// readyzWait is how long the kubelet's readiness probe of a starting
+// sidecar waits for the agent's first answer (wire.QueryReadyzWait), one
+// second inside the probe's timeout.
+const (
+	readyzWait          = 9 * time.Second
+	readyzProbeTimeout  = 10 // seconds
+	readyzInitialDelay  = 1  // seconds
+	readyzProbePeriod   = 1  // seconds
+	readyzFailThreshold = 1
+)
+
+// sidecarReadinessProbe is shaped so that a normal cold start records no
+// failed probe, each of which the kubelet reports as a Warning event
+// (Unhealthy): 64 over 10 cold starts on the real node with a plain 1s
+// probe, mostly "connection refused" from a first probe that ran before the
+// sidecar listened, and 503s while the agent was starting.
+//
+//   - The first probe runs 1s after the sidecar starts, when it listens;
+//     that costs no time, since the gateway routes to a new replica on its
+//     own probe of the sidecar (every 50ms at start) and the failed first
+//     probe used to put pod Ready at the next period anyway.
+//   - Until the agent has answered once, /readyz holds the probe (up to
+//     readyzWait) and answers as soon as it does, so a starting agent is a
+//     slow success rather than a failure; a slower agent fails once per
+//     ~10s instead of once per second.
+//   - Then the 1s period and one failure take a replica whose agent stops
+//     answering, or that starts draining, out of the endpoints at once:
+//     /readyz answers without waiting from then on.
+func sidecarReadinessProbe() *corev1ac.ProbeApplyConfiguration {
+	path := wire.PathReadyz + "?" + wire.QueryReadyzWait + "=" + readyzWait.String()
+	return corev1ac.Probe().
+		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(v1alpha1.AdminPortName))).
+		WithInitialDelaySeconds(readyzInitialDelay).WithPeriodSeconds(readyzProbePeriod).
+		WithTimeoutSeconds(readyzProbeTimeout).WithFailureThreshold(readyzFailThreshold).WithSuccessThreshold(1)
 }
 
 // waitForDrainHook is the agent container's preStop: the kubelet runs it
