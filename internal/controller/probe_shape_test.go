@@ -5,45 +5,59 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
-// The sidecar's kubelet probes are shaped so that a normal cold start
-// fails none (each failure is a kubelet Unhealthy event): no probe before
-// the sidecar listens, and readiness waits for the agent's first answer
-// within the probe's timeout; afterwards one failure a second still takes
-// the replica out at once.
-func TestSidecarProbesDoNotFailDuringAStart(t *testing.T) {
+// checkReadyzProbe checks a kubelet readiness probe of the sidecar's
+// /readyz: it waits for the agent's first answer within its timeout, and
+// one failure a second takes the replica out.
+func checkReadyzProbe(t *testing.T, where string, p *corev1.Probe, port intstr.IntOrString, initialDelay int32) {
+	t.Helper()
+	if p == nil || p.HTTPGet == nil || p.HTTPGet.Port != port {
+		t.Fatalf("%s readiness probe %+v, want an HTTP GET on %s", where, p, port.String())
+	}
+	u, err := url.Parse(p.HTTPGet.Path)
+	if err != nil || u.Path != wire.PathReadyz {
+		t.Fatalf("%s readiness path %q", where, p.HTTPGet.Path)
+	}
+	wait, err := time.ParseDuration(u.Query().Get(wire.QueryReadyzWait))
+	if err != nil {
+		t.Fatalf("%s readiness path %q sets no wait: %v", where, p.HTTPGet.Path, err)
+	}
+	if timeout := time.Duration(p.TimeoutSeconds) * time.Second; wait <= 0 || wait >= timeout {
+		t.Errorf("%s readiness waits %s with a %s timeout: the wait must end first, or the kubelet counts a timeout", where, wait, timeout)
+	}
+	if p.InitialDelaySeconds != initialDelay {
+		t.Errorf("%s readiness initialDelaySeconds %d, want %d", where, p.InitialDelaySeconds, initialDelay)
+	}
+	if p.PeriodSeconds != 1 || p.FailureThreshold != 1 {
+		t.Errorf("%s readiness period %ds, failure threshold %d: a draining replica must leave the endpoints within a second",
+			where, p.PeriodSeconds, p.FailureThreshold)
+	}
+}
+
+// The kubelet's probes are shaped so that a normal cold start fails none
+// (each failure is a kubelet Unhealthy event). Readiness is the sidecar's
+// /readyz, probed from the agent container, which starts after the native
+// sidecar listens, so it needs no initial delay; liveness of the sidecar
+// does not run before it listens.
+func TestReadinessProbesDoNotFailDuringAStart(t *testing.T) {
 	pod, err := render(testConfig(), testAgent("ns", "echo"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := pod.Spec.InitContainers[0]
-	if sc.Name != SidecarContainerName {
-		t.Fatalf("first init container is %q", sc.Name)
+	sc, ag := pod.Spec.InitContainers[0], pod.Spec.Containers[0]
+	if sc.Name != SidecarContainerName || ag.Name != AgentContainerName {
+		t.Fatalf("containers %q, %q", sc.Name, ag.Name)
 	}
-	rp := sc.ReadinessProbe
-	if rp == nil || rp.HTTPGet == nil || rp.HTTPGet.Port.StrVal != v1alpha1.AdminPortName {
-		t.Fatalf("sidecar readiness probe %+v", rp)
-	}
-	u, err := url.Parse(rp.HTTPGet.Path)
-	if err != nil || u.Path != wire.PathReadyz {
-		t.Fatalf("readiness path %q", rp.HTTPGet.Path)
-	}
-	wait, err := time.ParseDuration(u.Query().Get(wire.QueryReadyzWait))
-	if err != nil {
-		t.Fatalf("readiness path %q sets no wait: %v", rp.HTTPGet.Path, err)
-	}
-	if timeout := time.Duration(rp.TimeoutSeconds) * time.Second; wait <= 0 || wait >= timeout {
-		t.Errorf("readiness waits %s with a %s timeout: the wait must end first, or the kubelet counts a timeout", wait, timeout)
-	}
-	if rp.InitialDelaySeconds < 1 {
-		t.Errorf("readiness initialDelaySeconds %d: the first probe would run before the sidecar listens", rp.InitialDelaySeconds)
-	}
-	if rp.PeriodSeconds != 1 || rp.FailureThreshold != 1 {
-		t.Errorf("readiness period %ds, failure threshold %d: a draining replica must leave the endpoints within a second",
-			rp.PeriodSeconds, rp.FailureThreshold)
+	// By number: a probe resolves port names in its own container.
+	checkReadyzProbe(t, "agent container", ag.ReadinessProbe, intstr.FromInt32(v1alpha1.AdminPort), 0)
+	if sc.ReadinessProbe != nil {
+		t.Errorf("sidecar readiness probe %+v: the agent container's covers it", sc.ReadinessProbe)
 	}
 	if lp := sc.LivenessProbe; lp == nil || lp.HTTPGet == nil || lp.HTTPGet.Path != wire.PathHealthz || lp.InitialDelaySeconds < 1 {
 		t.Errorf("sidecar liveness probe %+v: /healthz, not before the sidecar listens", lp)
@@ -51,4 +65,20 @@ func TestSidecarProbesDoNotFailDuringAStart(t *testing.T) {
 	if sc.StartupProbe != nil {
 		t.Error("a startup probe on the native sidecar would hold the agent's start until it passes")
 	}
+}
+
+// When the agent container carries the user's own probe (one the sidecar
+// cannot run), the sidecar container is probed itself, from one second
+// after it starts, when it listens.
+func TestSidecarIsProbedWhenTheAgentCarriesTheUsersProbe(t *testing.T) {
+	a := testAgent("ns", "exec")
+	a.Spec.Container.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"ready"}}}}
+	pod, err := render(testConfig(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pod.Spec.Containers[0].ReadinessProbe; got == nil || got.Exec == nil {
+		t.Fatalf("agent container readiness probe %+v, want the user's", got)
+	}
+	checkReadyzProbe(t, "sidecar", pod.Spec.InitContainers[0].ReadinessProbe, intstr.FromString(v1alpha1.AdminPortName), readyzInitialDelay)
 }

@@ -108,6 +108,11 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 	if c.SidecarTLS.Enabled {
 		ctr.WithVolumeMounts(sidecarTLSMount())
 	}
+	if _, userProbe := sidecarProbe(a); userProbe != nil {
+		// The agent container carries the user's probe, so the sidecar's
+		// own readiness is probed here (see readinessThroughSidecar).
+		ctr.WithReadinessProbe(readinessThroughSidecar(intstr.FromString(v1alpha1.AdminPortName), readyzInitialDelay))
+	}
 	return ctr.
 		WithName(SidecarContainerName).
 		WithImage(c.SidecarImage).
@@ -117,7 +122,6 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 			corev1ac.ContainerPort().WithName(v1alpha1.ServingPortName).WithContainerPort(v1alpha1.ServingPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName(v1alpha1.AdminPortName).WithContainerPort(v1alpha1.AdminPort).WithProtocol(corev1.ProtocolTCP),
 		).
-		WithReadinessProbe(sidecarReadinessProbe()).
 		// /healthz stays green while draining, so liveness never kills a
 		// sidecar in the middle of its drain. Its first check waits one
 		// period: before then the sidecar may not listen yet, and a refused
@@ -134,38 +138,43 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 }
 
 // readyzWait is how long the kubelet's readiness probe of a starting
-// sidecar waits for the agent's first answer (wire.QueryReadyzWait), one
+// replica waits for the agent's first answer (wire.QueryReadyzWait), one
 // second inside the probe's timeout.
 const (
 	readyzWait          = 9 * time.Second
 	readyzProbeTimeout  = 10 // seconds
-	readyzInitialDelay  = 1  // seconds
+	readyzInitialDelay  = 1  // seconds, when probing the sidecar container itself
 	readyzProbePeriod   = 1  // seconds
 	readyzFailThreshold = 1
 )
 
-// sidecarReadinessProbe is shaped so that a normal cold start records no
-// failed probe, each of which the kubelet reports as a Warning event
-// (Unhealthy): 64 over 10 cold starts on the real node with a plain 1s
-// probe, mostly "connection refused" from a first probe that ran before the
-// sidecar listened, and 503s while the agent was starting.
+// readinessThroughSidecar is the kubelet's readiness probe of a replica:
+// the sidecar's /readyz (its agent answers and it is not draining), shaped
+// so that a normal cold start fails no probe, each failure being a Warning
+// event (Unhealthy). With a plain 1s probe on the sidecar container the real
+// node recorded 18 over 10 cold starts: "connection refused" from a first
+// probe the kubelet ran the moment the sidecar started, before it listened,
+// and 503s while the agent started.
 //
-//   - The first probe runs 1s after the sidecar starts, when it listens;
-//     that costs no time, since the gateway routes to a new replica on its
-//     own probe of the sidecar (every 50ms at start) and the failed first
-//     probe used to put pod Ready at the next period anyway.
+//   - It is the agent container's probe (port by number: a probe resolves
+//     port names in its own container), so the kubelet first runs it when
+//     the agent container starts, after the native sidecar has started and
+//     listens, and with no initial delay: the replica turns Ready as soon
+//     as its agent answers. Only when the agent container carries a probe
+//     of the user's that the sidecar cannot mirror (sidecarProbe) is it the
+//     sidecar container's, with initialDelay so it runs once it listens.
 //   - Until the agent has answered once, /readyz holds the probe (up to
-//     readyzWait) and answers as soon as it does, so a starting agent is a
+//     readyzWait) and answers as soon as it does: a starting agent is a
 //     slow success rather than a failure; a slower agent fails once per
 //     ~10s instead of once per second.
 //   - Then the 1s period and one failure take a replica whose agent stops
 //     answering, or that starts draining, out of the endpoints at once:
 //     /readyz answers without waiting from then on.
-func sidecarReadinessProbe() *corev1ac.ProbeApplyConfiguration {
+func readinessThroughSidecar(admin intstr.IntOrString, initialDelay int32) *corev1ac.ProbeApplyConfiguration {
 	path := wire.PathReadyz + "?" + wire.QueryReadyzWait + "=" + readyzWait.String()
 	return corev1ac.Probe().
-		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(v1alpha1.AdminPortName))).
-		WithInitialDelaySeconds(readyzInitialDelay).WithPeriodSeconds(readyzProbePeriod).
+		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(admin)).
+		WithInitialDelaySeconds(initialDelay).WithPeriodSeconds(readyzProbePeriod).
 		WithTimeoutSeconds(readyzProbeTimeout).WithFailureThreshold(readyzFailThreshold).WithSuccessThreshold(1)
 }
 
