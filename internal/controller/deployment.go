@@ -114,9 +114,10 @@ func (c Config) podSpec(a *v1alpha1.Agent) (*corev1ac.PodSpecApplyConfiguration,
 }
 
 // agentContainer is the user's container as written, with Flint's name,
-// environment (PORT), preStop hook and restricted security defaults. Its
-// readiness probe is the sidecar's business unless the sidecar cannot
-// mirror it (see sidecarProbe).
+// environment (PORT), preStop hook and restricted security defaults. The
+// sidecar runs the user's readiness probe unless it cannot mirror it (see
+// sidecarProbe); the kubelet's readiness probe is then the sidecar's
+// /readyz (readinessThroughSidecar).
 func (c Config) agentContainer(a *v1alpha1.Agent) (*corev1ac.ContainerApplyConfiguration, error) {
 	spec := a.Spec.Container
 	_, kubeletProbe := sidecarProbe(a)
@@ -137,6 +138,9 @@ func (c Config) agentContainer(a *v1alpha1.Agent) (*corev1ac.ContainerApplyConfi
 	ctr := corev1ac.Container()
 	if err := convert(user, ctr); err != nil {
 		return nil, fmt.Errorf("spec.container: %w", err)
+	}
+	if kubeletProbe == nil {
+		ctr.WithReadinessProbe(readinessThroughSidecar(intstr.FromInt32(v1alpha1.AdminPort), 0))
 	}
 	if r := ctr.Resources; r != nil && r.Limits == nil && r.Requests == nil && r.Claims == nil {
 		ctr.Resources = nil // `resources: {}` would be a field the manager owns for nothing

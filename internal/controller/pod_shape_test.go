@@ -203,8 +203,8 @@ func TestAgentContainerCarriesResources(t *testing.T) {
 	if ctr.Resources == nil || ctr.Resources.Requests == nil || (*ctr.Resources.Requests).Cpu().MilliValue() != 250 {
 		t.Errorf("resources not carried over: %+v", ctr.Resources)
 	}
-	if ctr.ReadinessProbe != nil {
-		t.Error("the agent container must not have a readiness probe: the sidecar probes it")
+	if p := ctr.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Port.IntVal != v1alpha1.AdminPort {
+		t.Errorf("the agent container's readiness probe %+v: want the sidecar's /readyz (the sidecar probes the agent)", p)
 	}
 }
 

@@ -129,11 +129,11 @@ func TestReadinessProbeIsNeverDropped(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := pod.Spec.Containers[0].ReadinessProbe
-			if (got != nil) != tc.kubelet {
-				t.Fatalf("agent container readiness probe %+v, want one: %t", got, tc.kubelet)
-			}
 			if tc.kubelet && got.String() != tc.probe.String() {
 				t.Errorf("kubelet probe %v, want the Agent's %v as written", got, tc.probe)
+			}
+			if !tc.kubelet && (got == nil || got.HTTPGet == nil || got.HTTPGet.Port.IntVal != v1alpha1.AdminPort) {
+				t.Errorf("agent container readiness probe %+v, want the sidecar's /readyz (the sidecar mirrors the Agent's)", got)
 			}
 		})
 	}

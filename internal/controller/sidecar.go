@@ -3,6 +3,7 @@ package controller
 import (
 	"net"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -107,6 +108,11 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 	if c.SidecarTLS.Enabled {
 		ctr.WithVolumeMounts(sidecarTLSMount())
 	}
+	if _, userProbe := sidecarProbe(a); userProbe != nil {
+		// The agent container carries the user's probe, so the sidecar's
+		// own readiness is probed here (see readinessThroughSidecar).
+		ctr.WithReadinessProbe(readinessThroughSidecar(intstr.FromString(v1alpha1.AdminPortName), readyzInitialDelay))
+	}
 	return ctr.
 		WithName(SidecarContainerName).
 		WithImage(c.SidecarImage).
@@ -116,23 +122,60 @@ func (c Config) sidecarContainer(a *v1alpha1.Agent) *corev1ac.ContainerApplyConf
 			corev1ac.ContainerPort().WithName(v1alpha1.ServingPortName).WithContainerPort(v1alpha1.ServingPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName(v1alpha1.AdminPortName).WithContainerPort(v1alpha1.AdminPort).WithProtocol(corev1.ProtocolTCP),
 		).
-		// The kubelet's 1s period is the floor; the sidecar itself probes
-		// the agent every 50ms at start. One failure is enough to go
-		// unready: /readyz is local and cheap, and a draining sidecar must
-		// leave the endpoints at once.
-		WithReadinessProbe(corev1ac.Probe().
-			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(wire.PathReadyz).WithPort(admin)).
-			WithPeriodSeconds(1).WithTimeoutSeconds(1).WithFailureThreshold(1).WithSuccessThreshold(1)).
 		// /healthz stays green while draining, so liveness never kills a
-		// sidecar in the middle of its drain.
+		// sidecar in the middle of its drain. Its first check waits one
+		// period: before then the sidecar may not listen yet, and a refused
+		// check is a Warning event for nothing (liveness only needs to
+		// catch a sidecar that stops answering later).
 		WithLivenessProbe(corev1ac.Probe().
 			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(wire.PathHealthz).WithPort(admin)).
-			WithPeriodSeconds(10).WithTimeoutSeconds(2).WithFailureThreshold(3)).
+			WithInitialDelaySeconds(10).WithPeriodSeconds(10).WithTimeoutSeconds(5).WithFailureThreshold(3)).
 		WithResources(corev1ac.ResourceRequirements().WithRequests(corev1.ResourceList{
 			corev1.ResourceCPU:    sidecarCPURequest,
 			corev1.ResourceMemory: sidecarMemoryRequest,
 		})).
 		WithSecurityContext(sidecarSecurityContext(a))
+}
+
+// readyzWait is how long the kubelet's readiness probe of a starting
+// replica waits for the agent's first answer (wire.QueryReadyzWait), one
+// second inside the probe's timeout.
+const (
+	readyzWait          = 9 * time.Second
+	readyzProbeTimeout  = 10 // seconds
+	readyzInitialDelay  = 1  // seconds, when probing the sidecar container itself
+	readyzProbePeriod   = 1  // seconds
+	readyzFailThreshold = 1
+)
+
+// readinessThroughSidecar is the kubelet's readiness probe of a replica:
+// the sidecar's /readyz (its agent answers and it is not draining), shaped
+// so that a normal cold start fails no probe, each failure being a Warning
+// event (Unhealthy). With a plain 1s probe on the sidecar container the real
+// node recorded 18 over 10 cold starts: "connection refused" from a first
+// probe the kubelet ran the moment the sidecar started, before it listened,
+// and 503s while the agent started.
+//
+//   - It is the agent container's probe (port by number: a probe resolves
+//     port names in its own container), so the kubelet first runs it when
+//     the agent container starts, after the native sidecar has started and
+//     listens, and with no initial delay: the replica turns Ready as soon
+//     as its agent answers. Only when the agent container carries a probe
+//     of the user's that the sidecar cannot mirror (sidecarProbe) is it the
+//     sidecar container's, with initialDelay so it runs once it listens.
+//   - Until the agent has answered once, /readyz holds the probe (up to
+//     readyzWait) and answers as soon as it does: a starting agent is a
+//     slow success rather than a failure; a slower agent fails once per
+//     ~10s instead of once per second.
+//   - Then the 1s period and one failure take a replica whose agent stops
+//     answering, or that starts draining, out of the endpoints at once:
+//     /readyz answers without waiting from then on.
+func readinessThroughSidecar(admin intstr.IntOrString, initialDelay int32) *corev1ac.ProbeApplyConfiguration {
+	path := wire.PathReadyz + "?" + wire.QueryReadyzWait + "=" + readyzWait.String()
+	return corev1ac.Probe().
+		WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(admin)).
+		WithInitialDelaySeconds(initialDelay).WithPeriodSeconds(readyzProbePeriod).
+		WithTimeoutSeconds(readyzProbeTimeout).WithFailureThreshold(readyzFailThreshold).WithSuccessThreshold(1)
 }
 
 // waitForDrainHook is the agent container's preStop: the kubelet runs it

@@ -27,7 +27,8 @@ func (s *Sidecar) adminHandler() http.Handler {
 	return mux
 }
 
-func (s *Sidecar) handleReadyz(w http.ResponseWriter, _ *http.Request) {
+func (s *Sidecar) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	s.waitFirstReady(r) // readyz_wait.go
 	type readyz struct {
 		Ready  bool   `json:"ready"`
 		Reason string `json:"reason,omitempty"`

@@ -27,6 +27,7 @@ const (
 	DefaultReadyWait             = 3 * time.Second
 	DefaultDrainDelay            = wire.DefaultDrainDelay
 	DefaultDrainTimeout          = wire.DefaultDrainTimeout
+	DefaultEventStreamGrace      = 2 * time.Second
 )
 
 // shutdownMargin is what the sidecar needs after DrainTimeout to cut the
@@ -94,6 +95,16 @@ type Config struct {
 	// DrainTimeout: after DrainDelay, how long in-flight requests (streams
 	// and WebSockets too) get to finish before they are cut. Zero means the default.
 	DrainTimeout time.Duration
+	// EventStreamGrace: after DrainDelay, how long an event stream that
+	// answers no request in progress (a GET answered with
+	// text/event-stream: an MCP session's standalone stream, an
+	// EventSource) may stay open before the sidecar ends it between two
+	// events, so its client reconnects to another replica instead of
+	// holding the drain for DrainTimeout. Requests in progress, POSTs that
+	// stream their answer included, keep all of DrainTimeout. Zero ends
+	// them as soon as the serving port closes; DrainTimeout or more leaves
+	// them to the drain deadline.
+	EventStreamGrace time.Duration
 	// OnReadyChange, when set, is called (never concurrently) each time
 	// Ready changes, for runtimes that embed the sidecar and publish its
 	// endpoint. It must not block.
@@ -136,6 +147,7 @@ func DefaultConfig() Config {
 		ReadyWait:             DefaultReadyWait,
 		DrainDelay:            DefaultDrainDelay,
 		DrainTimeout:          DefaultDrainTimeout,
+		EventStreamGrace:      DefaultEventStreamGrace,
 		BodyRate:              DefaultBodyRate,
 	}
 }
@@ -186,6 +198,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"after SIGTERM or POST /drain, keep serving this long (readiness already failing) so endpoint removal propagates")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", d.DrainTimeout,
 		"after -drain-delay, how long in-flight requests, streams and WebSockets get to finish before they are cut")
+	fs.DurationVar(&c.EventStreamGrace, "event-stream-grace", d.EventStreamGrace,
+		"after -drain-delay, how long an open event stream answering no request in progress (a GET of text/event-stream: an MCP session's standalone stream) may go on before it is ended between two events so its client reconnects elsewhere; POSTs streaming their answer keep all of -drain-timeout")
 	fs.StringVar(&c.GatewayTokenFile, "gateway-token-file", d.GatewayTokenFile,
 		"`file` with the secret the gateway sends (its -sidecar-token-file); requests without it are refused with 403. "+
 			"One per line during a rotation, each accepted; the file is re-read every 10 s")
@@ -253,7 +267,7 @@ func (c *Config) Validate() error {
 		{"-queue-timeout", e.QueueTimeout}, {"-retry-after", e.RetryAfter}, {"-request-timeout", e.RequestTimeout},
 		{"-probe-interval", e.ProbeInterval}, {"-probe-timeout", e.ProbeTimeout},
 		{"-probe-recheck-interval", e.ProbeRecheckInterval}, {"-ready-wait", e.ReadyWait},
-		{"-drain-delay", e.DrainDelay}, {"-drain-timeout", e.DrainTimeout},
+		{"-drain-delay", e.DrainDelay}, {"-drain-timeout", e.DrainTimeout}, {"-event-stream-grace", e.EventStreamGrace},
 		{"-termination-grace-period", e.TerminationGracePeriod},
 	} {
 		if d.v < 0 {

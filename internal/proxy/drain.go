@@ -61,7 +61,8 @@ func (s *Sidecar) aborted() bool { return s.abortedFlag.Load() }
 // learn of the endpoint's removal asynchronously and keep sending meanwhile),
 // then close the serving port and wait up to DrainTimeout for in-flight
 // requests, including hijacked connections that http.Server.Shutdown does
-// not track, then release /wait-for-drain and close the admin port last so
+// not track (event streams that answer no request in progress end after
+// EventStreamGrace, see drain_streams.go), then release /wait-for-drain and close the admin port last so
 // readiness keeps failing until the very end.
 func (s *Sidecar) shutdown(errc <-chan error, serveErr error) error {
 	if serveErr == nil && s.cfg.DrainDelay > 0 {
@@ -78,6 +79,13 @@ func (s *Sidecar) shutdown(errc <-chan error, serveErr error) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
+	endStreams := time.AfterFunc(s.cfg.EventStreamGrace, func() {
+		if n := s.streams.endAll(); n > 0 {
+			s.log.Info("drain: ending open event streams between events so their clients reconnect elsewhere",
+				"streams", n, "after", s.cfg.EventStreamGrace)
+		}
+	})
+	defer endStreams.Stop()
 	err := s.servingSrv.Shutdown(ctx)
 	if err == nil {
 		err = s.waitIdle(ctx)

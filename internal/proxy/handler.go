@@ -41,6 +41,11 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad-upgrade", "the Upgrade header names no valid protocol", nil)
 		return
 	}
+	if isStreamRequest(r) { // one the drain may end early (drain_streams.go)
+		var untrack func()
+		w, r, untrack = s.trackStream(w, r)
+		defer untrack()
+	}
 	start := s.acc.now()
 	if s.draining.Load() && r.ProtoMajor == 1 && upgrade.Protocol(r.Header) == "" {
 		// The gateway's pooled connection closes after this response rather

@@ -27,9 +27,10 @@ const (
 // on a channel that is closed when the agent turns ready and replaced when it
 // stops answering.
 type gate struct {
-	ready atomic.Bool
-	mu    sync.Mutex
-	ch    chan struct{}
+	ready  atomic.Bool
+	opened atomic.Bool // the agent has been ready at least once
+	mu     sync.Mutex
+	ch     chan struct{}
 }
 
 func newGate() *gate {
@@ -54,6 +55,7 @@ func (g *gate) set(ready bool) bool {
 	}
 	g.ready.Store(ready)
 	if ready {
+		g.opened.Store(true)
 		close(g.ch)
 	} else {
 		g.ch = make(chan struct{})

@@ -75,6 +75,7 @@ type Sidecar struct {
 	drainReq  chan struct{} // closed by Drain
 	drainOnce sync.Once
 	drained   chan struct{} // closed once in-flight requests are done
+	streams   eventStreams  // open event streams the drain ends early (drain_streams.go)
 
 	readyMu       sync.Mutex // orders OnReadyChange calls
 	reportedReady bool

@@ -61,3 +61,10 @@ const (
 	PathDrain        = "/drain"
 	PathWaitForDrain = "/wait-for-drain"
 )
+
+// QueryReadyzWait is the /readyz query parameter (a Go duration) that lets
+// a probe wait for the agent's first answer instead of failing while the
+// replica starts: the kubelet's readiness probe sets it, so a normal cold
+// start records no failed probe (Unhealthy event). It has no effect once
+// the agent has answered once, nor while draining.
+const QueryReadyzWait = "wait"

@@ -50,25 +50,59 @@ func TestColdStartBreakdown(t *testing.T) {
 	c.Timeout = 2 * time.Minute
 
 	var runs []coldStart
+	var startWarnings, drainWarnings int
+	var warnings []string
 	for i := range coldStarts {
 		waitAtZero(t, ns, "cold", 3*time.Minute)
+		n, _ := unhealthyEvents(t, ns)
+		drainWarnings += n - startWarnings - drainWarnings
 		cs, err := measureColdStart(in, c, ns, "cold")
 		if err != nil {
 			t.Fatalf("cold start %d: %v\n%s", i+1, err, podsReport(ns))
 		}
 		runs = append(runs, cs)
-		t.Logf("cold start %2d: %s", i+1, cs)
+		// The kubelet posts its events asynchronously; those of probes that
+		// failed before the pod turned Ready are out well within this.
+		time.Sleep(time.Second)
+		m, msgs := unhealthyEvents(t, ns)
+		startWarnings += m - n
+		warnings = msgs
+		t.Logf("cold start %2d: %s, kubelet Unhealthy warnings %d", i+1, cs, m-n)
 	}
 	t.Logf("cold start on the real node, %d runs (times from the request; watch-observed):\n%s", len(runs), breakdownTable(runs))
-	// Reported, not asserted: a readiness probe that runs before the
-	// sidecar listens leaves a kubelet Unhealthy warning per cold start.
-	if evs, err := node.Kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=Unhealthy"}); err == nil {
-		n := 0
-		for _, e := range evs.Items {
-			n += int(max(e.Count, 1))
-		}
-		t.Logf("kubelet Unhealthy (probe) warnings over %d cold starts: %d", len(runs), n)
+	waitAtZero(t, ns, "cold", 3*time.Minute)
+	n, msgs := unhealthyEvents(t, ns)
+	drainWarnings += n - startWarnings - drainWarnings
+	if len(msgs) > 0 {
+		warnings = msgs
 	}
+	t.Logf("kubelet Unhealthy (probe) warnings: %d during %d cold starts, %d during the scale-downs between them:\n  %s",
+		startWarnings, len(runs), drainWarnings, strings.Join(warnings, "\n  "))
+	// A normal cold start fails no probe (controller.readinessThroughSidecar:
+	// 18 over 10 before, from probes run before the sidecar listened or
+	// while the agent started). A draining replica fails readiness on
+	// purpose, about once a second of its drain: reported, not asserted.
+	if startWarnings != 0 {
+		t.Errorf("%d kubelet Unhealthy warnings during %d normal cold starts, want 0", startWarnings, len(runs))
+	}
+}
+
+// unhealthyEvents sums the kubelet's Unhealthy (probe failed) warnings in
+// ns, counting repeats the kubelet folded into one event, and describes them.
+func unhealthyEvents(t *testing.T, ns string) (int, []string) {
+	t.Helper()
+	evs, err := node.Kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=Unhealthy"})
+	if err != nil {
+		t.Fatalf("list events: %v", err)
+	}
+	n := 0
+	var msgs []string
+	for _, e := range evs.Items {
+		c := int(max(e.Count, 1))
+		n += c
+		msgs = append(msgs, fmt.Sprintf("%dx %s %s: %s", c, e.InvolvedObject.Name, e.InvolvedObject.FieldPath, e.Message))
+	}
+	return n, msgs
 }
 
 // measureColdStart sends one request to an agent at zero and times its

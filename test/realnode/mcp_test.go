@@ -113,12 +113,13 @@ func TestStdioMCPAgentShutsDownCleanly(t *testing.T) {
 	ns := newNamespace(t)
 	a := exampleAgent(t, "mcp-stdio", ns)
 	a.Spec.Scaling.MinReplicas = ptr.To[int32](1)
-	// The grace period is drain delay + max(drain timeout, request timeout)
-	// + margin, and the client's open session stream (its standalone GET)
-	// holds the sidecar's drain until the request timeout (the bridge gets
-	// SIGTERM only after the drain): a short request timeout keeps the
-	// test's wait at ~40s instead of 310s with the default 5m.
-	a.Spec.Timeouts.Request = &metav1.Duration{Duration: 20 * time.Second}
+	// The default request timeout (5m, grace 310s): the client's open
+	// session stream (its standalone GET) used to hold the sidecar's drain,
+	// and so the agent's preStop, until the drain timeout, and the bridge
+	// got SIGTERM only after it. The sidecar now ends that stream between
+	// events once its serving port has closed (drain delay 5s, then
+	// -event-stream-grace 2s), so the pod goes within stopBound.
+	const stopBound = 30 * time.Second
 	in.create(t, a)
 	in.awaitKnown(t, ns, "mcp-stdio")
 	awaitReplicas(t, ns, "mcp-stdio", 1)
@@ -173,7 +174,7 @@ func TestStdioMCPAgentShutsDownCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	var agentExit *corev1.ContainerStateTerminated
-	var exitedAfter time.Duration
+	var exitedAfter, goneAfter time.Duration
 	for ev := range w.ResultChan() {
 		p, ok := ev.Object.(*corev1.Pod)
 		if !ok {
@@ -184,7 +185,8 @@ func TestStdioMCPAgentShutsDownCleanly(t *testing.T) {
 				agentExit, exitedAfter = s.State.Terminated, time.Since(deleted)
 			}
 		}
-		if agentExit != nil || ev.Type == "DELETED" {
+		if ev.Type == "DELETED" {
+			goneAfter = time.Since(deleted)
 			break
 		}
 	}
@@ -197,13 +199,16 @@ func TestStdioMCPAgentShutsDownCleanly(t *testing.T) {
 	logMu.Lock()
 	defer logMu.Unlock()
 	logLines := strings.Split(strings.TrimSpace(string(lastLog)), "\n")
-	t.Logf("pod deleted mid-session (grace %s, session stream open): agent container (bridge) exited %d (%s) %s after the delete; bridge log:\n  %s",
-		grace, agentExit.ExitCode, agentExit.Reason, exitedAfter.Round(time.Millisecond), strings.Join(logLines, "\n  "))
+	t.Logf("pod deleted mid-session (grace %s, session stream open): agent container (bridge) exited %d (%s) %s after the delete, pod gone after %s; bridge log:\n  %s",
+		grace, agentExit.ExitCode, agentExit.Reason, exitedAfter.Round(time.Millisecond), goneAfter.Round(time.Millisecond), strings.Join(logLines, "\n  "))
 	if agentExit.ExitCode != 0 {
 		t.Errorf("the bridge exited %d, want 0 (stopped in order, nothing killed)", agentExit.ExitCode)
 	}
 	if exitedAfter >= grace {
 		t.Errorf("the bridge took %s, the whole grace period %s: it was killed", exitedAfter, grace)
+	}
+	if goneAfter == 0 || goneAfter > stopBound {
+		t.Errorf("the pod went %s after the delete, want within %s: the session stream held the drain", goneAfter, stopBound)
 	}
 	all := strings.Join(logLines, "\n")
 	for _, want := range []string{"stopping children", "session ended", "stdio bridge stopped"} {
