@@ -16,9 +16,10 @@ import (
 const maxLine = 64 << 10
 
 // Writer writes each whole line it is given to out after its prefix; a
-// partial line waits for its end (or Flush). Write is for one goroutine at
-// a time (exec.Cmd calls it so, also when Stdout and Stderr are the same
-// Writer); writers sharing one out share one mutex.
+// partial line waits for its end (or Flush). Writers sharing one out share
+// one mutex, which also guards each Writer's partial line: exec.Cmd sets
+// ProcessState before its copying goroutines have finished, so a Flush
+// after the child has exited can meet a last Write.
 type Writer struct {
 	mu     *sync.Mutex
 	out    io.Writer
@@ -37,6 +38,8 @@ func New(out io.Writer, mu *sync.Mutex, prefix string) *Writer {
 // fails: a child's output must not stop because its log could not be
 // written.
 func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
 	for {
 		i := bytes.IndexByte(w.buf, '\n')
@@ -56,6 +59,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 // Flush writes a partial last line, ending it; call it once the child's
 // output has ended.
 func (w *Writer) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if len(w.buf) > 0 {
 		w.emit(append(w.buf, '\n'))
 		w.buf = nil
@@ -69,9 +74,8 @@ func (w *Writer) LastLine() string {
 	return w.last
 }
 
+// emit writes one line; w.mu is held.
 func (w *Writer) emit(line []byte) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if l := strings.TrimSpace(string(line)); l != "" {
 		w.last = l
 	}

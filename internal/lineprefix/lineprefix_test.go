@@ -69,3 +69,23 @@ func TestWritersSharingOutputNeverInterleave(t *testing.T) {
 		}
 	}
 }
+
+// exec.Cmd sets ProcessState before its copying goroutine has written the
+// last output, so a Flush after the child exits can meet that Write: the
+// race detector must see no race, and the line must come out whole.
+func TestFlushMeetsALastWrite(t *testing.T) {
+	var out bytes.Buffer
+	var mu sync.Mutex
+	w := New(&out, &mu, "c | ")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = w.Write([]byte("last words"))
+	}()
+	w.Flush()
+	<-done
+	w.Flush()
+	if got := out.String(); got != "c | last words\n" {
+		t.Fatalf("output %q, want the last line once, whole", got)
+	}
+}
