@@ -1,0 +1,114 @@
+package autoscaler
+
+import (
+	"hash/fnv"
+	"time"
+
+	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/wire"
+)
+
+// Quiet agents: an agent nobody is calling costs no scrape.
+//
+// The gateways count every request they pass to an agent, and the last
+// scrape of its replicas says whether anything reached them. When the
+// gateways have seen no request, held nothing and had nothing in flight
+// for the agent since its replicas were last scraped, and that scrape found
+// every one of the same replicas idle (nothing in flight or queued over the
+// whole span, no request admitted), another scrape could only find them
+// idle again, unless traffic reached them without passing a gateway (the
+// sidecar's bypass protection off, or a gateway the manager cannot read).
+// So the tick feeds the Decider the idle samples a scrape would have
+// returned, and scrapes for real only every IdleScrapeInterval, which
+// bounds how late such traffic is seen. Knative decides on what the
+// activator and a sample of pods report; the KEDA add-on only on what its
+// interceptors count: both skip the per-pod work for a revision nobody
+// calls.
+//
+// The decisions are those of a tick that scraped: an idle replica's sample
+// is all zeros, whatever its span.
+
+// quietState is what the worker remembers of the agent's last real scrape.
+type quietState struct {
+	// idle: that scrape found every replica idle (see idleScrape).
+	idle bool
+	// demand is the gateways' demand read just before that scrape.
+	demand wire.Demand
+	// scan is the tick of that scrape.
+	scan int64
+	// slot spreads the agents' forced scrapes over IdleScrapeInterval, so
+	// quiet agents are not all scraped on the same tick.
+	slot int64
+}
+
+func newQuietState(key platform.AgentKey) quietState {
+	h := fnv.New64a()
+	h.Write([]byte(key.Namespace))
+	h.Write([]byte{'/'})
+	h.Write([]byte(key.Name))
+	return quietState{slot: int64(h.Sum64() % (1 << 31))}
+}
+
+// idleEvery is IdleScrapeInterval in ticks, at least one.
+func (c LoopConfig) idleEvery() int64 {
+	return max(1, int64((c.IdleScrapeInterval+c.Tick-1)/c.Tick))
+}
+
+// skipScrape reports whether the tick numbered scan may decide on idle
+// samples for eps instead of scraping them: the gateways saw nothing for
+// the agent since the last scrape, which found the same replicas idle, and
+// the agent's next forced scrape is not due.
+func (l *Loop) skipScrape(st *agentState, eps []platform.Endpoint, gw wire.Demand, scan int64) bool {
+	q := &st.quiet
+	if l.demand == nil || !q.idle || len(eps) == 0 {
+		return false // without a gateway's counts, only a scrape tells
+	}
+	if gw.Held != 0 || gw.InFlight != 0 || gw.RequestsTotal != q.demand.RequestsTotal ||
+		gw.RejectedTotal != q.demand.RejectedTotal {
+		return false
+	}
+	every := l.cfg.idleEvery()
+	if scan-q.scan >= every || (scan+q.slot)%every == 0 {
+		return false
+	}
+	if len(eps) != len(st.snapshots) {
+		return false
+	}
+	for _, ep := range eps {
+		if _, ok := st.snapshots[replicaID(ep)]; !ok {
+			return false // a new replica: its first scrape is its baseline
+		}
+	}
+	return true
+}
+
+// scraped records a real scrape of the agent's replicas on tick scan, with
+// the gateways' demand read before it.
+func (q *quietState) scraped(samples []ReplicaSample, gw wire.Demand, scan int64) {
+	q.idle = gw.Held == 0 && gw.InFlight == 0 && idleScrape(samples)
+	q.demand, q.scan = gw, scan
+}
+
+// idleScrape reports whether every replica answered and was idle over the
+// whole span since its previous scrape. A first scrape (no span) is not
+// enough: its request count is unknown.
+func idleScrape(samples []ReplicaSample) bool {
+	if len(samples) == 0 {
+		return false
+	}
+	for _, s := range samples {
+		if !s.Known || s.Span <= 0 || s.InFlight != 0 || s.Queued != 0 || s.Requests != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// idleSamples are the samples a scrape of n idle replicas returns.
+func idleSamples(n int, span time.Duration) []ReplicaSample {
+	s := make([]ReplicaSample, n)
+	for i := range s {
+		s[i] = ReplicaSample{Known: true, Span: span}
+	}
+	return s
+}
