@@ -34,6 +34,7 @@ type config struct {
 	Settle       time.Duration
 	Window       time.Duration // idle and active measurement windows
 	Timeout      time.Duration // for each wait (Deployments, readiness)
+	Profiles     string        // directory for heap profiles of the manager and the first gateway (empty: none)
 	Log          func(format string, args ...any)
 }
 
@@ -76,6 +77,19 @@ func logMemory(logf func(string, ...any), phase string, manager *proc, managerMe
 		phase, rm, mh/(1<<20), mg, g.name, rg, gh/(1<<20), gg)
 }
 
+// saveHeaps writes the heap profiles of procs into cfg.Profiles as
+// {agents}-{phase}-{name}.heap.pb.gz.
+func saveHeaps(cfg config, logf func(string, ...any), phase string, procs ...*proc) {
+	if cfg.Profiles == "" {
+		return
+	}
+	for _, p := range procs {
+		if err := p.saveHeap(cfg.Profiles, fmt.Sprintf("%d-%s-%s.heap.pb.gz", cfg.Agents, phase, p.name)); err != nil {
+			logf("%v", err)
+		}
+	}
+}
+
 // run measures one size on a control plane of its own.
 func run(ctx context.Context, cfg config) (res *result, err error) {
 	logf := cfg.Log
@@ -115,6 +129,11 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		return nil, err
 	}
 	stops = append(stops, stopSidecars)
+	stopIdle, err := idleSidecars()
+	if err != nil {
+		return nil, err
+	}
+	stops = append(stops, stopIdle)
 	t0 := time.Now()
 	addrs, err := populate(ctx, c, kube, keys, cfg.PerAgent, 16, sidecars, cfg.Active)
 	if err != nil {
@@ -137,7 +156,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 			if err != nil {
 				return nil, err
 			}
-			g, err := startGateway(name, cfg.Flint, kc, tokenFile)
+			g, err := startGateway(name, cfg.Flint, kc, tokenFile, cfg.Profiles != "")
 			if err != nil {
 				return nil, err
 			}
@@ -176,9 +195,16 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		for _, g := range gws {
 			controls = append(controls, g.control)
 		}
-		m, err := startProc("manager", cfg.Flint, "manager", "-kubeconfig", managerKC, "-leader-elect=false",
+		pprof, args, err := withPprof(cfg.Profiles != "", []string{"manager", "-kubeconfig", managerKC, "-leader-elect=false",
 			"-metrics-addr", metricsAddr, "-health-probe-addr=0", "-sidecar-image", "flint:scale",
-			"-gateways", strings.Join(controls, ","), "-control-token-file", tokenFile, "-log-format=text")
+			"-gateways", strings.Join(controls, ","), "-control-token-file", tokenFile, "-log-format=text"})
+		if err != nil {
+			return nil, "", err
+		}
+		m, err := startProc("manager", cfg.Flint, args...)
+		if m != nil {
+			m.pprof = pprof
+		}
 		return m, "http://" + metricsAddr + "/metrics", err
 	}
 	manager, metricsURL, err := startManager(gws)
@@ -216,6 +242,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 	res.DecisionSum, res.DecisionCount = s1-s0, c1-c0
 	res.noteRSS(procs)
 	logMemory(logf, "after idle window", manager, metricsURL, gws[0])
+	saveHeaps(cfg, logf, "idle", manager, gws[0].proc)
 	logf("idle: cpu %v writes %v", res.Idle.cpu, res.Idle.writes)
 
 	next := cfg.Agents * cfg.PerAgent
@@ -232,6 +259,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		}
 		res.noteRSS(procs)
 		logMemory(logf, "after active window", manager, metricsURL, gws[0])
+		saveHeaps(cfg, logf, "active", manager, gws[0].proc)
 		logf("active: %d ok %d failed, cpu %v writes %v", res.ActiveOK, res.ActiveFailed, res.Active.cpu, res.Active.writes)
 	}
 
@@ -262,6 +290,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		res.More = &w
 		res.noteRSS(procs)
 		logMemory(logf, "with more gateways", manager, metricsURL, gws[0])
+		saveHeaps(cfg, logf, "more", manager, gws[0].proc)
 		logf("%d gateways idle: cpu %v", cfg.MoreGateways, w.cpu)
 		if cfg.Active > 0 {
 			aw, _, failed, err := activeWindow(ctx, cfg, all, active, procs, auditLog)
