@@ -53,6 +53,10 @@ type agentState struct {
 	quiet quietState
 	scan  int64
 	spec  Spec
+	// lastObserved is the decision the agent's gauges show (observed:
+	// any), so a repeated one costs no metric update.
+	lastObserved wire.Decision
+	observed     bool
 	// nextEarly is when a poke may next run an early tick: a quarter tick
 	// after the last decision.
 	nextEarly time.Time
@@ -219,16 +223,33 @@ func (l *Loop) poked(ctx context.Context, st *agentState) {
 	}
 }
 
-// record keeps a decision in the agent's history and metrics.
+// record keeps a decision in the agent's history and metrics. The gauges
+// are set only when a value they show changed: a steady or idle agent's
+// decisions repeat every tick, and six labelled lookups per agent per tick
+// are most of what deciding 2,000 idle agents costs.
 func (l *Loop) record(st *agentState, dec wire.Decision) {
 	st.history.add(dec)
+	if st.observed && sameGauges(st.lastObserved, dec) {
+		return
+	}
 	l.metrics.observe(st.key, dec)
+	st.lastObserved, st.observed = dec, true
+}
+
+// sameGauges reports whether two decisions show the same on every gauge
+// of metrics.observe.
+func sameGauges(a, b wire.Decision) bool {
+	return a.Desired == b.Desired && a.Current == b.Current && a.Ready == b.Ready && a.Panic == b.Panic &&
+		a.StableDemand == b.StableDemand && a.PanicDemand == b.PanicDemand
 }
 
 // apply records a decision and, when it changes the replica count, asks the
 // platform for it.
 func (l *Loop) apply(ctx context.Context, st *agentState, dec wire.Decision) {
 	l.record(st, dec)
+	if dec.Desired == dec.Current && !l.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
 	attrs := []any{"agent", st.key.String(), "from", dec.Current, "to", dec.Desired, "reason", dec.Reason,
 		"panic", dec.Panic, "ready", dec.Ready, "demand", dec.Demand,
 		"stableDemand", dec.StableDemand, "panicDemand", dec.PanicDemand}
