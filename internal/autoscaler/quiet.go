@@ -39,6 +39,10 @@ type quietState struct {
 	// slot spreads the agents' forced scrapes over IdleScrapeInterval, so
 	// quiet agents are not all scraped on the same tick.
 	slot int64
+	// skipped: the previous tick decided on idle samples; lastTick is when
+	// that tick decided.
+	skipped  bool
+	lastTick time.Time
 }
 
 func newQuietState(key platform.AgentKey) quietState {
@@ -63,8 +67,7 @@ func (l *Loop) skipScrape(st *agentState, eps []platform.Endpoint, gw wire.Deman
 	if l.demand == nil || !q.idle || len(eps) == 0 {
 		return false // without a gateway's counts, only a scrape tells
 	}
-	if gw.Held != 0 || gw.InFlight != 0 || gw.RequestsTotal != q.demand.RequestsTotal ||
-		gw.RejectedTotal != q.demand.RejectedTotal {
+	if gw.Held != 0 || gw.InFlight != 0 || !sameCounts(gw, q.demand) {
 		return false
 	}
 	every := l.cfg.idleEvery()
@@ -87,6 +90,35 @@ func (l *Loop) skipScrape(st *agentState, eps []platform.Endpoint, gw wire.Deman
 func (q *quietState) scraped(samples []ReplicaSample, gw wire.Demand, scan int64) {
 	q.idle = gw.Held == 0 && gw.InFlight == 0 && idleScrape(samples)
 	q.demand, q.scan = gw, scan
+}
+
+// resumed adjusts the samples of the first scrape after skipped ticks when
+// a request through a gateway ended the quiet. Their averages span every
+// skipped tick, but the previous tick's reading showed the gateways no
+// request yet, so the load they average arrived since that tick: spread
+// over the whole span it would read as a fraction of what a scrape on every
+// tick sees (1/15 after 30s quiet), and a step from idle would be met a
+// tick late. They are taken over the time since the previous tick instead.
+// A forced scrape (no request through a gateway) keeps the whole span:
+// traffic that passes no gateway may have come at any time in it.
+func (q *quietState) resumed(samples []ReplicaSample, gw wire.Demand, now time.Time) {
+	if !q.skipped || q.lastTick.IsZero() || sameCounts(gw, q.demand) {
+		return
+	}
+	since := now.Sub(q.lastTick)
+	for i := range samples {
+		s := &samples[i]
+		if s.Known && s.Span > since && since > 0 {
+			f := float64(s.Span) / float64(since)
+			s.InFlight, s.Queued, s.Span = s.InFlight*f, s.Queued*f, since
+		}
+	}
+}
+
+// sameCounts reports whether the gateways counted no request and no refusal
+// between two readings.
+func sameCounts(a, b wire.Demand) bool {
+	return a.RequestsTotal == b.RequestsTotal && a.RejectedTotal == b.RejectedTotal
 }
 
 // idleScrape reports whether every replica answered and was idle over the

@@ -274,3 +274,34 @@ func TestScrapeGoroutinesBoundedByParallelism(t *testing.T) {
 		t.Errorf("%d goroutines scraping 500 replicas with parallelism 4, want a few per slot", n)
 	}
 }
+
+// TestResumedScrapeAveragesSinceTheLastTick: the first scrape after quiet
+// ticks, when a request through a gateway ended the quiet, averages over the
+// time since the previous tick (the load arrived after it), not over every
+// skipped tick; a forced scrape, or one with no skipped tick before it,
+// keeps its span.
+func TestResumedScrapeAveragesSinceTheLastTick(t *testing.T) {
+	last := at(100)
+	before := wire.Demand{RequestsTotal: 7}
+	sample := func() []ReplicaSample {
+		return []ReplicaSample{{InFlight: 2, Queued: 1, Requests: 30, Completed: 28, Span: 30 * time.Second, Known: true}, {}}
+	}
+	for _, tc := range []struct {
+		name    string
+		skipped bool
+		gw      wire.Demand
+		want    ReplicaSample
+	}{
+		{"request through a gateway", true, wire.Demand{RequestsTotal: 37},
+			ReplicaSample{InFlight: 30, Queued: 15, Requests: 30, Completed: 28, Span: 2 * time.Second, Known: true}},
+		{"forced scrape", true, before, sample()[0]},
+		{"no tick skipped", false, wire.Demand{RequestsTotal: 37}, sample()[0]},
+	} {
+		q := quietState{skipped: tc.skipped, lastTick: last, demand: before}
+		got := sample()
+		q.resumed(got, tc.gw, last.Add(2*time.Second))
+		if got[0] != tc.want || got[1] != (ReplicaSample{}) {
+			t.Errorf("%s: %+v, want %+v and the unknown replica untouched", tc.name, got, tc.want)
+		}
+	}
+}

@@ -152,22 +152,27 @@ func (l *Loop) tickAgent(ctx context.Context, st *agentState, spec Spec) (wire.D
 	// replicas' counters by the time they are scraped (quiet.go).
 	gw := l.gatewayDemand(st.key)
 	var samples []ReplicaSample
-	if l.skipScrape(st, eps, gw, st.scan) {
+	skip := l.skipScrape(st, eps, gw, st.scan)
+	if skip {
 		samples = idleSamples(len(eps), l.cfg.Tick)
 		l.metrics.scrapesSkipped.Add(float64(len(eps)))
 	} else {
 		samples = l.scrape(ctx, st, eps)
-		st.quiet.scraped(samples, gw, st.scan)
-		gw = l.gatewayDemand(st.key) // the freshest for the decision
 	}
 	if ctx.Err() != nil {
 		return wire.Decision{}, wire.Demand{}, false // shutting down: a decision on cancelled scrapes would be wrong
 	}
+	now := l.cfg.Now()
+	if !skip {
+		st.quiet.resumed(samples, gw, now)
+		st.quiet.scraped(samples, gw, st.scan)
+		gw = l.gatewayDemand(st.key) // the freshest for the decision
+	}
+	st.quiet.skipped, st.quiet.lastTick = skip, now
 
 	st.spec = spec
 	st.decider.SetSpec(spec)
 	obs := Observation{Replicas: samples, Current: l.platform.Replicas(st.key), Gateway: gw}
-	now := l.cfg.Now()
 	dec := st.decider.Decide(now, obs)
 	// No early tick within a quarter tick of any decision: the arrival
 	// rate of a decision milliseconds after the last one is noise.
