@@ -146,6 +146,7 @@ func report(w io.Writer, rs []*result) {
 	})
 	row("RSS manager (max)", func(r *result) string { return fmt.Sprintf("%.0f MiB", r.RSS["manager"]) })
 	row("RSS gateway (max of all)", func(r *result) string { return fmt.Sprintf("%.0f MiB", maxOf(r.RSS, "gateway-")) })
+	row("goroutines manager (max)", func(r *result) string { return fmt.Sprintf("%d", r.ManagerGoroutines) })
 	row("slice change → routed, p50", func(r *result) string { return ms(percentile(r.Propagation, .5)) })
 	row("slice change → routed, p99", func(r *result) string { return ms(percentile(r.Propagation, .99)) })
 	row("slice change → routed, max", func(r *result) string { return ms(percentile(r.Propagation, 1)) })

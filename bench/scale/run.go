@@ -54,6 +54,7 @@ type result struct {
 	MoreActive                              *window         // the active window with MoreGateways gateways
 	TotalWrites                             map[string]int  // API writes by user over the whole run
 	MoreGateways                            int
+	ManagerGoroutines                       int // max seen at the phases' ends
 }
 
 func (r *result) noteRSS(procs []*proc) {
@@ -66,13 +67,14 @@ func (r *result) noteRSS(procs []*proc) {
 
 // logMemory logs the manager's and the first gateway's RSS, Go heap in use
 // and goroutines: where memory goes, phase by phase.
-func logMemory(logf func(string, ...any), phase string, manager *proc, managerMetrics string, g *gateway) {
+func (r *result) logMemory(logf func(string, ...any), phase string, manager *proc, managerMetrics string, g *gateway) {
 	rm, _ := manager.rssMiB()
 	rg, _ := g.rssMiB()
 	mh, _ := gaugeValue(managerMetrics, "go_memstats_heap_inuse_bytes")
 	mg, _ := gaugeValue(managerMetrics, "go_goroutines")
 	gh, _ := gaugeValue(g.url+"/metrics", "go_memstats_heap_inuse_bytes")
 	gg, _ := gaugeValue(g.url+"/metrics", "go_goroutines")
+	r.ManagerGoroutines = max(r.ManagerGoroutines, int(mg))
 	logf("memory %s: manager RSS %.0f MiB heap %.0f MiB %0.f goroutines; %s RSS %.0f MiB heap %.0f MiB %.0f goroutines",
 		phase, rm, mh/(1<<20), mg, g.name, rg, gh/(1<<20), gg)
 }
@@ -231,7 +233,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 	for _, g := range gws {
 		procs = append(procs, g.proc)
 	}
-	logMemory(logf, "after reconcile", manager, metricsURL, gws[0])
+	res.logMemory(logf, "after reconcile", manager, metricsURL, gws[0])
 	time.Sleep(cfg.Settle)
 	res.noteRSS(procs)
 	s0, c0, _ := histogramSum(metricsURL, "flint_autoscaler_decision_duration_seconds")
@@ -241,7 +243,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 	s1, c1, _ := histogramSum(metricsURL, "flint_autoscaler_decision_duration_seconds")
 	res.DecisionSum, res.DecisionCount = s1-s0, c1-c0
 	res.noteRSS(procs)
-	logMemory(logf, "after idle window", manager, metricsURL, gws[0])
+	res.logMemory(logf, "after idle window", manager, metricsURL, gws[0])
 	saveHeaps(cfg, logf, "idle", manager, gws[0].proc)
 	logf("idle: cpu %v writes %v", res.Idle.cpu, res.Idle.writes)
 
@@ -250,7 +252,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		return nil, err
 	}
 	res.noteRSS(procs)
-	logMemory(logf, "after propagation", manager, metricsURL, gws[0])
+	res.logMemory(logf, "after propagation", manager, metricsURL, gws[0])
 	logf("propagation: p50 %s p99 %s", percentile(res.Propagation, .5), percentile(res.Propagation, .99))
 
 	if cfg.Active > 0 {
@@ -258,7 +260,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 			return nil, err
 		}
 		res.noteRSS(procs)
-		logMemory(logf, "after active window", manager, metricsURL, gws[0])
+		res.logMemory(logf, "after active window", manager, metricsURL, gws[0])
 		saveHeaps(cfg, logf, "active", manager, gws[0].proc)
 		logf("active: %d ok %d failed, cpu %v writes %v", res.ActiveOK, res.ActiveFailed, res.Active.cpu, res.Active.writes)
 	}
@@ -289,7 +291,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		}
 		res.More = &w
 		res.noteRSS(procs)
-		logMemory(logf, "with more gateways", manager, metricsURL, gws[0])
+		res.logMemory(logf, "with more gateways", manager, metricsURL, gws[0])
 		saveHeaps(cfg, logf, "more", manager, gws[0].proc)
 		logf("%d gateways idle: cpu %v", cfg.MoreGateways, w.cpu)
 		if cfg.Active > 0 {
