@@ -58,31 +58,46 @@ func (c LoopConfig) idleEvery() int64 {
 	return max(1, int64((c.IdleScrapeInterval+c.Tick-1)/c.Tick))
 }
 
-// skipScrape reports whether the tick numbered scan may decide on idle
-// samples for eps instead of scraping them: the gateways saw nothing for
-// the agent since the last scrape, which found the same replicas idle, and
-// the agent's next forced scrape is not due.
-func (l *Loop) skipScrape(st *agentState, eps []platform.Endpoint, gw wire.Demand, scan int64) bool {
+// scrapeKind is what a tick does with an agent's replicas.
+type scrapeKind uint8
+
+const (
+	// scrapeNow: scrape, as on every tick of an agent with traffic.
+	scrapeNow scrapeKind = iota
+	// scrapeSkip: the agent is quiet; decide on idle samples.
+	scrapeSkip
+	// scrapeForced: the agent is quiet but its periodic scrape is due.
+	// The connections are closed after it: the next one is an
+	// IdleScrapeInterval away, and a kept connection costs the manager two
+	// goroutines and 8 KiB of buffers per replica meanwhile.
+	scrapeForced
+)
+
+// scrapeKindOf says whether the tick numbered scan may decide on idle
+// samples for eps instead of scraping them: the gateways saw nothing for the
+// agent since the last scrape, which found the same replicas idle, and the
+// agent's periodic scrape is not due.
+func (l *Loop) scrapeKindOf(st *agentState, eps []platform.Endpoint, gw wire.Demand, scan int64) scrapeKind {
 	q := &st.quiet
 	if l.demand == nil || !q.idle || len(eps) == 0 {
-		return false // without a gateway's counts, only a scrape tells
+		return scrapeNow // without a gateway's counts, only a scrape tells
 	}
 	if gw.Held != 0 || gw.InFlight != 0 || !sameCounts(gw, q.demand) {
-		return false
-	}
-	every := l.cfg.idleEvery()
-	if scan-q.scan >= every || (scan+q.slot)%every == 0 {
-		return false
+		return scrapeNow
 	}
 	if len(eps) != len(st.snapshots) {
-		return false
+		return scrapeNow
 	}
 	for _, ep := range eps {
 		if _, ok := st.snapshots[replicaID(ep)]; !ok {
-			return false // a new replica: its first scrape is its baseline
+			return scrapeNow // a new replica: its first scrape is its baseline
 		}
 	}
-	return true
+	every := l.cfg.idleEvery()
+	if scan-q.scan >= every || (scan+q.slot)%every == 0 {
+		return scrapeForced
+	}
+	return scrapeSkip
 }
 
 // scraped records a real scrape of the agent's replicas on tick scan, with
@@ -97,7 +112,7 @@ func (q *quietState) scraped(samples []ReplicaSample, gw wire.Demand, scan int64
 // skipped tick, but the previous tick's reading showed the gateways no
 // request yet, so the load they average arrived since that tick: spread
 // over the whole span it would read as a fraction of what a scrape on every
-// tick sees (1/15 after 30s quiet), and a step from idle would be met a
+// tick sees (1/30 after 60s quiet), and a step from idle would be met a
 // tick late. They are taken over the time since the previous tick instead.
 // A forced scrape (no request through a gateway) keeps the whole span:
 // traffic that passes no gateway may have come at any time in it.

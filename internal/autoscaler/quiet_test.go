@@ -2,9 +2,13 @@ package autoscaler
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -262,7 +266,7 @@ func TestScrapeGoroutinesBoundedByParallelism(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.scrapeAll(context.Background(), eps, map[string]wire.Stats{})
+		s.scrapeAll(context.Background(), eps, map[string]wire.Stats{}, false)
 	}()
 	time.Sleep(200 * time.Millisecond) // the first 4 scrapes hang
 	n := runtime.NumGoroutine() - base
@@ -303,5 +307,46 @@ func TestResumedScrapeAveragesSinceTheLastTick(t *testing.T) {
 		if got[0] != tc.want || got[1] != (ReplicaSample{}) {
 			t.Errorf("%s: %+v, want %+v and the unknown replica untouched", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestForcedScrapeKeepsNoConnection: the periodic scrape of a quiet agent
+// closes its connections (the next is an idle scrape interval away); a
+// scrape of an agent with traffic keeps them for the next tick.
+func TestForcedScrapeKeepsNoConnection(t *testing.T) {
+	var mu sync.Mutex
+	conns := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(wire.Stats{UptimeSeconds: 1, Ready: true})
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	eps := []platform.Endpoint{{Addr: addr, AdminAddr: addr, Replica: "r"}}
+	for _, tc := range []struct {
+		closeConns bool
+		want       int
+	}{{false, 1}, {true, 3}} {
+		mu.Lock()
+		conns = 0
+		mu.Unlock()
+		s := newScraper(nil, time.Second, 4, 2*time.Second)
+		for range 3 {
+			if _, _, errs := s.scrapeAll(context.Background(), eps, map[string]wire.Stats{}, tc.closeConns); len(errs) > 0 {
+				t.Fatal(errs)
+			}
+		}
+		mu.Lock()
+		if conns != tc.want {
+			t.Errorf("close %v: %d connections for 3 scrapes, want %d", tc.closeConns, conns, tc.want)
+		}
+		mu.Unlock()
 	}
 }

@@ -49,7 +49,8 @@ func replicaID(ep platform.Endpoint) string { return ep.Replica + "@" + ep.Admin
 // replaced by the returned map, which drops replicas that are gone and keeps
 // the old snapshot of a replica whose scrape failed, so its next average spans
 // the gap exactly.
-func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev map[string]wire.Stats) ([]ReplicaSample, map[string]wire.Stats, []error) {
+// closeConns asks for each connection to be closed after its scrape.
+func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev map[string]wire.Stats, closeConns bool) ([]ReplicaSample, map[string]wire.Stats, []error) {
 	samples := make([]ReplicaSample, len(eps))
 	snaps := make([]wire.Stats, len(eps))
 	errs := make([]error, len(eps))
@@ -64,7 +65,7 @@ func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev m
 		}
 		wg.Go(func() {
 			defer s.release()
-			snaps[i], errs[i] = s.scrape(ctx, ep)
+			snaps[i], errs[i] = s.scrape(ctx, ep, closeConns)
 		})
 	}
 	wg.Wait()
@@ -103,7 +104,7 @@ func (s *scraper) acquire(ctx context.Context) bool {
 func (s *scraper) release() { <-s.slots }
 
 // scrape fetches one sidecar's Stats; the caller holds a slot.
-func (s *scraper) scrape(ctx context.Context, ep platform.Endpoint) (wire.Stats, error) {
+func (s *scraper) scrape(ctx context.Context, ep platform.Endpoint, closeConn bool) (wire.Stats, error) {
 	var st wire.Stats
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -111,6 +112,7 @@ func (s *scraper) scrape(ctx context.Context, ep platform.Endpoint) (wire.Stats,
 	if err != nil {
 		return st, fmt.Errorf("scrape %s at %s: %w", ep.Replica, ep.AdminAddr, err)
 	}
+	req.Close = closeConn
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return st, fmt.Errorf("scrape %s: %w", ep.Replica, err)

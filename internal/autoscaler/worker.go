@@ -152,12 +152,13 @@ func (l *Loop) tickAgent(ctx context.Context, st *agentState, spec Spec) (wire.D
 	// replicas' counters by the time they are scraped (quiet.go).
 	gw := l.gatewayDemand(st.key)
 	var samples []ReplicaSample
-	skip := l.skipScrape(st, eps, gw, st.scan)
+	kind := l.scrapeKindOf(st, eps, gw, st.scan)
+	skip := kind == scrapeSkip
 	if skip {
 		samples = idleSamples(len(eps), l.cfg.Tick)
 		l.metrics.scrapesSkipped.Add(float64(len(eps)))
 	} else {
-		samples = l.scrape(ctx, st, eps)
+		samples = l.scrape(ctx, st, eps, kind == scrapeForced)
 	}
 	if ctx.Err() != nil {
 		return wire.Decision{}, wire.Demand{}, false // shutting down: a decision on cancelled scrapes would be wrong
@@ -190,9 +191,10 @@ func (l *Loop) gatewayDemand(key platform.AgentKey) wire.Demand {
 	return l.demand.Demand(key)
 }
 
-// scrape reads every replica's Stats and keeps the snapshots.
-func (l *Loop) scrape(ctx context.Context, st *agentState, eps []platform.Endpoint) []ReplicaSample {
-	samples, snapshots, errs := l.scraper.scrapeAll(ctx, eps, st.snapshots)
+// scrape reads every replica's Stats and keeps the snapshots; closeConns
+// closes the connections after the scrape.
+func (l *Loop) scrape(ctx context.Context, st *agentState, eps []platform.Endpoint, closeConns bool) []ReplicaSample {
+	samples, snapshots, errs := l.scraper.scrapeAll(ctx, eps, st.snapshots, closeConns)
 	st.snapshots = snapshots
 	if len(errs) > 0 {
 		l.metrics.scrapeErrors.WithLabelValues(st.key.Namespace, st.key.Name).Add(float64(len(errs)))
