@@ -33,8 +33,8 @@ func BenchmarkQuietAgentTick(b *testing.B) {
 	}{{"every-tick", DefaultTick}, {"quiet", DefaultIdleScrapeInterval}, {"never-forced", time.Hour}} {
 		b.Run(tc.name, func(b *testing.B) {
 			const agents = 50
-			p := newFakePlatform()
-			gw := &fakeGateway{}
+			p := newQuietPlatform()
+			gw := &quietGateway{}
 			for i := range agents {
 				a := testAgent(fmt.Sprintf("a%d", i), 10, 5, 10)
 				p.agents = append(p.agents, a)
@@ -42,7 +42,7 @@ func BenchmarkQuietAgentTick(b *testing.B) {
 				for r := range 5 {
 					eps = append(eps, platform.Endpoint{Addr: addr, AdminAddr: addr, Replica: fmt.Sprintf("a%d-%d", i, r)})
 				}
-				p.setReady(platform.KeyOf(a), eps...)
+				p.setReady(a, eps...)
 			}
 			l, err := NewLoop(LoopConfig{IdleScrapeInterval: tc.idle}, p, gw, slog.New(slog.DiscardHandler), nil)
 			if err != nil {

@@ -84,9 +84,9 @@ func TestQuietAgentIsNotScraped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("quiet", 10, 2, 5) // min 2: it stays up, idle
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecars[0].endpoint("quiet-0"), sidecars[1].endpoint("quiet-1"))
-		gw := &fakeGateway{}
+		p := newQuietPlatform(agent)
+		p.setReady(agent, sidecars[0].endpoint("quiet-0"), sidecars[1].endpoint("quiet-1"))
+		gw := &quietGateway{}
 		gw.set(key, wire.Demand{RequestsTotal: 7, LastRequest: time.Now().Add(-time.Hour)})
 		reg := prometheus.NewRegistry()
 		l, scrapes := startQuietLoop(t, p, gw, 30*time.Second, reg)
@@ -122,9 +122,9 @@ func TestQuietAgentScrapedAtOnceOnGatewayTraffic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("woken", 10, 1, 5)
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecar.endpoint("woken-0"))
-		gw := &fakeGateway{}
+		p := newQuietPlatform(agent)
+		p.setReady(agent, sidecar.endpoint("woken-0"))
+		gw := &quietGateway{}
 		_, scrapes := startQuietLoop(t, p, gw, time.Hour, nil)
 		tickFor(20 * time.Second)
 		quiet := scrapes.total()
@@ -158,9 +158,9 @@ func TestQuietAgentDirectTrafficSeenWithinBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		agent := testAgent("direct", 10, 1, 20) // target 7
 		key := platform.KeyOf(agent)
-		p := newFakePlatform(agent)
-		p.setReady(key, sidecar.endpoint("direct-0"))
-		gw := &fakeGateway{} // never sees a request
+		p := newQuietPlatform(agent)
+		p.setReady(agent, sidecar.endpoint("direct-0"))
+		gw := &quietGateway{} // never sees a request
 		const bound = 20 * time.Second
 		_, scrapes := startQuietLoop(t, p, gw, bound, nil)
 		tickFor(time.Minute)
@@ -187,38 +187,22 @@ func TestQuietAgentDirectTrafficSeenWithinBound(t *testing.T) {
 	})
 }
 
-// shrinkingPlatform removes ready endpoints as SetScale asks for fewer
-// replicas, as a Deployment scaled down does.
-type shrinkingPlatform struct{ *fakePlatform }
-
-func (p shrinkingPlatform) SetScale(ctx context.Context, key platform.AgentKey, n int32) error {
-	if err := p.fakePlatform.SetScale(ctx, key, n); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if eps := p.eps[key]; int(n) < len(eps) {
-		p.eps[key] = eps[:n]
-	}
-	return nil
-}
-
 // TestQuietAgentScalesDownOnSchedule: an idle agent with replicas scales
 // down and to zero exactly when it does with a scrape on every tick: the
 // same decisions at the same times.
 func TestQuietAgentScalesDownOnSchedule(t *testing.T) {
 	sidecars := []*fakeSidecar{newFakeSidecar(t, 0), newFakeSidecar(t, 0), newFakeSidecar(t, 0), newFakeSidecar(t, 0)}
-	run := func(idle time.Duration) (decs []wire.Decision, calls []scaleCall, scrapes int) {
+	run := func(idle time.Duration) (decs []wire.Decision, calls []quietScaleCall, scrapes int) {
 		synctest.Test(t, func(t *testing.T) {
 			agent := testAgent("down", 10, 0, 5)
 			key := platform.KeyOf(agent)
-			p := shrinkingPlatform{newFakePlatform(agent)}
+			p := newQuietPlatform(agent)
 			var eps []platform.Endpoint
 			for i, s := range sidecars {
 				eps = append(eps, s.endpoint("down-"+string(rune('0'+i))))
 			}
-			p.setReady(key, eps...)
-			gw := &fakeGateway{}
+			p.setReady(agent, eps...)
+			gw := &quietGateway{}
 			gw.set(key, wire.Demand{RequestsTotal: 40, LastRequest: time.Now()})
 			l, counter := startQuietLoop(t, p, gw, idle, nil)
 			tickFor(4 * time.Minute)
