@@ -77,10 +77,12 @@ func agentKeys(agents, namespaces int) []agentKey {
 }
 
 // endpointAddr is the i-th address handed out to a slice endpoint, in the
-// pod network (podnet) above the fake sidecars': nothing listens there, so
-// connections are refused at once; these agents are never invoked, routing
-// to them is observed through the gateways' describe endpoint (the same
-// endpoint set the router reads).
+// pod network (podnet) above the fake sidecars': nothing listens on their
+// serving port, so connections are refused at once; these agents are never
+// invoked, routing to them is observed through the gateways' describe
+// endpoint (the same endpoint set the router reads). Their slices name
+// idleAdminPort as the admin port, where one listener answers for every
+// address as an idle sidecar would (see idleSidecars).
 func endpointAddr(i int) string {
 	base := netip.MustParseAddr("10.244.16.0").As4()
 	n := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 + uint32(i+1)
@@ -99,8 +101,9 @@ func agentObject(k agentKey) *v1alpha1.Agent {
 }
 
 // sliceObject is the agent's EndpointSlice as the EndpointSlice controller
-// would write it for the Service the manager creates.
-func sliceObject(k agentKey, addrs []string) *discoveryv1.EndpointSlice {
+// would write it for the Service the manager creates, with admin as the
+// sidecars' admin port.
+func sliceObject(k agentKey, addrs []string, admin int32) *discoveryv1.EndpointSlice {
 	s := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: k.ns, Name: k.name + "-scale", Labels: map[string]string{
 			discoveryv1.LabelServiceName: k.name, v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
@@ -108,7 +111,7 @@ func sliceObject(k agentKey, addrs []string) *discoveryv1.EndpointSlice {
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports: []discoveryv1.EndpointPort{
 			{Name: ptr.To(v1alpha1.ServingPortName), Port: ptr.To(int32(v1alpha1.ServingPort)), Protocol: ptr.To(corev1.ProtocolTCP)},
-			{Name: ptr.To(v1alpha1.AdminPortName), Port: ptr.To(int32(v1alpha1.AdminPort)), Protocol: ptr.To(corev1.ProtocolTCP)},
+			{Name: ptr.To(v1alpha1.AdminPortName), Port: ptr.To(admin), Protocol: ptr.To(corev1.ProtocolTCP)},
 		},
 	}
 	for _, a := range addrs {
@@ -150,11 +153,20 @@ func populate(ctx context.Context, c client.Client, kube kubernetes.Interface, k
 		if err := c.Create(ctx, agentObject(k)); err != nil {
 			return fmt.Errorf("agent %s/%s: %w", k.ns, k.name, err)
 		}
-		if _, err := kube.DiscoveryV1().EndpointSlices(k.ns).Create(ctx, sliceObject(k, addrs[k]), metav1.CreateOptions{}); err != nil {
+		if _, err := kube.DiscoveryV1().EndpointSlices(k.ns).Create(ctx, sliceObject(k, addrs[k], adminPortOf(i, active)), metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("slice %s/%s: %w", k.ns, k.name, err)
 		}
 		return nil
 	})
+}
+
+// adminPortOf is the admin port of the i-th agent's replicas: the fake
+// sidecars' for the active agents, the idle listener's for the others.
+func adminPortOf(i, active int) int32 {
+	if i < active {
+		return adminPort
+	}
+	return idleAdminPort
 }
 
 // parallel runs f(0..n-1) on workers goroutines, stopping at the first error.

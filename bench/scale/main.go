@@ -42,6 +42,7 @@ func main() {
 	window := flag.Duration("window", 30*time.Second, "idle and active measurement windows")
 	timeout := flag.Duration("timeout", 10*time.Minute, "limit of each wait")
 	prebuilt := flag.String("flint", "", "`path` of a flint binary to measure (default: build ./cmd/flint)")
+	profiles := flag.String("profiles", "", "`directory` to write heap profiles of the manager and the first gateway into, after the idle, active and more-gateways windows (empty: none; the flint binary needs -pprof-addr)")
 	plots := flag.String("plots", "", "`directory` to draw scale-propagation.png and scale-writes.png into (empty: none)")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
@@ -81,7 +82,7 @@ func main() {
 		}
 		r, err := run(ctx, config{Flint: bin, Agents: n, Namespaces: *namespaces, PerAgent: *perAgent,
 			Gateways: *gateways, MoreGateways: *more, Active: min(*active, n), Changes: *changes,
-			Settle: *settle, Window: *window, Timeout: *timeout, Log: logTo(os.Stderr)})
+			Settle: *settle, Window: *window, Timeout: *timeout, Profiles: *profiles, Log: logTo(os.Stderr)})
 		if err != nil {
 			fatal(fmt.Errorf("%d agents: %w", n, err))
 		}
@@ -145,6 +146,7 @@ func report(w io.Writer, rs []*result) {
 	})
 	row("RSS manager (max)", func(r *result) string { return fmt.Sprintf("%.0f MiB", r.RSS["manager"]) })
 	row("RSS gateway (max of all)", func(r *result) string { return fmt.Sprintf("%.0f MiB", maxOf(r.RSS, "gateway-")) })
+	row("goroutines manager (max)", func(r *result) string { return fmt.Sprintf("%d", r.ManagerGoroutines) })
 	row("slice change → routed, p50", func(r *result) string { return ms(percentile(r.Propagation, .5)) })
 	row("slice change → routed, p99", func(r *result) string { return ms(percentile(r.Propagation, .99)) })
 	row("slice change → routed, max", func(r *result) string { return ms(percentile(r.Propagation, 1)) })

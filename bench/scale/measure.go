@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -104,7 +103,7 @@ func propagation(ctx context.Context, kube kubernetes.Interface, gws []*gateway,
 		if err != nil {
 			return nil, err
 		}
-		slice.Endpoints = sliceObject(k, a).Endpoints
+		slice.Endpoints = sliceObject(k, a, idleAdminPort).Endpoints
 		t0 := time.Now()
 		if _, err := kube.DiscoveryV1().EndpointSlices(k.ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
 			return nil, err
@@ -176,35 +175,6 @@ func histogramSum(url, name string) (sum float64, count float64, err error) {
 		}
 	}
 	return sum, count, nil
-}
-
-// fakeSidecars listens on the serving and admin ports of n pod network
-// addresses and answers every request with 200: the replicas of the agents
-// the benchmark invokes. (Their admin port serves no stats; the autoscaler
-// counts those scrapes as missing.)
-func fakeSidecars(n int) (addrs []string, stop func(), err error) {
-	var servers []*http.Server
-	stop = func() {
-		for _, s := range servers {
-			s.Close()
-		}
-	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	for i := range n {
-		ip := fmt.Sprintf("10.244.2.%d", i+1)
-		for _, port := range []int{servingPort, adminPort} {
-			ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-			if err != nil {
-				stop()
-				return nil, nil, fmt.Errorf("fake sidecar: %w", err)
-			}
-			s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-			servers = append(servers, s)
-			go func() { _ = s.Serve(ln) }()
-		}
-		addrs = append(addrs, ip)
-	}
-	return addrs, stop, nil
 }
 
 // invokeLoop sends one request per agent per interval, each agent's going

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ type proc struct {
 	cmd   *exec.Cmd
 	start time.Time
 	done  chan struct{}
+	pprof string // -pprof-addr, when profiles are taken
 
 	mu    sync.Mutex
 	lines []string
@@ -166,13 +168,49 @@ var (
 	controlLine = regexp.MustCompile(`control on (http://\S+)`)
 )
 
-func startGateway(name, bin, kubeconfig, tokenFile string) (*gateway, error) {
-	p, err := startProc(name, bin, "gateway", "-kubeconfig", kubeconfig, "-addr", "127.0.0.1:0",
-		"-control-addr", "127.0.0.1:0", "-control-token-file", tokenFile, "-log-format=text")
+func startGateway(name, bin, kubeconfig, tokenFile string, profiles bool) (*gateway, error) {
+	args := []string{"gateway", "-kubeconfig", kubeconfig, "-addr", "127.0.0.1:0",
+		"-control-addr", "127.0.0.1:0", "-control-token-file", tokenFile, "-log-format=text"}
+	pprof, args, err := withPprof(profiles, args)
 	if err != nil {
 		return nil, err
 	}
+	p, err := startProc(name, bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	p.pprof = pprof
 	return &gateway{proc: p}, nil
+}
+
+// withPprof adds -pprof-addr on a free address to args when on.
+func withPprof(on bool, args []string) (string, []string, error) {
+	if !on {
+		return "", args, nil
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	return addr, append(args, "-pprof-addr", addr), nil
+}
+
+// saveHeap writes the process's heap profile (after a collection) to
+// dir/file, when it serves profiles.
+func (p *proc) saveHeap(dir, file string) error {
+	if p.pprof == "" {
+		return nil
+	}
+	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return fmt.Errorf("heap profile of %s: %w", p.name, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("heap profile of %s: %w", p.name, err)
+	}
+	return os.WriteFile(filepath.Join(dir, file), b, 0o644)
 }
 
 // awaitReady waits for the gateway to listen, answer /readyz with 200 and

@@ -34,6 +34,7 @@ type config struct {
 	Settle       time.Duration
 	Window       time.Duration // idle and active measurement windows
 	Timeout      time.Duration // for each wait (Deployments, readiness)
+	Profiles     string        // directory for heap profiles of the manager and the first gateway (empty: none)
 	Log          func(format string, args ...any)
 }
 
@@ -53,6 +54,7 @@ type result struct {
 	MoreActive                              *window         // the active window with MoreGateways gateways
 	TotalWrites                             map[string]int  // API writes by user over the whole run
 	MoreGateways                            int
+	ManagerGoroutines                       int // max seen at the phases' ends
 }
 
 func (r *result) noteRSS(procs []*proc) {
@@ -65,15 +67,29 @@ func (r *result) noteRSS(procs []*proc) {
 
 // logMemory logs the manager's and the first gateway's RSS, Go heap in use
 // and goroutines: where memory goes, phase by phase.
-func logMemory(logf func(string, ...any), phase string, manager *proc, managerMetrics string, g *gateway) {
+func (r *result) logMemory(logf func(string, ...any), phase string, manager *proc, managerMetrics string, g *gateway) {
 	rm, _ := manager.rssMiB()
 	rg, _ := g.rssMiB()
 	mh, _ := gaugeValue(managerMetrics, "go_memstats_heap_inuse_bytes")
 	mg, _ := gaugeValue(managerMetrics, "go_goroutines")
 	gh, _ := gaugeValue(g.url+"/metrics", "go_memstats_heap_inuse_bytes")
 	gg, _ := gaugeValue(g.url+"/metrics", "go_goroutines")
+	r.ManagerGoroutines = max(r.ManagerGoroutines, int(mg))
 	logf("memory %s: manager RSS %.0f MiB heap %.0f MiB %0.f goroutines; %s RSS %.0f MiB heap %.0f MiB %.0f goroutines",
 		phase, rm, mh/(1<<20), mg, g.name, rg, gh/(1<<20), gg)
+}
+
+// saveHeaps writes the heap profiles of procs into cfg.Profiles as
+// {agents}-{phase}-{name}.heap.pb.gz.
+func saveHeaps(cfg config, logf func(string, ...any), phase string, procs ...*proc) {
+	if cfg.Profiles == "" {
+		return
+	}
+	for _, p := range procs {
+		if err := p.saveHeap(cfg.Profiles, fmt.Sprintf("%d-%s-%s.heap.pb.gz", cfg.Agents, phase, p.name)); err != nil {
+			logf("%v", err)
+		}
+	}
 }
 
 // run measures one size on a control plane of its own.
@@ -115,6 +131,11 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		return nil, err
 	}
 	stops = append(stops, stopSidecars)
+	stopIdle, err := idleSidecars()
+	if err != nil {
+		return nil, err
+	}
+	stops = append(stops, stopIdle)
 	t0 := time.Now()
 	addrs, err := populate(ctx, c, kube, keys, cfg.PerAgent, 16, sidecars, cfg.Active)
 	if err != nil {
@@ -137,7 +158,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 			if err != nil {
 				return nil, err
 			}
-			g, err := startGateway(name, cfg.Flint, kc, tokenFile)
+			g, err := startGateway(name, cfg.Flint, kc, tokenFile, cfg.Profiles != "")
 			if err != nil {
 				return nil, err
 			}
@@ -176,9 +197,16 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		for _, g := range gws {
 			controls = append(controls, g.control)
 		}
-		m, err := startProc("manager", cfg.Flint, "manager", "-kubeconfig", managerKC, "-leader-elect=false",
+		pprof, args, err := withPprof(cfg.Profiles != "", []string{"manager", "-kubeconfig", managerKC, "-leader-elect=false",
 			"-metrics-addr", metricsAddr, "-health-probe-addr=0", "-sidecar-image", "flint:scale",
-			"-gateways", strings.Join(controls, ","), "-control-token-file", tokenFile, "-log-format=text")
+			"-gateways", strings.Join(controls, ","), "-control-token-file", tokenFile, "-log-format=text"})
+		if err != nil {
+			return nil, "", err
+		}
+		m, err := startProc("manager", cfg.Flint, args...)
+		if m != nil {
+			m.pprof = pprof
+		}
 		return m, "http://" + metricsAddr + "/metrics", err
 	}
 	manager, metricsURL, err := startManager(gws)
@@ -205,7 +233,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 	for _, g := range gws {
 		procs = append(procs, g.proc)
 	}
-	logMemory(logf, "after reconcile", manager, metricsURL, gws[0])
+	res.logMemory(logf, "after reconcile", manager, metricsURL, gws[0])
 	time.Sleep(cfg.Settle)
 	res.noteRSS(procs)
 	s0, c0, _ := histogramSum(metricsURL, "flint_autoscaler_decision_duration_seconds")
@@ -215,7 +243,8 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 	s1, c1, _ := histogramSum(metricsURL, "flint_autoscaler_decision_duration_seconds")
 	res.DecisionSum, res.DecisionCount = s1-s0, c1-c0
 	res.noteRSS(procs)
-	logMemory(logf, "after idle window", manager, metricsURL, gws[0])
+	res.logMemory(logf, "after idle window", manager, metricsURL, gws[0])
+	saveHeaps(cfg, logf, "idle", manager, gws[0].proc)
 	logf("idle: cpu %v writes %v", res.Idle.cpu, res.Idle.writes)
 
 	next := cfg.Agents * cfg.PerAgent
@@ -223,7 +252,7 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		return nil, err
 	}
 	res.noteRSS(procs)
-	logMemory(logf, "after propagation", manager, metricsURL, gws[0])
+	res.logMemory(logf, "after propagation", manager, metricsURL, gws[0])
 	logf("propagation: p50 %s p99 %s", percentile(res.Propagation, .5), percentile(res.Propagation, .99))
 
 	if cfg.Active > 0 {
@@ -231,7 +260,8 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 			return nil, err
 		}
 		res.noteRSS(procs)
-		logMemory(logf, "after active window", manager, metricsURL, gws[0])
+		res.logMemory(logf, "after active window", manager, metricsURL, gws[0])
+		saveHeaps(cfg, logf, "active", manager, gws[0].proc)
 		logf("active: %d ok %d failed, cpu %v writes %v", res.ActiveOK, res.ActiveFailed, res.Active.cpu, res.Active.writes)
 	}
 
@@ -261,7 +291,8 @@ func run(ctx context.Context, cfg config) (res *result, err error) {
 		}
 		res.More = &w
 		res.noteRSS(procs)
-		logMemory(logf, "with more gateways", manager, metricsURL, gws[0])
+		res.logMemory(logf, "with more gateways", manager, metricsURL, gws[0])
+		saveHeaps(cfg, logf, "more", manager, gws[0].proc)
 		logf("%d gateways idle: cpu %v", cfg.MoreGateways, w.cpu)
 		if cfg.Active > 0 {
 			aw, _, failed, err := activeWindow(ctx, cfg, all, active, procs, auditLog)

@@ -89,7 +89,7 @@ func NewLoop(cfg LoopConfig, p Platform, d DemandSource, log *slog.Logger, reg p
 		demand:     d,
 		log:        log,
 		metrics:    m,
-		scraper:    newScraper(cfg.HTTPClient, cfg.ScrapeTimeout, cfg.ScrapeParallelism),
+		scraper:    newScraper(cfg.HTTPClient, cfg.ScrapeTimeout, cfg.ScrapeParallelism, cfg.Tick),
 		agents:     map[platform.AgentKey]*agentState{},
 		pokes:      map[platform.AgentKey]struct{}{},
 		pokeSignal: make(chan struct{}, 1),

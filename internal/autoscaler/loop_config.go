@@ -15,6 +15,11 @@ const (
 	DefaultScrapeParallelism = 64
 	DefaultScaleTimeout      = 10 * time.Second
 	DefaultDecisionHistory   = 64
+	// DefaultIdleScrapeInterval bounds how late traffic that passes no
+	// gateway is seen on an agent nobody calls through one: one default
+	// stable window. At 2,000 quiet agents of 5 replicas it is ~170 scrapes
+	// a second, each on a new connection (docs/scale.md).
+	DefaultIdleScrapeInterval = 60 * time.Second
 )
 
 // LoopConfig configures a Loop. Zero fields take their defaults in NewLoop,
@@ -27,6 +32,12 @@ type LoopConfig struct {
 	ScrapeTimeout time.Duration
 	// ScrapeParallelism bounds concurrent stats requests across agents.
 	ScrapeParallelism int
+	// IdleScrapeInterval is how often the replicas of a quiet agent (idle
+	// at their last scrape, no request through a gateway since) are
+	// scraped; other ticks take them as idle (quiet.go). It bounds how late
+	// traffic that reaches replicas without a gateway the manager reads
+	// is seen. At most Tick: every tick scrapes.
+	IdleScrapeInterval time.Duration
 	// ScaleTimeout bounds one SetScale call.
 	ScaleTimeout time.Duration
 	// DecisionHistory is how many distinct decisions are kept per agent
@@ -51,6 +62,7 @@ func (c *LoopConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Tick, "autoscaler-tick", DefaultTick, "how often the autoscaler scrapes replicas and decides")
 	fs.DurationVar(&c.ScrapeTimeout, "autoscaler-scrape-timeout", DefaultScrapeTimeout, "timeout of one sidecar stats scrape; a failed scrape is treated as unknown, not zero")
 	fs.IntVar(&c.ScrapeParallelism, "autoscaler-scrape-parallelism", DefaultScrapeParallelism, "maximum concurrent sidecar stats scrapes")
+	fs.DurationVar(&c.IdleScrapeInterval, "autoscaler-idle-scrape-interval", DefaultIdleScrapeInterval, "how often the replicas of an agent nobody calls through a gateway are scraped (other ticks take them as idle); bounds how late traffic that bypasses the gateways is seen; at most -autoscaler-tick: scrape every tick")
 	fs.DurationVar(&c.ScaleTimeout, "autoscaler-scale-timeout", DefaultScaleTimeout, "timeout of one scale request to the platform")
 	fs.IntVar(&c.DecisionHistory, "autoscaler-decision-history", DefaultDecisionHistory, "distinct decisions kept per agent for describe")
 	fs.Float64Var(&c.Tuning.PanicWindowPercent, "autoscaler-panic-window-percent", t.PanicWindowPercent, "panic window as a percentage of the agent's stable window")
@@ -66,6 +78,7 @@ func (c LoopConfig) withDefaults() LoopConfig {
 	setDefault(&c.Tick, DefaultTick)
 	setDefault(&c.ScrapeTimeout, DefaultScrapeTimeout)
 	setDefault(&c.ScrapeParallelism, DefaultScrapeParallelism)
+	setDefault(&c.IdleScrapeInterval, DefaultIdleScrapeInterval)
 	setDefault(&c.ScaleTimeout, DefaultScaleTimeout)
 	setDefault(&c.DecisionHistory, DefaultDecisionHistory)
 	setDefault(&c.Tuning.PanicWindowPercent, def.PanicWindowPercent)
@@ -99,6 +112,9 @@ func (c LoopConfig) Validate() error {
 	}
 	if c.ScrapeParallelism < 1 {
 		errs = append(errs, fmt.Errorf("autoscaler scrape parallelism (%d) must be at least 1", c.ScrapeParallelism))
+	}
+	if c.IdleScrapeInterval < 0 {
+		errs = append(errs, fmt.Errorf("autoscaler idle scrape interval (%s) must be positive", c.IdleScrapeInterval))
 	}
 	if c.ScaleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("autoscaler scale timeout (%s) must be positive", c.ScaleTimeout))

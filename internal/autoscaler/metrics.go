@@ -19,6 +19,7 @@ type metrics struct {
 	demand           *prometheus.GaugeVec
 	decisionDuration prometheus.Histogram
 	scrapeErrors     *prometheus.CounterVec
+	scrapesSkipped   prometheus.Counter
 	scaleErrors      *prometheus.CounterVec
 	pokes            *prometheus.CounterVec
 }
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "flint_autoscaler_scrape_errors_total",
 			Help: "Failed sidecar stats scrapes.",
 		}, agentLabels),
+		scrapesSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flint_autoscaler_scrapes_skipped_total",
+			Help: "Replica scrapes skipped because the agent was quiet: idle at its last scrape and no request through a gateway since.",
+		}),
 		scaleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flint_autoscaler_scale_errors_total",
 			Help: "Failed scale requests to the platform.",
@@ -69,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.desired, m.actual, m.ready, m.panicMode, m.demand,
-		m.decisionDuration, m.scrapeErrors, m.scaleErrors, m.pokes} {
+		m.decisionDuration, m.scrapeErrors, m.scrapesSkipped, m.scaleErrors, m.pokes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register autoscaler metrics: %w", err)
 		}

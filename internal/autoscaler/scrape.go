@@ -25,12 +25,16 @@ type scraper struct {
 	slots   chan struct{}
 }
 
-func newScraper(client *http.Client, timeout time.Duration, parallelism int) *scraper {
+func newScraper(client *http.Client, timeout time.Duration, parallelism int, tick time.Duration) *scraper {
 	if client == nil {
 		client = &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: 2,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
+			// A replica scraped every tick keeps its connection; one of a
+			// quiet agent, scraped every IdleScrapeInterval, does not
+			// hold one (two goroutines and 8 KiB of buffers each: 10,000
+			// replicas would cost the manager ~200 MiB).
+			IdleConnTimeout:    3 * tick,
+			DisableCompression: true,
 		}}
 	}
 	return &scraper{client: client, timeout: timeout, slots: make(chan struct{}, parallelism)}
@@ -45,13 +49,24 @@ func replicaID(ep platform.Endpoint) string { return ep.Replica + "@" + ep.Admin
 // replaced by the returned map, which drops replicas that are gone and keeps
 // the old snapshot of a replica whose scrape failed, so its next average spans
 // the gap exactly.
-func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev map[string]wire.Stats) ([]ReplicaSample, map[string]wire.Stats, []error) {
+// closeConns asks for each connection to be closed after its scrape.
+func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev map[string]wire.Stats, closeConns bool) ([]ReplicaSample, map[string]wire.Stats, []error) {
 	samples := make([]ReplicaSample, len(eps))
 	snaps := make([]wire.Stats, len(eps))
 	errs := make([]error, len(eps))
+	// A goroutine starts once it has a slot: at most parallelism scrapes
+	// run at once across all agents, and no goroutine per replica waits
+	// for a slot (after a restart, every agent's workers scrape at once).
 	var wg sync.WaitGroup
 	for i, ep := range eps {
-		wg.Go(func() { snaps[i], errs[i] = s.scrape(ctx, ep) })
+		if !s.acquire(ctx) {
+			errs[i] = fmt.Errorf("scrape %s at %s: %w", ep.Replica, ep.AdminAddr, ctx.Err())
+			continue
+		}
+		wg.Go(func() {
+			defer s.release()
+			snaps[i], errs[i] = s.scrape(ctx, ep, closeConns)
+		})
 	}
 	wg.Wait()
 
@@ -77,21 +92,27 @@ func (s *scraper) scrapeAll(ctx context.Context, eps []platform.Endpoint, prev m
 	return samples, next, failed
 }
 
-// scrape fetches one sidecar's Stats.
-func (s *scraper) scrape(ctx context.Context, ep platform.Endpoint) (wire.Stats, error) {
-	var st wire.Stats
+func (s *scraper) acquire(ctx context.Context) bool {
 	select {
 	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
+		return true
 	case <-ctx.Done():
-		return st, fmt.Errorf("scrape %s at %s: %w", ep.Replica, ep.AdminAddr, ctx.Err())
+		return false
 	}
+}
+
+func (s *scraper) release() { <-s.slots }
+
+// scrape fetches one sidecar's Stats; the caller holds a slot.
+func (s *scraper) scrape(ctx context.Context, ep platform.Endpoint, closeConn bool) (wire.Stats, error) {
+	var st wire.Stats
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.AdminAddr+wire.PathStats, nil)
 	if err != nil {
 		return st, fmt.Errorf("scrape %s at %s: %w", ep.Replica, ep.AdminAddr, err)
 	}
+	req.Close = closeConn
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return st, fmt.Errorf("scrape %s: %w", ep.Replica, err)

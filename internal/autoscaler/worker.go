@@ -48,7 +48,15 @@ type agentState struct {
 	decider *Decider
 	// snapshots is the previous Stats per replica.
 	snapshots map[string]wire.Stats
-	spec      Spec
+	// quiet is what the last scrape found, to skip scrapes of an agent
+	// nobody calls (quiet.go); scan is the last tick the worker took.
+	quiet quietState
+	scan  int64
+	spec  Spec
+	// lastObserved is the decision the agent's gauges show (observed:
+	// any), so a repeated one costs no metric update.
+	lastObserved wire.Decision
+	observed     bool
 	// nextEarly is when a poke may next run an early tick: a quarter tick
 	// after the last decision.
 	nextEarly time.Time
@@ -72,6 +80,7 @@ func newAgentState(key platform.AgentKey, d *Decider, historySize int) *agentSta
 		pokes:     make(chan struct{}, 1),
 		decider:   d,
 		snapshots: map[string]wire.Stats{},
+		quiet:     newQuietState(key),
 		spec:      d.Spec(),
 	}
 }
@@ -91,6 +100,7 @@ func (l *Loop) work(ctx context.Context, st *agentState, stop <-chan struct{}, m
 		case <-st.pokes:
 			l.poked(ctx, st)
 		case ev := <-st.ticks:
+			st.scan = ev.scan
 			dec, gw, decided := l.tickAgent(ctx, st, ev.spec)
 			if !decided || !atRest(dec) || len(st.ticks) > 0 || len(st.pokes) > 0 {
 				continue
@@ -131,13 +141,60 @@ func (l *Loop) catchUp(st *agentState, missed int64) {
 	}
 }
 
-// tickAgent scrapes one agent's replicas, decides and applies. It returns
-// the decision and the gateway demand it saw, or false when the Loop is
-// stopping.
+// tickAgent scrapes one agent's replicas (or, for a quiet agent, takes
+// them as idle: quiet.go), decides and applies. It returns the decision and
+// the gateway demand it saw, or false when the Loop is stopping.
 func (l *Loop) tickAgent(ctx context.Context, st *agentState, spec Spec) (wire.Decision, wire.Demand, bool) {
 	start := time.Now()
 	eps, _ := l.platform.ReadyEndpoints(st.key)
-	samples, snapshots, errs := l.scraper.scrapeAll(ctx, eps, st.snapshots)
+	// The gateways' demand is read before the scrape too: a request they
+	// counted by then and no longer have in flight has reached the
+	// replicas' counters by the time they are scraped (quiet.go).
+	gw := l.gatewayDemand(st.key)
+	var samples []ReplicaSample
+	kind := l.scrapeKindOf(st, eps, gw, st.scan)
+	skip := kind == scrapeSkip
+	if skip {
+		samples = idleSamples(len(eps), l.cfg.Tick)
+		l.metrics.scrapesSkipped.Add(float64(len(eps)))
+	} else {
+		samples = l.scrape(ctx, st, eps, kind == scrapeForced)
+	}
+	if ctx.Err() != nil {
+		return wire.Decision{}, wire.Demand{}, false // shutting down: a decision on cancelled scrapes would be wrong
+	}
+	now := l.cfg.Now()
+	if !skip {
+		st.quiet.resumed(samples, gw, now)
+		st.quiet.scraped(samples, gw, st.scan)
+		gw = l.gatewayDemand(st.key) // the freshest for the decision
+	}
+	st.quiet.skipped, st.quiet.lastTick = skip, now
+
+	st.spec = spec
+	st.decider.SetSpec(spec)
+	obs := Observation{Replicas: samples, Current: l.platform.Replicas(st.key), Gateway: gw}
+	dec := st.decider.Decide(now, obs)
+	// No early tick within a quarter tick of any decision: the arrival
+	// rate of a decision milliseconds after the last one is noise.
+	st.nextEarly = now.Add(l.cfg.Tick / 4)
+	l.apply(ctx, st, dec)
+	l.metrics.decisionDuration.Observe(time.Since(start).Seconds())
+	return dec, obs.Gateway, true
+}
+
+// gatewayDemand is the gateways' demand for the agent (zero without them).
+func (l *Loop) gatewayDemand(key platform.AgentKey) wire.Demand {
+	if l.demand == nil {
+		return wire.Demand{}
+	}
+	return l.demand.Demand(key)
+}
+
+// scrape reads every replica's Stats and keeps the snapshots; closeConns
+// closes the connections after the scrape.
+func (l *Loop) scrape(ctx context.Context, st *agentState, eps []platform.Endpoint, closeConns bool) []ReplicaSample {
+	samples, snapshots, errs := l.scraper.scrapeAll(ctx, eps, st.snapshots, closeConns)
 	st.snapshots = snapshots
 	if len(errs) > 0 {
 		l.metrics.scrapeErrors.WithLabelValues(st.key.Namespace, st.key.Name).Add(float64(len(errs)))
@@ -148,24 +205,7 @@ func (l *Loop) tickAgent(ctx context.Context, st *agentState, spec Spec) (wire.D
 		l.log.Log(ctx, level, "autoscaler could not scrape replicas", "agent", st.key.String(),
 			"failed", len(errs), "replicas", len(eps), "error", errors.Join(errs...))
 	}
-	if ctx.Err() != nil {
-		return wire.Decision{}, wire.Demand{}, false // shutting down: a decision on cancelled scrapes would be wrong
-	}
-
-	st.spec = spec
-	st.decider.SetSpec(spec)
-	obs := Observation{Replicas: samples, Current: l.platform.Replicas(st.key)}
-	if l.demand != nil {
-		obs.Gateway = l.demand.Demand(st.key)
-	}
-	now := l.cfg.Now()
-	dec := st.decider.Decide(now, obs)
-	// No early tick within a quarter tick of any decision: the arrival
-	// rate of a decision milliseconds after the last one is noise.
-	st.nextEarly = now.Add(l.cfg.Tick / 4)
-	l.apply(ctx, st, dec)
-	l.metrics.decisionDuration.Observe(time.Since(start).Seconds())
-	return dec, obs.Gateway, true
+	return samples
 }
 
 // poked handles a poke: the gateway holds a request. With no replicas asked
@@ -190,16 +230,33 @@ func (l *Loop) poked(ctx context.Context, st *agentState) {
 	}
 }
 
-// record keeps a decision in the agent's history and metrics.
+// record keeps a decision in the agent's history and metrics. The gauges
+// are set only when a value they show changed: a steady or idle agent's
+// decisions repeat every tick, and six labelled lookups per agent per tick
+// are most of what deciding 2,000 idle agents costs.
 func (l *Loop) record(st *agentState, dec wire.Decision) {
 	st.history.add(dec)
+	if st.observed && sameGauges(st.lastObserved, dec) {
+		return
+	}
 	l.metrics.observe(st.key, dec)
+	st.lastObserved, st.observed = dec, true
+}
+
+// sameGauges reports whether two decisions show the same on every gauge
+// of metrics.observe.
+func sameGauges(a, b wire.Decision) bool {
+	return a.Desired == b.Desired && a.Current == b.Current && a.Ready == b.Ready && a.Panic == b.Panic &&
+		a.StableDemand == b.StableDemand && a.PanicDemand == b.PanicDemand
 }
 
 // apply records a decision and, when it changes the replica count, asks the
 // platform for it.
 func (l *Loop) apply(ctx context.Context, st *agentState, dec wire.Decision) {
 	l.record(st, dec)
+	if dec.Desired == dec.Current && !l.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
 	attrs := []any{"agent", st.key.String(), "from", dec.Current, "to", dec.Desired, "reason", dec.Reason,
 		"panic", dec.Panic, "ready", dec.Ready, "demand", dec.Demand,
 		"stableDemand", dec.StableDemand, "panicDemand", dec.PanicDemand}

@@ -54,6 +54,7 @@ type gatewayFlags struct {
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
 	Log             logConfig
+	Pprof           pprofConfig // pprof.go
 }
 
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -75,11 +76,15 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", f.ShutdownTimeout, "on SIGTERM, after -drain-delay, how long in-flight requests get to finish")
 	cfg.RegisterFlags(fs)
 	f.Log.RegisterFlags(fs)
+	f.Pprof.RegisterFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	log, err := f.Log.logger(stderr)
 	if err != nil {
+		return err
+	}
+	if err := f.Pprof.serve(ctx, log); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {

@@ -40,6 +40,7 @@ type managerConfig struct {
 	GatewayScrapeInterval   time.Duration
 	GatewayScrapeTimeout    time.Duration
 	Log                     logConfig
+	Pprof                   pprofConfig // pprof.go
 }
 
 const managerSynopsis = `The Kubernetes control plane of Flint. It reconciles every Agent into a
@@ -78,11 +79,15 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.DurationVar(&cfg.GatewayScrapeInterval, "gateway-scrape-interval", cfg.GatewayScrapeInterval, "how often every gateway's demand is read")
 	fs.DurationVar(&cfg.GatewayScrapeTimeout, "gateway-scrape-timeout", cfg.GatewayScrapeTimeout, "timeout of one read of a gateway's demand")
 	cfg.Log.RegisterFlags(fs)
+	cfg.Pprof.RegisterFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	log, err := cfg.Log.logger(stderr)
 	if err != nil {
+		return err
+	}
+	if err := cfg.Pprof.serve(ctx, log); err != nil {
 		return err
 	}
 	if err := errors.Join(cfg.Controller.Validate(), cfg.Platform.Validate(), cfg.Autoscaler.Validate()); err != nil {

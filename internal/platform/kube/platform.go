@@ -15,7 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -197,13 +197,24 @@ func (p *Platform) Agent(key platform.AgentKey) (*v1alpha1.Agent, bool) {
 
 // Agents implements platform.Platform, sorted by namespace/name.
 func (p *Platform) Agents() []*v1alpha1.Agent {
+	// Each agent's sort key is built once: building it in the comparison
+	// cost n log n strings per call, and the autoscaler lists every agent
+	// every tick.
+	type keyed struct {
+		key string
+		a   *v1alpha1.Agent
+	}
 	p.mu.RLock()
-	out := make([]*v1alpha1.Agent, 0, len(p.agents))
-	for _, a := range p.agents {
-		out = append(out, a)
+	all := make([]keyed, 0, len(p.agents))
+	for k, a := range p.agents {
+		all = append(all, keyed{k.String(), a})
 	}
 	p.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return platform.KeyOf(out[i]).String() < platform.KeyOf(out[j]).String() })
+	slices.SortFunc(all, func(x, y keyed) int { return strings.Compare(x.key, y.key) })
+	out := make([]*v1alpha1.Agent, len(all))
+	for i, k := range all {
+		out[i] = k.a
+	}
 	return out
 }
 
