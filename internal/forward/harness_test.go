@@ -12,11 +12,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/forward"
 )
 
-// Every behaviour test runs against each upstream transport behind the
-// same httputil.ReverseProxy, starting with net/http's, which the data
-// plane uses: what a replacement must keep.
+// Every behaviour test runs against both transports behind the same
+// httputil.ReverseProxy: net/http's, which the data plane used before, and
+// forward.Transport, which replaced it. A behaviour the new one changed
+// shows as one of the two subtests failing.
 
 const headerLimit = 64 << 10
 
@@ -38,6 +41,16 @@ func impls() []impl {
 	}
 	return []impl{
 		{"net-http", func() http.RoundTripper { return std() }},
+		{"forward", func() http.RoundTripper {
+			s := std()
+			return &forward.Transport{
+				Dial:                   s.DialContext,
+				Fallback:               s,
+				MaxIdlePerHost:         100,
+				IdleTimeout:            4 * time.Second,
+				MaxResponseHeaderBytes: headerLimit,
+			}
+		}},
 	}
 }
 
