@@ -290,3 +290,30 @@ func TestBodilessAnswersKeepTheConnection(t *testing.T) {
 		}
 	})
 }
+
+// Small bodies of known length (written with the header, without a
+// goroutine, by forward.Transport) and larger ones arrive whole, and the
+// connection is kept between them.
+func TestBodiesKeepTheConnection(t *testing.T) {
+	forEach(t, func(t *testing.T, rt http.RoundTripper) {
+		a := newAgent(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%d:%x", len(b), sha256.Sum256(b))
+		}))
+		srv := front(t, rt, a.URL)
+		c := client()
+		for _, n := range []int{1, 100, 4 << 10, 40 << 10, 10, 200 << 10, 3} {
+			body := strings.Repeat("p", n)
+			res, err := c.Post(srv.URL, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := readAll(t, res), fmt.Sprintf("%d:%x", n, sha256.Sum256([]byte(body))); got != want {
+				t.Errorf("POST of %d bytes: agent got %q, want %q", n, got, want)
+			}
+		}
+		if n := a.conns.Load(); n != 1 {
+			t.Errorf("agent saw %d connections for 7 sequential POSTs, want 1", n)
+		}
+	})
+}

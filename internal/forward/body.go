@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 var errBodyClosed = errors.New("forward: read on a closed response body")
@@ -15,12 +16,12 @@ var errBodyClosed = errors.New("forward: read on a closed response body")
 // a cut stream is never taken for a complete one and an unread rest never
 // reaches the next request.
 type body struct {
-	c          *conn
-	rc         io.ReadCloser
-	req        *http.Request
-	res        *http.Response
-	stop       func() bool // unregisters the context's cut
-	hasReqBody bool
+	c         *conn
+	rc        io.ReadCloser
+	req       *http.Request
+	res       *http.Response
+	stop      func() bool // unregisters the context's cut
+	asyncBody bool        // the request body streams from writeBody, which reports to c.bodyDone
 
 	mu      sync.Mutex
 	reading bool
@@ -85,12 +86,12 @@ func (b *body) finish(clean bool) {
 	if b.stop != nil && !b.stop() {
 		clean = false // the context cut the connection
 	}
-	if b.hasReqBody {
+	if b.asyncBody {
 		select {
 		case err := <-c.bodyDone:
 			clean = clean && err == nil
 		default:
-			clean = false // the upstream answered before reading all of it
+			clean = clean && c.waitBodyWritten()
 		}
 	}
 	if clean && !b.res.Close && !b.req.Close {
@@ -98,4 +99,22 @@ func (b *body) finish(clean bool) {
 		return
 	}
 	c.close()
+}
+
+// maxWriteWait is how long a connection whose response ended cleanly waits
+// for its request body's writer to report, as net/http's transport does
+// (maxWriteWaitBeforeConnReuse): the writer may just not have run since
+// its last write. Past it, the upstream answered without reading the whole
+// body, and the connection is closed.
+const maxWriteWait = 50 * time.Millisecond
+
+func (c *conn) waitBodyWritten() bool {
+	t := time.NewTimer(maxWriteWait)
+	defer t.Stop()
+	select {
+	case err := <-c.bodyDone:
+		return err == nil
+	case <-t.C:
+		return false
+	}
 }

@@ -40,6 +40,8 @@ type conn struct {
 	reused bool
 	idleAt time.Time
 
+	asyncBody bool // the current request's body streams from writeBody
+
 	bodyDone  chan error // the request body writer's result
 	closeOnce sync.Once
 	peekN     int
@@ -147,7 +149,7 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	b := &body{c: c, rc: res.Body, req: req, res: res, stop: stop, hasReqBody: hasBody(req)}
+	b := &body{c: c, rc: res.Body, req: req, res: res, stop: stop, asyncBody: c.asyncBody}
 	if res.Body == http.NoBody {
 		b.finish(true)
 		return res, nil
@@ -160,13 +162,30 @@ func (c *conn) exchange(req *http.Request) (*http.Response, error) {
 	withBody := hasBody(req)
 	chunked := withBody && req.ContentLength <= 0
 	c.writeHead(req, withBody, chunked)
-	if withBody {
+	c.asyncBody = withBody && (chunked || req.ContentLength > int64(c.bw.Available()))
+	switch {
+	case c.asyncBody:
 		go c.writeBody(req, chunked)
-	} else if err := c.bw.Flush(); err != nil {
-		return nil, c.noResponse(err)
+	case withBody:
+		// A body that fits the buffer goes out with the header in one
+		// write, as net/http's transport sends it (it, too, flushes a
+		// buffered body only at its end), without a goroutine.
+		buf := c.bw.AvailableBuffer()[:req.ContentLength]
+		if n, err := io.ReadFull(req.Body, buf); err != nil {
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				err = fmt.Errorf("forward: request body ended %d bytes short of its Content-Length", req.ContentLength-int64(n))
+			}
+			return nil, err
+		}
+		c.bw.Write(buf)
+		fallthrough
+	default:
+		if err := c.bw.Flush(); err != nil {
+			return nil, c.noResponse(err)
+		}
 	}
 	res, err := c.readResponse(req)
-	if err != nil && withBody {
+	if err != nil && c.asyncBody {
 		// A failed body (a client that went away, or trickled: 408) closes
 		// the connection, so the read fails too; the body's error says why.
 		select {

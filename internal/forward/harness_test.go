@@ -71,7 +71,7 @@ type agent struct {
 	conns atomic.Int64
 }
 
-func newAgent(t *testing.T, h http.Handler) *agent {
+func newAgent(t testing.TB, h http.Handler) *agent {
 	a := &agent{Server: httptest.NewUnstartedServer(h)}
 	a.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -86,7 +86,7 @@ func newAgent(t *testing.T, h http.Handler) *agent {
 // front is a ReverseProxy to target over rt, configured as the sidecar's:
 // flush interval 0 (streams flush per write), X-Forwarded-* set, full
 // duplex for request bodies.
-func front(t *testing.T, rt http.RoundTripper, target string) *httptest.Server {
+func front(t testing.TB, rt http.RoundTripper, target string) *httptest.Server {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
