@@ -47,6 +47,7 @@ type conn struct {
 	peekN     int
 	peekErr   error
 	peekFn    func(fd uintptr) bool
+	peekBuf   [1]byte // MSG_PEEK leaves the byte in the socket; its value is never used
 }
 
 func newConn(p *pool, nc net.Conn) *conn {
@@ -114,10 +115,8 @@ func (c *conn) usable() bool {
 	return c.peekErr == syscall.EAGAIN
 }
 
-var peekBuf [1]byte // MSG_PEEK leaves the byte in the socket; the value is never used
-
 func (c *conn) peek(fd uintptr) bool {
-	c.peekN, _, c.peekErr = syscall.Recvfrom(int(fd), peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.peekN, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	return true // never wait: EAGAIN is the answer wanted
 }
 
