@@ -27,10 +27,15 @@ type body struct {
 	reading bool
 	closed  bool // Close was called
 	done    bool // the connection was returned or closed
+	eof     bool // the body was read to its end
 }
 
 func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
+	if b.eof && !b.closed {
+		b.mu.Unlock()
+		return 0, io.EOF // again, as any reader at its end
+	}
 	if b.done || b.closed {
 		b.mu.Unlock()
 		return 0, errBodyClosed
@@ -47,6 +52,7 @@ func (b *body) Read(p []byte) (int, error) {
 	case b.closed:
 		b.finish(false)
 	case err == io.EOF:
+		b.eof = true
 		b.finish(true)
 	case err != nil:
 		if ctxErr := b.req.Context().Err(); ctxErr != nil {
