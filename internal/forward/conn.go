@@ -47,11 +47,13 @@ type conn struct {
 	peekN     int
 	peekErr   error
 	peekFn    func(fd uintptr) bool
+	cutFn     func()
 	peekBuf   [1]byte // MSG_PEEK leaves the byte in the socket; its value is never used
 }
 
 func newConn(p *pool, nc net.Conn) *conn {
 	c := &conn{p: p, nc: nc, limit: math.MaxInt64, bodyDone: make(chan error, 1)}
+	c.cutFn = c.cut // once per connection, not per request
 	c.br = bufio.NewReaderSize(limitedReader{c}, bufSize(p.t.ReadBufferSize))
 	c.bw = bufio.NewWriterSize(nc, bufSize(p.t.WriteBufferSize))
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -135,7 +137,7 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 			c.p.put(c)
 			return nil, err
 		}
-		stop = context.AfterFunc(ctx, c.cut)
+		stop = context.AfterFunc(ctx, c.cutFn)
 	}
 	res, err := c.exchange(req)
 	if err != nil {
