@@ -176,7 +176,7 @@ func (a *rawAgent) count(s string) int {
 // nothing: the next request, replayable or not, is answered.
 func TestAgentClosedIdleConnection(t *testing.T) {
 	forEach(t, func(t *testing.T, rt http.RoundTripper) {
-		a := newRawAgent(t, 50*time.Millisecond, false)
+		a := newRawAgent(t, 20*time.Millisecond, false)
 		srv := front(t, rt, "http://"+a.ln.Addr().String())
 		c := client()
 		for _, method := range []string{"GET", "POST"} {
@@ -185,7 +185,7 @@ func TestAgentClosedIdleConnection(t *testing.T) {
 				t.Fatal(err)
 			}
 			readAll(t, res)
-			time.Sleep(300 * time.Millisecond) // the agent closes the idle connection
+			time.Sleep(500 * time.Millisecond) // the agent closes the idle connection after 20 ms
 			req, _ := http.NewRequest(method, srv.URL+"/after-idle", strings.NewReader("b"))
 			if method == "GET" {
 				req.Body, req.ContentLength = nil, 0
