@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flint-dev/flint/internal/bodyrate"
+	"github.com/flint-dev/flint/internal/forward"
 	"github.com/flint-dev/flint/internal/mcp/session"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/telemetry"
@@ -39,7 +40,7 @@ type Gateway struct {
 	log      *slog.Logger
 	metrics  *metrics
 	proxy    *httputil.ReverseProxy
-	base     *http.Transport
+	base     *forward.Transport
 	tls      *upstreamTLS // sidecars that serve TLS (upstream_tls.go)
 	admin    *http.ServeMux
 	auth     *authenticator // nil when authentication is off
@@ -81,7 +82,7 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		stop()
 		return nil, err
 	}
-	g.base = &http.Transport{
+	std := &http.Transport{
 		DialContext:           dialer.DialContext,
 		DialTLSContext:        g.tls.dialTLS,
 		MaxIdleConns:          10000,
@@ -89,6 +90,15 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		IdleConnTimeout:       90 * time.Second,
 		DisableCompression:    true,
 		ExpectContinueTimeout: time.Second,
+	}
+	// Plain-HTTP sidecars are reached through forward.Transport (the
+	// request's work in the handler's goroutine, issue 19); TLS sidecars,
+	// upgrades and Expect: 100-continue through net/http's.
+	g.base = &forward.Transport{
+		Dial:           dialer.DialContext,
+		Fallback:       std,
+		MaxIdlePerHost: std.MaxIdleConnsPerHost,
+		IdleTimeout:    std.IdleConnTimeout,
 	}
 	g.initObservability(reg) // before the proxy: attempts get spans when tracing is on
 	// The gateway token sent to sidecars, followed (sidecar_token.go).

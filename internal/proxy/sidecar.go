@@ -48,7 +48,7 @@ type Sidecar struct {
 	acc       *accumulator
 	gate      *gate
 	prober    *prober
-	transport *http.Transport
+	transport http.RoundTripper // newTransport
 	proxy     *httputil.ReverseProxy
 	metrics   *metrics
 	errLog    rateLimitedLog
@@ -267,6 +267,8 @@ func (s *Sidecar) Serve(ctx context.Context) error {
 	err := s.shutdown(errc, serveErr)
 	stopProbing()
 	wg.Wait()
-	s.transport.CloseIdleConnections()
+	if c, ok := s.transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 	return err
 }

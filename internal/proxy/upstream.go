@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/flint-dev/flint/internal/bodyrate"
+	"github.com/flint-dev/flint/internal/forward"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -37,7 +38,26 @@ const (
 	upstreamIdleTimeout = 4 * time.Second
 )
 
-func newTransport(cfg Config) *http.Transport {
+// newTransport is the sidecar → agent transport: forward.Transport, which
+// writes each request in the handler's goroutine (issue 19), over
+// net/http's for what it does not carry (upgrades, Expect: 100-continue);
+// with -upstream-h2c, net/http's alone.
+func newTransport(cfg Config) http.RoundTripper {
+	std := newStdTransport(cfg)
+	if cfg.UpstreamH2C {
+		return std
+	}
+	return &forward.Transport{
+		Dial:            std.DialContext,
+		Fallback:        std,
+		MaxIdlePerHost:  std.MaxIdleConnsPerHost,
+		IdleTimeout:     std.IdleConnTimeout,
+		ReadBufferSize:  bufferSize,
+		WriteBufferSize: bufferSize,
+	}
+}
+
+func newStdTransport(cfg Config) *http.Transport {
 	// With a cap, at most that many requests are busy at once, plus the
 	// readiness prober, which shares the pool so that its connection is
 	// the first request's.
