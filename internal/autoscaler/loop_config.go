@@ -38,6 +38,15 @@ type LoopConfig struct {
 	// traffic that reaches replicas without a gateway the manager reads
 	// is seen. At most Tick: every tick scrapes.
 	IdleScrapeInterval time.Duration
+	// GatewaysSeeAll says that every request a replica serves passed a
+	// gateway whose demand the Loop reads: the sidecars refuse any other
+	// (the manager's bypass protection, -gateway-token-secret or
+	// -gateway-token-file). A quiet agent is then not scraped at all
+	// while it stays quiet, since there is no traffic for the periodic
+	// scrape to find, unless the DemandSource says a gateway's latest
+	// reading failed (GatewayCoverage); IdleScrapeInterval applies then.
+	// Set by the manager, not a flag.
+	GatewaysSeeAll bool
 	// ScaleTimeout bounds one SetScale call.
 	ScaleTimeout time.Duration
 	// DecisionHistory is how many distinct decisions are kept per agent

@@ -20,7 +20,10 @@ import (
 // sidecar's bypass protection off, or a gateway the manager cannot read).
 // So the tick feeds the Decider the idle samples a scrape would have
 // returned, and scrapes for real only every IdleScrapeInterval, which
-// bounds how late such traffic is seen. Knative decides on what the
+// bounds how late such traffic is seen. With the bypass protection on
+// (LoopConfig.GatewaysSeeAll) there is no such traffic while every gateway
+// is read, and a quiet agent is not scraped until a gateway counts a
+// request for it. Knative decides on what the
 // activator and a sample of pods report; the KEDA add-on only on what its
 // interceptors count: both skip the per-pod work for a revision nobody
 // calls.
@@ -93,11 +96,28 @@ func (l *Loop) scrapeKindOf(st *agentState, eps []platform.Endpoint, gw wire.Dem
 			return scrapeNow // a new replica: its first scrape is its baseline
 		}
 	}
+	if l.cfg.GatewaysSeeAll && l.everyGatewayRead() {
+		return scrapeSkip // nothing reaches the replicas but through a gateway
+	}
 	every := l.cfg.idleEvery()
 	if scan-q.scan >= every || (scan+q.slot)%every == 0 {
 		return scrapeForced
 	}
 	return scrapeSkip
+}
+
+// GatewayCoverage is implemented by a DemandSource that knows whether its
+// latest reading of every gateway succeeded. A gateway it could not read
+// may be passing requests the Loop does not see.
+type GatewayCoverage interface {
+	EveryGatewayRead() bool
+}
+
+// everyGatewayRead reports whether the demand source's latest reading
+// covers every gateway (a source that cannot tell is taken at its word).
+func (l *Loop) everyGatewayRead() bool {
+	c, ok := l.demand.(GatewayCoverage)
+	return !ok || c.EveryGatewayRead()
 }
 
 // scraped records a real scrape of the agent's replicas on tick scan, with

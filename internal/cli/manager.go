@@ -105,6 +105,10 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if t := cfg.Secrets.gatewayToken; t != nil {
 		cfg.Controller.UseGatewayToken(t.Get)
 	}
+	// With bypass protection every request a replica serves passed a
+	// gateway, whose demand the collector reads: quiet agents need no
+	// periodic scrape (docs/autoscaling.md).
+	cfg.Autoscaler.GatewaysSeeAll = cfg.Controller.BypassProtected()
 	collector, err := cfg.demandCollector(log)
 	if err != nil {
 		return err
@@ -264,3 +268,7 @@ func (r *autoscalerRunnable) Start(ctx context.Context) error {
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable.
 func (r *autoscalerRunnable) NeedLeaderElection() bool { return true }
+
+// The collector tells the autoscaler when a gateway's demand could not be
+// read, so quiet agents are scraped again meanwhile.
+var _ autoscaler.GatewayCoverage = (*demand.Collector)(nil)

@@ -195,6 +195,11 @@ func (c *Config) UseGatewayToken(tokens func() secret.Tokens) {
 	}
 }
 
+// BypassProtected reports whether sidecars get the gateway token
+// (-gateway-token-file, or the manager's -gateway-token-secret through
+// UseGatewayToken) and so refuse every request that did not pass a gateway.
+func (c Config) BypassProtected() bool { return c.GatewayTokenFile != "" || c.gatewayToken != nil }
+
 // LoadGatewayToken reads -gateway-token-file, if set, into c, and follows it.
 func (c *Config) LoadGatewayToken(log *slog.Logger) error {
 	if c.GatewayTokenFile == "" {

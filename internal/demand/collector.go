@@ -70,6 +70,7 @@ type Collector struct {
 type gatewayState struct {
 	origin     string // the configured URL it was resolved from
 	instance   string // of the last good scrape; "" before it
+	read       bool   // the latest scrape succeeded
 	last       map[platform.AgentKey]Record
 	stopStream context.CancelFunc
 }
@@ -168,6 +169,7 @@ func (c *Collector) refresh(ctx context.Context, poke func(platform.AgentKey), i
 		wg.Go(func() {
 			snap, err := c.scrape(ctx, base)
 			if err != nil {
+				c.failed(base)
 				if ctx.Err() == nil {
 					c.log.Warn("scrape gateway demand", "gateway", base, "err", err)
 				}
@@ -280,7 +282,32 @@ func (c *Collector) merge(base string, snap Snapshot) {
 		t.requests += grown(prev.RequestsTotal, r.RequestsTotal)
 		t.rejected += grown(prev.RejectedTotal, r.RejectedTotal)
 	}
-	gw.instance, gw.last = snap.Instance, next
+	gw.instance, gw.last, gw.read = snap.Instance, next, true
+}
+
+// failed records that the latest scrape of a gateway failed: its last
+// answer still counts, but requests it passes now are not seen.
+func (c *Collector) failed(base string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gw, ok := c.gateways[base]; ok {
+		gw.read = false
+	}
+}
+
+// EveryGatewayRead implements autoscaler.GatewayCoverage: at least one
+// gateway is known and the latest scrape of each succeeded. The autoscaler
+// skips quiet agents' periodic scrapes only then (with bypass protection
+// on): a gateway it cannot read may be passing requests.
+func (c *Collector) EveryGatewayRead() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, gw := range c.gateways {
+		if !gw.read {
+			return false
+		}
+	}
+	return len(c.gateways) > 0
 }
 
 // grown is how much a counter grew; a counter that went back restarted.

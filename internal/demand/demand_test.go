@@ -245,3 +245,22 @@ func TestCollectorReportsLastInvocations(t *testing.T) {
 		t.Errorf("an agent never invoked was reported: %v", seen[other])
 	}
 }
+
+// TestEveryGatewayReadOnlyWhileEachScrapeSucceeds: the autoscaler trusts
+// the gateways to see all traffic (bypass protection) only while the
+// collector reads every one: not before the first scrape, and not once a
+// gateway stops answering.
+func TestEveryGatewayReadOnlyWhileEachScrapeSucceeds(t *testing.T) {
+	a, b := startControl(t, nil), startControl(t, nil)
+	c := newCollector(t, a.ts.URL, b.ts.URL)
+	if c.EveryGatewayRead() {
+		t.Fatal("every gateway read before any scrape")
+	}
+	run(t, c, func(platform.AgentKey) {})
+	testutil.WaitFor(t, "both gateways read", c.EveryGatewayRead)
+	// Gateway b stops answering: new connections are refused (the poke
+	// stream it has open stays until the test ends).
+	b.ts.Config.SetKeepAlivesEnabled(false)
+	b.ts.Listener.Close()
+	testutil.WaitFor(t, "gateway b's failed scrape noticed", func() bool { return !c.EveryGatewayRead() })
+}
