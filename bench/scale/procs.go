@@ -36,7 +36,15 @@ type proc struct {
 }
 
 func startProc(name, bin string, args ...string) (*proc, error) {
+	return startProcEnv(name, bin, nil, args...)
+}
+
+// startProcEnv starts bin with env added to the benchmark's environment.
+func startProcEnv(name, bin string, env []string, args ...string) (*proc, error) {
 	p := &proc{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
@@ -168,9 +176,10 @@ var (
 	controlLine = regexp.MustCompile(`control on (http://\S+)`)
 )
 
-func startGateway(name, bin, kubeconfig, tokenFile string, profiles bool) (*gateway, error) {
+func startGateway(name, bin, kubeconfig, tokenFile, sidecarTokenFile string, profiles bool) (*gateway, error) {
 	args := []string{"gateway", "-kubeconfig", kubeconfig, "-addr", "127.0.0.1:0",
-		"-control-addr", "127.0.0.1:0", "-control-token-file", tokenFile, "-log-format=text"}
+		"-control-addr", "127.0.0.1:0", "-control-token-file", tokenFile,
+		"-sidecar-token-file", sidecarTokenFile, "-log-format=text"}
 	pprof, args, err := withPprof(profiles, args)
 	if err != nil {
 		return nil, err
