@@ -28,6 +28,16 @@ func tuneDataPlaneGC() {
 		return
 	}
 	debug.SetGCPercent(dataPlaneGCPercent)
+	limitMemoryToContainer()
+}
+
+// limitMemoryToContainer sets the collector's soft memory limit to 90% of
+// the container's memory limit, unless GOMEMLIMIT is set or there is no
+// limit: near it the runtime collects harder and returns freed memory to
+// the OS rather than being OOM-killed. The manager runs with it too (its
+// peak is the first reconcile of every Agent, docs/scale.md), at Go's
+// default GOGC.
+func limitMemoryToContainer() {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}

@@ -66,3 +66,31 @@ func TestTuneDataPlaneGC(t *testing.T) {
 		t.Errorf("GC percent %d with GOGC=50 set, want it left alone", got)
 	}
 }
+
+// TestManagerMemoryLimit: the manager keeps Go's GOGC but gets the same
+// soft limit, 90% of the container's, unless GOMEMLIMIT is set.
+func TestManagerMemoryLimit(t *testing.T) {
+	restoreGC(t)
+	old := cgroupMemoryMax
+	t.Cleanup(func() { cgroupMemoryMax = old })
+	cgroupMemoryMax = filepath.Join(t.TempDir(), "memory.max")
+	if err := os.WriteFile(cgroupMemoryMax, []byte("536870912\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOMEMLIMIT", "")
+	debug.SetGCPercent(100)
+	debug.SetMemoryLimit(math.MaxInt64)
+	limitMemoryToContainer()
+	if got, want := debug.SetMemoryLimit(-1), int64(536870912/10*9); got != want {
+		t.Errorf("memory limit %d, want %d", got, want)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent %d, want Go's default", got)
+	}
+	t.Setenv("GOMEMLIMIT", "300MiB")
+	debug.SetMemoryLimit(math.MaxInt64)
+	limitMemoryToContainer()
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("memory limit %d with GOMEMLIMIT set, want the runtime's own", got)
+	}
+}
