@@ -67,9 +67,10 @@ func TestTuneDataPlaneGC(t *testing.T) {
 	}
 }
 
-// TestManagerMemoryLimit: the manager keeps Go's GOGC but gets the same
-// soft limit, 90% of the container's, unless GOMEMLIMIT is set.
-func TestManagerMemoryLimit(t *testing.T) {
+// TestManagerGC: the manager collects at GOGC=50 unless GOGC is set, and
+// gets the same soft limit as the data plane, 90% of the container's,
+// unless GOMEMLIMIT is set.
+func TestManagerGC(t *testing.T) {
 	restoreGC(t)
 	old := cgroupMemoryMax
 	t.Cleanup(func() { cgroupMemoryMax = old })
@@ -77,20 +78,27 @@ func TestManagerMemoryLimit(t *testing.T) {
 	if err := os.WriteFile(cgroupMemoryMax, []byte("536870912\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
 	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(math.MaxInt64)
-	limitMemoryToContainer()
+	tuneManagerGC()
 	if got, want := debug.SetMemoryLimit(-1), int64(536870912/10*9); got != want {
 		t.Errorf("memory limit %d, want %d", got, want)
 	}
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("GC percent %d, want Go's default", got)
+	if got := debug.SetGCPercent(100); got != managerGCPercent {
+		t.Errorf("GC percent %d, want %d", got, managerGCPercent)
 	}
+
+	// The operator's GOGC and GOMEMLIMIT win (the runtime read them).
+	t.Setenv("GOGC", "100")
 	t.Setenv("GOMEMLIMIT", "300MiB")
 	debug.SetMemoryLimit(math.MaxInt64)
-	limitMemoryToContainer()
+	tuneManagerGC()
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Errorf("memory limit %d with GOMEMLIMIT set, want the runtime's own", got)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent %d with GOGC set, want the runtime's own", got)
 	}
 }

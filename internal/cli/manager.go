@@ -87,7 +87,7 @@ func runManager(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	limitMemoryToContainer() // gc.go
+	tuneManagerGC() // gc.go
 	if err := cfg.Pprof.serve(ctx, log); err != nil {
 		return err
 	}
