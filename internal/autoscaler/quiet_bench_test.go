@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -34,15 +35,15 @@ func BenchmarkQuietAgentTick(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			const agents = 50
 			p := newQuietPlatform()
-			gw := &quietGateway{}
+			gw := &platformtest.GatewayDemand{}
 			for i := range agents {
 				a := testAgent(fmt.Sprintf("a%d", i), 10, 5, 10)
-				p.agents = append(p.agents, a)
+				p.SetAgent(a)
 				var eps []platform.Endpoint
 				for r := range 5 {
 					eps = append(eps, platform.Endpoint{Addr: addr, AdminAddr: addr, Replica: fmt.Sprintf("a%d-%d", i, r)})
 				}
-				p.setReady(a, eps...)
+				p.SetReady(platform.KeyOf(a), eps...)
 			}
 			l, err := NewLoop(LoopConfig{IdleScrapeInterval: tc.idle}, p, gw, slog.New(slog.DiscardHandler), nil)
 			if err != nil {

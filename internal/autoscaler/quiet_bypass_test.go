@@ -10,16 +10,17 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
 // Quiet agents when every request passes a gateway (LoopConfig.GatewaysSeeAll,
 // the sidecars' bypass protection on): no periodic scrape while quiet.
 
-// coveredGateway is a quietGateway that says whether its latest reading of
+// coveredGateway is a gateway's demand (platformtest.GatewayDemand) that says whether its latest reading of
 // every gateway succeeded (GatewayCoverage).
 type coveredGateway struct {
-	quietGateway
+	platformtest.GatewayDemand
 	unread atomic.Bool
 }
 
@@ -63,9 +64,9 @@ func TestGatewaysSeeAllQuietAgentNeverScraped(t *testing.T) {
 			agent := testAgent("quiet", 10, 2, 5)
 			key := platform.KeyOf(agent)
 			p := newQuietPlatform(agent)
-			p.setReady(agent, sidecars[0].endpoint("quiet-0"), sidecars[1].endpoint("quiet-1"))
+			p.SetReady(platform.KeyOf(agent), sidecars[0].endpoint("quiet-0"), sidecars[1].endpoint("quiet-1"))
 			gw := &coveredGateway{}
-			gw.set(key, wire.Demand{RequestsTotal: 7, LastRequest: time.Now().Add(-time.Hour)})
+			gw.Set(key, wire.Demand{RequestsTotal: 7, LastRequest: time.Now().Add(-time.Hour)})
 			l, scrapes := startCountedLoop(t, LoopConfig{IdleScrapeInterval: 30 * time.Second, GatewaysSeeAll: tc.seeAll}, p, gw)
 
 			tickFor(10 * time.Minute)
@@ -85,7 +86,7 @@ func TestGatewaysSeeAllQuietAgentNeverScraped(t *testing.T) {
 // decisions, as one scraped every tick, on its two first scrapes alone.
 func TestGatewaysSeeAllScalesDownOnSchedule(t *testing.T) {
 	sidecars := []*fakeSidecar{newFakeSidecar(t, 0), newFakeSidecar(t, 0), newFakeSidecar(t, 0), newFakeSidecar(t, 0)}
-	run := func(cfg LoopConfig) (decs []wire.Decision, calls []quietScaleCall, scrapes int) {
+	run := func(cfg LoopConfig) (decs []wire.Decision, calls []platformtest.ScaleCall, scrapes int) {
 		synctest.Test(t, func(t *testing.T) {
 			agent := testAgent("down", 10, 0, 5)
 			key := platform.KeyOf(agent)
@@ -94,18 +95,18 @@ func TestGatewaysSeeAllScalesDownOnSchedule(t *testing.T) {
 			for i, s := range sidecars {
 				eps = append(eps, s.endpoint("down-"+string(rune('0'+i))))
 			}
-			p.setReady(agent, eps...)
+			p.SetReady(platform.KeyOf(agent), eps...)
 			gw := &coveredGateway{}
-			gw.set(key, wire.Demand{RequestsTotal: 40, LastRequest: time.Now()})
+			gw.Set(key, wire.Demand{RequestsTotal: 40, LastRequest: time.Now()})
 			l, counter := startCountedLoop(t, cfg, p, gw)
 			tickFor(4 * time.Minute)
-			decs, calls, scrapes = l.Decisions(key), p.scaleCalls(), counter.total()
+			decs, calls, scrapes = l.Decisions(key), p.ScaleCalls(), counter.total()
 		})
 		return decs, calls, scrapes
 	}
 	everyTick, everyTickCalls, _ := run(LoopConfig{IdleScrapeInterval: 2 * time.Second})
 	quiet, quietCalls, quietScrapes := run(LoopConfig{IdleScrapeInterval: time.Minute, GatewaysSeeAll: true})
-	if len(everyTickCalls) == 0 || everyTickCalls[len(everyTickCalls)-1].n != 0 {
+	if len(everyTickCalls) == 0 || everyTickCalls[len(everyTickCalls)-1].N != 0 {
 		t.Fatalf("scale calls %+v, want the idle agent scaled down to zero", everyTickCalls)
 	}
 	if !sameDecisions(quiet, everyTick) {
@@ -115,8 +116,8 @@ func TestGatewaysSeeAllScalesDownOnSchedule(t *testing.T) {
 		t.Fatalf("scale calls %+v, want %+v", quietCalls, everyTickCalls)
 	}
 	for i := range quietCalls {
-		if q, e := quietCalls[i], everyTickCalls[i]; q.n != e.n || !q.at.Equal(e.at) {
-			t.Errorf("scale call %d: %d at %s, want %d at %s", i, q.n, q.at, e.n, e.at)
+		if q, e := quietCalls[i], everyTickCalls[i]; q.N != e.N || !q.At.Equal(e.At) {
+			t.Errorf("scale call %d: %d at %s, want %d at %s", i, q.N, q.At, e.N, e.At)
 		}
 	}
 	// The baseline and the idle span of 4 replicas, then one scrape of
@@ -136,7 +137,7 @@ func TestGatewaysSeeAllTrafficScrapedAtOnce(t *testing.T) {
 		agent := testAgent("woken", 10, 1, 20)
 		key := platform.KeyOf(agent)
 		p := newQuietPlatform(agent)
-		p.setReady(agent, sidecar.endpoint("woken-0"))
+		p.SetReady(platform.KeyOf(agent), sidecar.endpoint("woken-0"))
 		gw := &coveredGateway{}
 		_, scrapes := startCountedLoop(t, LoopConfig{GatewaysSeeAll: true}, p, gw)
 		tickFor(5 * time.Minute)
@@ -146,7 +147,7 @@ func TestGatewaysSeeAllTrafficScrapedAtOnce(t *testing.T) {
 		}
 
 		sidecar.set(30) // three times its capacity (panic), all through the gateway
-		gw.set(key, wire.Demand{RequestsTotal: 30, InFlight: 30, LastRequest: time.Now()})
+		gw.Set(key, wire.Demand{RequestsTotal: 30, InFlight: 30, LastRequest: time.Now()})
 		tickFor(2 * time.Second)
 		if n := scrapes.total(); n != quiet+1 {
 			t.Fatalf("%d scrapes a tick after the gateway saw requests, want %d", n, quiet+1)
@@ -167,7 +168,7 @@ func TestGatewaysSeeAllUnreadGatewayKeepsPeriodicScrape(t *testing.T) {
 		agent := testAgent("unread", 10, 1, 20)
 		key := platform.KeyOf(agent)
 		p := newQuietPlatform(agent)
-		p.setReady(agent, sidecar.endpoint("unread-0"))
+		p.SetReady(platform.KeyOf(agent), sidecar.endpoint("unread-0"))
 		gw := &coveredGateway{}
 		const bound = 20 * time.Second
 		_, scrapes := startCountedLoop(t, LoopConfig{IdleScrapeInterval: bound, GatewaysSeeAll: true}, p, gw)

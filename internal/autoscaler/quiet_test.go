@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flint-dev/flint/internal/platform"
+	"github.com/flint-dev/flint/internal/platform/platformtest"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -85,9 +86,9 @@ func TestQuietAgentIsNotScraped(t *testing.T) {
 		agent := testAgent("quiet", 10, 2, 5) // min 2: it stays up, idle
 		key := platform.KeyOf(agent)
 		p := newQuietPlatform(agent)
-		p.setReady(agent, sidecars[0].endpoint("quiet-0"), sidecars[1].endpoint("quiet-1"))
-		gw := &quietGateway{}
-		gw.set(key, wire.Demand{RequestsTotal: 7, LastRequest: time.Now().Add(-time.Hour)})
+		p.SetReady(platform.KeyOf(agent), sidecars[0].endpoint("quiet-0"), sidecars[1].endpoint("quiet-1"))
+		gw := &platformtest.GatewayDemand{}
+		gw.Set(key, wire.Demand{RequestsTotal: 7, LastRequest: time.Now().Add(-time.Hour)})
 		reg := prometheus.NewRegistry()
 		l, scrapes := startQuietLoop(t, p, gw, 30*time.Second, reg)
 
@@ -123,8 +124,8 @@ func TestQuietAgentScrapedAtOnceOnGatewayTraffic(t *testing.T) {
 		agent := testAgent("woken", 10, 1, 5)
 		key := platform.KeyOf(agent)
 		p := newQuietPlatform(agent)
-		p.setReady(agent, sidecar.endpoint("woken-0"))
-		gw := &quietGateway{}
+		p.SetReady(platform.KeyOf(agent), sidecar.endpoint("woken-0"))
+		gw := &platformtest.GatewayDemand{}
 		_, scrapes := startQuietLoop(t, p, gw, time.Hour, nil)
 		tickFor(20 * time.Second)
 		quiet := scrapes.total()
@@ -134,14 +135,14 @@ func TestQuietAgentScrapedAtOnceOnGatewayTraffic(t *testing.T) {
 
 		// One request through the gateway, answered at once.
 		sidecar.set(1)
-		gw.set(key, wire.Demand{RequestsTotal: 1, LastRequest: time.Now()})
+		gw.Set(key, wire.Demand{RequestsTotal: 1, LastRequest: time.Now()})
 		tickFor(2 * time.Second)
 		if n := scrapes.total(); n != quiet+1 {
 			t.Fatalf("%d scrapes a tick after a request, want %d: scraped at once", n, quiet+1)
 		}
 		// Requests keep coming: every tick scrapes.
 		for i := range 5 {
-			gw.set(key, wire.Demand{RequestsTotal: uint64(2 + i), LastRequest: time.Now()})
+			gw.Set(key, wire.Demand{RequestsTotal: uint64(2 + i), LastRequest: time.Now()})
 			tickFor(2 * time.Second)
 		}
 		if n := scrapes.total(); n != quiet+6 {
@@ -159,8 +160,8 @@ func TestQuietAgentDirectTrafficSeenWithinBound(t *testing.T) {
 		agent := testAgent("direct", 10, 1, 20) // target 7
 		key := platform.KeyOf(agent)
 		p := newQuietPlatform(agent)
-		p.setReady(agent, sidecar.endpoint("direct-0"))
-		gw := &quietGateway{} // never sees a request
+		p.SetReady(platform.KeyOf(agent), sidecar.endpoint("direct-0"))
+		gw := &platformtest.GatewayDemand{} // never sees a request
 		const bound = 20 * time.Second
 		_, scrapes := startQuietLoop(t, p, gw, bound, nil)
 		tickFor(time.Minute)
@@ -192,7 +193,7 @@ func TestQuietAgentDirectTrafficSeenWithinBound(t *testing.T) {
 // same decisions at the same times.
 func TestQuietAgentScalesDownOnSchedule(t *testing.T) {
 	sidecars := []*fakeSidecar{newFakeSidecar(t, 0), newFakeSidecar(t, 0), newFakeSidecar(t, 0), newFakeSidecar(t, 0)}
-	run := func(idle time.Duration) (decs []wire.Decision, calls []quietScaleCall, scrapes int) {
+	run := func(idle time.Duration) (decs []wire.Decision, calls []platformtest.ScaleCall, scrapes int) {
 		synctest.Test(t, func(t *testing.T) {
 			agent := testAgent("down", 10, 0, 5)
 			key := platform.KeyOf(agent)
@@ -201,18 +202,18 @@ func TestQuietAgentScalesDownOnSchedule(t *testing.T) {
 			for i, s := range sidecars {
 				eps = append(eps, s.endpoint("down-"+string(rune('0'+i))))
 			}
-			p.setReady(agent, eps...)
-			gw := &quietGateway{}
-			gw.set(key, wire.Demand{RequestsTotal: 40, LastRequest: time.Now()})
+			p.SetReady(platform.KeyOf(agent), eps...)
+			gw := &platformtest.GatewayDemand{}
+			gw.Set(key, wire.Demand{RequestsTotal: 40, LastRequest: time.Now()})
 			l, counter := startQuietLoop(t, p, gw, idle, nil)
 			tickFor(4 * time.Minute)
-			decs, calls, scrapes = l.Decisions(key), p.scaleCalls(), counter.total()
+			decs, calls, scrapes = l.Decisions(key), p.ScaleCalls(), counter.total()
 		})
 		return decs, calls, scrapes
 	}
 	everyTick, everyTickCalls, everyTickScrapes := run(2 * time.Second)
 	quiet, quietCalls, quietScrapes := run(time.Minute)
-	if len(everyTickCalls) == 0 || everyTickCalls[len(everyTickCalls)-1].n != 0 {
+	if len(everyTickCalls) == 0 || everyTickCalls[len(everyTickCalls)-1].N != 0 {
 		t.Fatalf("scale calls %+v, want the idle agent scaled down to zero", everyTickCalls)
 	}
 	if !sameDecisions(quiet, everyTick) {
@@ -222,8 +223,8 @@ func TestQuietAgentScalesDownOnSchedule(t *testing.T) {
 		t.Fatalf("scale calls %+v, want %+v", quietCalls, everyTickCalls)
 	}
 	for i := range quietCalls {
-		if q, e := quietCalls[i], everyTickCalls[i]; q.n != e.n || !q.at.Equal(e.at) {
-			t.Errorf("scale call %d: %d at %s, want %d at %s", i, q.n, q.at, e.n, e.at)
+		if q, e := quietCalls[i], everyTickCalls[i]; q.N != e.N || !q.At.Equal(e.At) {
+			t.Errorf("scale call %d: %d at %s, want %d at %s", i, q.N, q.At, e.N, e.At)
 		}
 	}
 	if quietScrapes*3 > everyTickScrapes {
