@@ -160,6 +160,14 @@ func TestPublicServiceHidesAdmin(t *testing.T) {
 // the gateway (which parse them), and the NetworkPolicy covers those
 // namespaces, so two releases can split one cluster.
 func TestReleaseScope(t *testing.T) {
+	// A set-based selector with a negation reaches the flag as written.
+	const sel = "flint.dev/class in (team-b, team-c),!flint.test/release"
+	for _, c := range []string{"gateway", "manager"} {
+		d := convert[appsv1.Deployment](t, one(t, render(t, map[string]any{"agentSelector": sel}), "Deployment", "rel-flint-"+c))
+		if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--agent-selector="+sel) {
+			t.Errorf("%s args %q lack --agent-selector=%s", c, args, sel)
+		}
+	}
 	vals := map[string]any{"watchNamespaces": []any{"team-a", "team-b"}, "agentSelector": "flint.dev/class=team-a"}
 	objs := render(t, vals)
 	for _, c := range []string{"gateway", "manager"} {
