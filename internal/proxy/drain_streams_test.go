@@ -83,9 +83,9 @@ type streamResult struct {
 	at   time.Duration // since the test's start
 }
 
-// openStream sends method path accepting an event stream and reads it to
-// its end in the background.
-func openStream(t *testing.T, c *http.Client, base, method, path string, start time.Time) <-chan streamResult {
+// openStream sends method path accepting an event stream, reads seen from
+// it, and reads the rest to its end in the background.
+func openStream(t *testing.T, c *http.Client, base, method, path string, start time.Time, seen string) <-chan streamResult {
 	t.Helper()
 	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
@@ -99,11 +99,18 @@ func openStream(t *testing.T, c *http.Client, base, method, path string, start t
 	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("%s %s: %d %v", method, path, res.StatusCode, res.Header)
 	}
+	// The agent having written seen is not the client having it: the
+	// sidecar may still be copying it when the test starts a drain.
+	first := make([]byte, len(seen))
+	if _, err := io.ReadFull(res.Body, first); err != nil || string(first) != seen {
+		res.Body.Close()
+		t.Fatalf("%s %s: read %q (%v), want %q first", method, path, first, err, seen)
+	}
 	done := make(chan streamResult, 1)
 	go func() {
 		defer res.Body.Close()
 		b, err := io.ReadAll(res.Body)
-		done <- streamResult{body: string(b), err: err, at: time.Since(start)}
+		done <- streamResult{body: seen + string(b), err: err, at: time.Since(start)}
 	}()
 	return done
 }
@@ -138,9 +145,9 @@ func TestDrainEndsEventStreamsButNotStreamedAnswers(t *testing.T) {
 	base := "http://" + s.ServingAddr()
 	start := time.Now()
 
-	standalone := openStream(t, c, base, http.MethodGet, "/standalone", start)
-	ticker := openStream(t, c, base, http.MethodGet, "/ticker", start)
-	call := openStream(t, c, base, http.MethodPost, "/call", start)
+	standalone := openStream(t, c, base, http.MethodGet, "/standalone", start, "")
+	ticker := openStream(t, c, base, http.MethodGet, "/ticker", start, "")
+	call := openStream(t, c, base, http.MethodPost, "/call", start, "")
 	<-agent.callStarted
 
 	drainAt := time.Since(start)
@@ -191,8 +198,8 @@ func TestDrainEndsEventStreamAtEventBoundary(t *testing.T) {
 	base := "http://" + s.ServingAddr()
 	start := time.Now()
 
-	partial := openStream(t, c, base, http.MethodGet, "/partial", start)
-	stuck := openStream(t, c, base, http.MethodGet, "/stuck", start)
+	partial := openStream(t, c, base, http.MethodGet, "/partial", start, "data: first\n\ndata: sec")
+	stuck := openStream(t, c, base, http.MethodGet, "/stuck", start, "data: first\n\ndata: sec")
 	<-agent.partialSent
 	<-agent.partialSent
 	drainAt := time.Since(start)
