@@ -56,6 +56,8 @@ func TestAdminEndpoints(t *testing.T) {
 		`flint_sidecar_concurrency_limit 1`,
 		`flint_sidecar_ready 1`,
 		`flint_sidecar_in_flight_seconds_total`,
+		`flint_sidecar_connections_total{transport="plain"} 2`, // the second request came while the first held its connection
+		`flint_sidecar_connections_total{transport="tls"} 0`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(r.body, want) {

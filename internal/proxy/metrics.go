@@ -28,7 +28,11 @@ type metrics struct {
 	byCode   [600]atomic.Pointer[counter]
 	duration prometheus.Histogram
 	rejects  map[string]prometheus.Counter
+	conns    connCounters
 }
+
+// connCounters are the serving port's connections by transport.
+type connCounters struct{ plain, tls prometheus.Counter }
 
 type counter struct{ prometheus.Counter }
 
@@ -47,6 +51,11 @@ func newMetrics(s *Sidecar) *metrics {
 		Name: "flint_sidecar_rejected_total",
 		Help: "Requests refused with 503 before reaching the agent, by reason (capacity, not-ready, shutdown).",
 	}, []string{"reason"})
+	conns := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flint_sidecar_connections_total",
+		Help: "Connections accepted on the serving port, by transport (plain or tls: what the client's first bytes started).",
+	}, []string{"transport"})
+	m.conns = connCounters{plain: conns.WithLabelValues("plain"), tls: conns.WithLabelValues("tls")}
 	m.rejects = map[string]prometheus.Counter{}
 	for _, r := range []string{wire.RejectCapacity, wire.RejectNotReady, wire.RejectShutdown} {
 		m.rejects[r] = rejected.WithLabelValues(r)
@@ -64,7 +73,7 @@ func newMetrics(s *Sidecar) *metrics {
 		return 0
 	}
 	m.reg.MustRegister(
-		m.requests, m.duration, rejected,
+		m.requests, m.duration, rejected, conns,
 		gauge("flint_sidecar_in_flight_requests", "Requests being served by the agent now.", func() float64 {
 			n, _ := s.acc.counts()
 			return float64(n)

@@ -171,9 +171,7 @@ func (s *Sidecar) listenLocked() error {
 		_ = sl.Close()
 		return fmt.Errorf("listen on admin address %s: %w", s.cfg.AdminAddr, err)
 	}
-	if s.tls != nil {
-		sl = tlsOrPlainListener{Listener: sl, config: s.tls}
-	}
+	sl = servingListener{Listener: sl, config: s.tls, conns: &s.metrics.conns}
 	s.servingLn, s.adminLn = sl, al
 	return nil
 }

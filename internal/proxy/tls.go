@@ -95,22 +95,30 @@ func tlsConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
 	}, nil
 }
 
-// tlsOrPlainListener serves TLS to clients that start a TLS handshake and
-// plain HTTP to the others, on one port. Turning sidecar TLS on or off is
-// then never a flag day: the manager tells the gateways to speak TLS (the
-// Service's appProtocol) only once every replica can, and back to plain
-// before replicas stop serving TLS, and in between both work.
-type tlsOrPlainListener struct {
+// servingListener counts the serving port's connections by transport and,
+// with a TLS configuration, serves TLS to clients that start a TLS
+// handshake and plain HTTP to the others, on one port. Turning sidecar TLS
+// on or off is then never a flag day: the manager tells the gateways to
+// speak TLS (the Service's appProtocol) only once every replica can, and
+// back to plain before replicas stop serving TLS, and in between both work;
+// flint_sidecar_connections_total{transport} shows which one the gateways
+// use.
+type servingListener struct {
 	net.Listener
-	config *tls.Config
+	config *tls.Config // nil: plain HTTP only
+	conns  *connCounters
 }
 
-func (l tlsOrPlainListener) Accept() (net.Conn, error) {
+func (l servingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &sniffConn{Conn: c, config: l.config}, nil
+	if l.config == nil {
+		l.conns.plain.Inc()
+		return c, nil
+	}
+	return &sniffConn{Conn: c, config: l.config, conns: l.conns}, nil
 }
 
 // sniffConn decides on its first Read, which the HTTP server makes under
@@ -118,6 +126,7 @@ func (l tlsOrPlainListener) Accept() (net.Conn, error) {
 type sniffConn struct {
 	net.Conn
 	config *tls.Config
+	conns  *connCounters
 	inner  net.Conn // after the first Read: a *tls.Conn or the plain conn
 }
 
@@ -133,8 +142,10 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 		pc := &peekedConn{Conn: c.Conn, r: br}
 		if first[0] == tlsHandshakeRecord {
 			c.inner = tls.Server(pc, c.config)
+			c.conns.tls.Inc()
 		} else {
 			c.inner = pc
+			c.conns.plain.Inc()
 		}
 	}
 	return c.inner.Read(p)

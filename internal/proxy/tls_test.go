@@ -73,6 +73,14 @@ func TestServingPortSpeaksTLS(t *testing.T) {
 	if r := get(t, plain, "http://"+s.AdminAddr()+wire.PathHealthz); r.code != 200 {
 		t.Errorf("admin port over plain HTTP: %d", r.code)
 	}
+	// The serving port's connections by transport (the refused name's
+	// handshake counts as TLS): how an operator sees which one gateways use.
+	m := get(t, plain, "http://"+s.AdminAddr()+wire.PathMetrics).body
+	for _, want := range []string{`flint_sidecar_connections_total{transport="plain"} 1`, `flint_sidecar_connections_total{transport="tls"} 2`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }
 
 // TestServingCertificateReloads: a renewed pair is served once the reload
