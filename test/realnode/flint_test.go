@@ -79,11 +79,14 @@ func doInstall() (*flintInstall, error) {
 	}
 	// What `helm install flint deploy/helm/flint -n flint-system
 	// --create-namespace --set image.repository=... --set image.tag=...
-	// --wait` does; one manager (two would only wait on the lease).
+	// --wait` does; one manager (two would only wait on the lease); the
+	// selector leaves out the Agents of a second release's test.
 	values := map[string]any{
 		"image":   map[string]any{"repository": repo, "tag": node.Version(), "pullPolicy": "IfNotPresent"},
 		"manager": map[string]any{"replicas": 1},
 		"gateway": map[string]any{"replicas": 2},
+		// Every Agent but those of TestSidecarTLSOnARealNode's own release.
+		"agentSelector": "!" + releaseLabel,
 	}
 	rel, err := node.HelmInstall(ctx, filepath.Join(root, "deploy", "helm", "flint"), "flint", flintNS, values, 4*time.Minute)
 	if err != nil {

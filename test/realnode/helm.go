@@ -75,3 +75,20 @@ func (g *restGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
 	cfg.CurrentContext = "node"
 	return clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{})
 }
+
+// HelmUninstall removes release from namespace as `helm uninstall --wait`
+// would.
+func (n *Node) HelmUninstall(releaseName, namespace string, timeout time.Duration) error {
+	cfg := new(action.Configuration)
+	getter := &restGetter{cfg: n.REST, namespace: namespace}
+	if err := cfg.Init(getter, namespace, "secret", func(format string, v ...any) { n.cfg.Log("helm: "+format, v...) }); err != nil {
+		return fmt.Errorf("helm: %w", err)
+	}
+	un := action.NewUninstall(cfg)
+	un.Wait = true
+	un.Timeout = timeout
+	if _, err := un.Run(releaseName); err != nil {
+		return fmt.Errorf("helm uninstall %s: %w", releaseName, err)
+	}
+	return nil
+}
