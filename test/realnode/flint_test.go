@@ -72,17 +72,16 @@ func doInstall() (*flintInstall, error) {
 	if err != nil {
 		return nil, err
 	}
-	ref := node.ImageRef("flint")
-	repo, tag, _ := strings.Cut(ref, ":"+node.Version())
-	if tag != "" || repo == ref {
-		return nil, fmt.Errorf("image %s is not tagged with version %s", ref, node.Version())
+	image, err := flintImageValues()
+	if err != nil {
+		return nil, err
 	}
 	// What `helm install flint deploy/helm/flint -n flint-system
 	// --create-namespace --set image.repository=... --set image.tag=...
 	// --wait` does; one manager (two would only wait on the lease); the
 	// selector leaves out the Agents of a second release's test.
 	values := map[string]any{
-		"image":   map[string]any{"repository": repo, "tag": node.Version(), "pullPolicy": "IfNotPresent"},
+		"image":   image,
 		"manager": map[string]any{"replicas": 1},
 		"gateway": map[string]any{"replicas": 2},
 		// Every Agent but those of TestSidecarTLSOnARealNode's own release.
@@ -136,6 +135,16 @@ func doInstall() (*flintInstall, error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// flintImageValues is the chart's image value for the flint image built here.
+func flintImageValues() (map[string]any, error) {
+	ref := node.ImageRef("flint")
+	repo, tag, _ := strings.Cut(ref, ":"+node.Version())
+	if tag != "" || repo == ref {
+		return nil, fmt.Errorf("image %s is not tagged with version %s", ref, node.Version())
+	}
+	return map[string]any{"repository": repo, "tag": node.Version(), "pullPolicy": "IfNotPresent"}, nil
 }
 
 // podsReport says what each pod of ns is doing, for failure messages.

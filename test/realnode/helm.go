@@ -25,10 +25,9 @@ func (n *Node) HelmInstall(ctx context.Context, chartDir, releaseName, namespace
 	if err != nil {
 		return nil, fmt.Errorf("load chart %s: %w", chartDir, err)
 	}
-	cfg := new(action.Configuration)
-	getter := &restGetter{cfg: n.REST, namespace: namespace}
-	if err := cfg.Init(getter, namespace, "secret", func(format string, v ...any) { n.cfg.Log("helm: "+format, v...) }); err != nil {
-		return nil, fmt.Errorf("helm: %w", err)
+	cfg, err := n.helmConfig(namespace)
+	if err != nil {
+		return nil, err
 	}
 	install := action.NewInstall(cfg)
 	install.ReleaseName = releaseName
@@ -79,10 +78,9 @@ func (g *restGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
 // HelmUninstall removes release from namespace as `helm uninstall --wait`
 // would.
 func (n *Node) HelmUninstall(releaseName, namespace string, timeout time.Duration) error {
-	cfg := new(action.Configuration)
-	getter := &restGetter{cfg: n.REST, namespace: namespace}
-	if err := cfg.Init(getter, namespace, "secret", func(format string, v ...any) { n.cfg.Log("helm: "+format, v...) }); err != nil {
-		return fmt.Errorf("helm: %w", err)
+	cfg, err := n.helmConfig(namespace)
+	if err != nil {
+		return err
 	}
 	un := action.NewUninstall(cfg)
 	un.Wait = true
@@ -91,4 +89,15 @@ func (n *Node) HelmUninstall(releaseName, namespace string, timeout time.Duratio
 		return fmt.Errorf("helm uninstall %s: %w", releaseName, err)
 	}
 	return nil
+}
+
+// helmConfig is Helm's action configuration for namespace on the node's API
+// server, releases stored in Secrets as the helm CLI does.
+func (n *Node) helmConfig(namespace string) (*action.Configuration, error) {
+	cfg := new(action.Configuration)
+	getter := &restGetter{cfg: n.REST, namespace: namespace}
+	if err := cfg.Init(getter, namespace, "secret", func(format string, v ...any) { n.cfg.Log("helm: "+format, v...) }); err != nil {
+		return nil, fmt.Errorf("helm: %w", err)
+	}
+	return cfg, nil
 }

@@ -43,9 +43,12 @@ func TestSidecarTLSOnARealNode(t *testing.T) {
 	}
 	ctx := context.Background()
 	const rel, relNS = "flint-tls", "flint-tls"
-	repo, _, _ := strings.Cut(node.ImageRef("flint"), ":"+node.Version())
+	image, err := flintImageValues()
+	if err != nil {
+		t.Fatal(err)
+	}
 	values := map[string]any{
-		"image":         map[string]any{"repository": repo, "tag": node.Version(), "pullPolicy": "IfNotPresent"},
+		"image":         image,
 		"crds":          map[string]any{"install": false},
 		"agentSelector": releaseLabel + "=tls",
 		"sidecarTLS":    map[string]any{"enabled": true},
