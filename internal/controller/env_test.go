@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -142,21 +141,10 @@ func createAgent(t *testing.T, env *testenv.Env, ns, name string, mutate func(*v
 	return a
 }
 
-// updateAgent changes an agent the way a user would, retrying when the
-// manager wrote to it in between.
+// updateAgent changes an agent the way a user would (testenv.UpdateAgent).
 func updateAgent(t *testing.T, env *testenv.Env, ns, name string, mutate func(*v1alpha1.Agent)) {
 	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var a v1alpha1.Agent
-		if err := get(env, ns, name, &a); err != nil {
-			return err
-		}
-		mutate(&a)
-		return env.Client.Update(context.Background(), &a)
-	})
-	if err != nil {
-		t.Fatalf("update agent %s: %v", name, err)
-	}
+	testenv.UpdateAgent(t, env.Client, ns, name, mutate)
 }
 
 // get reads obj fresh from the API server into obj.

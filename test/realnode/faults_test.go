@@ -157,14 +157,9 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	_, before := agentPods(t, ns, "rolled")
 	l := in.startLoad(in.url(ns, "rolled", "/?sleep=50ms"), 20)
 	time.Sleep(3 * time.Second)
-	a := &v1alpha1.Agent{}
-	if err := in.client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "rolled"}, a); err != nil {
-		t.Fatal(err)
-	}
-	a.Spec.Container.Env = append(a.Spec.Container.Env, corev1.EnvVar{Name: "ROLLOUT", Value: "2"})
-	if err := in.client.Update(context.Background(), a); err != nil {
-		t.Fatal(err)
-	}
+	testenv.UpdateAgent(t, in.client, ns, "rolled", func(a *v1alpha1.Agent) {
+		a.Spec.Container.Env = append(a.Spec.Container.Env, corev1.EnvVar{Name: "ROLLOUT", Value: "2"})
+	})
 	testenv.Await(t, 3*time.Minute, "every pod replaced and Ready", func() (bool, string) {
 		all, ready := agentPods(t, ns, "rolled")
 		for _, p := range all {

@@ -48,11 +48,7 @@ func TestScaleUpUnderLoadAndBackDown(t *testing.T) {
 	}
 
 	// Back down: minReplicas 0 lets it go to zero once idle.
-	a := getAgent(t, ns, "echo")
-	a.Spec.Scaling.MinReplicas = ptr32(0)
-	if err := env.Client.Update(context.Background(), a); err != nil {
-		t.Fatal(err)
-	}
+	testenv.UpdateAgent(t, env.Client, ns, "echo", func(a *v1alpha1.Agent) { a.Spec.Scaling.MinReplicas = ptr32(0) })
 	begin := time.Now()
 	waitScaledToZero(t, ns, "echo")
 	t.Logf("back to zero %s after the load stopped (scaleToZeroAfter 10s, stableWindow 6s)", time.Since(begin).Round(time.Second))
@@ -161,11 +157,9 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	_, before := pods(t, ns, "echo")
 	l := startLoad(invokeURL(direct, ns, "echo", "/?sleep=50ms"), 50)
 	time.Sleep(2 * time.Second)
-	a := getAgent(t, ns, "echo")
-	a.Spec.Container.Env = append(a.Spec.Container.Env, corev1EnvVar("ROLLOUT", "2"))
-	if err := env.Client.Update(context.Background(), a); err != nil {
-		t.Fatal(err)
-	}
+	testenv.UpdateAgent(t, env.Client, ns, "echo", func(a *v1alpha1.Agent) {
+		a.Spec.Container.Env = append(a.Spec.Container.Env, corev1EnvVar("ROLLOUT", "2"))
+	})
 	testenv.Await(t, waitTimeout, "every pod replaced and ready", func() (bool, string) {
 		all, ready := pods(t, ns, "echo")
 		for _, p := range all {
