@@ -150,6 +150,9 @@ func (a *rawAgent) serve(c net.Conn, closeIdleAfter time.Duration, dropSecond bo
 			return
 		}
 		io.Copy(io.Discard, req.Body)
+		if req.URL.Path == "/slow" {
+			time.Sleep(200 * time.Millisecond) // so that requests at once take a connection each
+		}
 		a.mu.Lock()
 		a.received = append(a.received, req.Method+" "+req.URL.Path)
 		a.mu.Unlock()
@@ -235,6 +238,37 @@ func TestClosedOnArrivalRetriesOnlyReplayable(t *testing.T) {
 					t.Errorf("POST: status %d, agent received it %d times; want 502 and no resend", res.StatusCode, n)
 				}
 			}
+		}
+	})
+}
+
+// When every kept-alive connection in the pool was closed by the agent (a
+// sidecar draining closes its idle ones), a GET is resent on each in turn
+// and then on a fresh one, as net/http does, not failed after one resend.
+func TestClosedOnArrivalRetriesEveryPooledConnection(t *testing.T) {
+	forEach(t, func(t *testing.T, rt http.RoundTripper) {
+		a := newRawAgent(t, 0, true)
+		srv := front(t, rt, "http://"+a.ln.Addr().String())
+		c := client()
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				if res, err := c.Get(srv.URL + "/slow"); err == nil {
+					readAll(t, res)
+				}
+			})
+		}
+		wg.Wait()
+		if n := a.conns.Load(); n != 2 {
+			t.Fatalf("%d connections to the agent after two requests at once, want 2", n)
+		}
+		res, err := c.Get(srv.URL + "/second")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, res)
+		if n := a.count("GET /second"); res.StatusCode != 200 || n != 3 {
+			t.Errorf("status %d, agent received it %d times; want 200 after a resend on each pooled connection and a fresh one", res.StatusCode, n)
 		}
 	})
 }

@@ -65,7 +65,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	p := t.pool(req.URL.Host)
-	for first := true; ; first = false {
+	for {
 		c, err := p.get(req.Context())
 		if err != nil {
 			closeRequestBody(req)
@@ -77,8 +77,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// A kept-alive connection the upstream closed before reading this
 		// request fails before any byte of an answer arrives; a request
-		// that is safe to send twice gets one fresh connection.
-		if first && c.reused && errors.Is(err, errNoResponse) && replayable(req) && req.Context().Err() == nil {
+		// that is safe to send twice goes again on the next connection, as
+		// net/http does: the pool may hold other connections the upstream
+		// closed (a draining sidecar closes every idle one), and it ends
+		// once a fresh connection fails.
+		if c.reused && errors.Is(err, errNoResponse) && replayable(req) && req.Context().Err() == nil {
 			continue
 		}
 		closeRequestBody(req)
