@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -194,12 +195,14 @@ func load(c *http.Client, url string, workers int, stop <-chan struct{}) (ok, fa
 					errs.Store(err.Error(), true)
 					continue
 				}
-				res.Body.Close()
 				if res.StatusCode != 200 {
+					b, _ := io.ReadAll(io.LimitReader(res.Body, 300))
+					res.Body.Close()
 					failed.Add(1)
-					errs.Store(fmt.Sprintf("status %d", res.StatusCode), true)
+					errs.Store(fmt.Sprintf("status %d %s", res.StatusCode, b), true)
 					continue
 				}
+				res.Body.Close()
 				ok.Add(1)
 			}
 		})
