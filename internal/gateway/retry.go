@@ -26,6 +26,16 @@ var sidecarRejections = map[string]int{
 // than getting the refusal.
 const retryCapacity = "rejected_" + wire.RejectCapacity
 
+// retryConnect is the retry reason of a replica that could not be reached
+// (nothing of the request was sent). Over the retry budget it too waits in
+// the capacity hold: behind a Service (-direct-to-pod=false) the gateway
+// sees a ready endpoint before the cluster's service proxy routes the
+// ClusterIP (kube-proxy syncs at most once a second, and a Service it has
+// not yet programmed refuses connections), so the first request after a
+// cold start would otherwise get a 502 a moment before the agent is
+// reachable.
+const retryConnect = "connect"
+
 // rejection returns the retry reason of a sidecar's rejection, or "".
 func rejection(res *http.Response) string {
 	v := res.Header[wire.HeaderRejected]

@@ -110,20 +110,26 @@ func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error
 				tried = append(tried, b)
 				continue
 			}
-			if retry == retryCapacity {
+			if retry == retryCapacity || retry == retryConnect {
 				// Over the retry budget, a replica that was full (another
-				// gateway filled it) is no answer for the client: the
-				// request waits in the capacity hold, as when this gateway's
-				// own counts say every replica is full, and goes out when a
-				// slot frees or a replica is added — paced by the hold and
-				// FullBackoff, bounded by CapacityHold, never resent at once.
-				discard(res)
+				// gateway filled it) or not yet reachable is no answer for
+				// the client: the request waits in the capacity hold, as
+				// when this gateway's own counts say every replica is full,
+				// and goes out when a slot frees or a replica is added —
+				// paced by the hold and FullBackoff, bounded by
+				// CapacityHold, never resent at once.
+				if res != nil {
+					discard(res)
+				}
 				tried = append(tried, b)
 				hctx, endSpan := t.g.traceHold(req.Context(), c, "capacity")
-				err := t.g.holdForCapacity(hctx, c, set, tried)
-				endSpan(err)
-				if err != nil {
-					return nil, err
+				herr := t.g.holdForCapacity(hctx, c, set, tried)
+				endSpan(herr)
+				if herr != nil {
+					if retry == retryConnect && req.Context().Err() == nil {
+						return nil, err // still unreachable when the hold ended: say so, not "busy"
+					}
+					return nil, herr
 				}
 				tried = tried[:0]
 				continue
@@ -160,7 +166,7 @@ func (t *balancingTransport) attempt(req *http.Request, c *call, b *backend, bod
 		if isConnectFailure(err) {
 			// The replica is going away or not listening; the request never left.
 			t.g.backOff(b)
-			return nil, "connect", err
+			return nil, retryConnect, err
 		}
 		return nil, "", err
 	}
