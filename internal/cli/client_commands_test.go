@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/flint-dev/flint/internal/gateway"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/platformtest"
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -206,7 +206,7 @@ func TestInvokeErrors(t *testing.T) {
 	if code != 1 || !strings.Contains(out, `"reason":"AgentNotFound"`) || !strings.Contains(errOut, "404 Not Found AgentNotFound") {
 		t.Fatalf("unknown agent: %d stdout %q stderr %q", code, out, errOut)
 	}
-	code, _, errOut = run("invoke", "-gateway", "http://"+closedAddr(t), "echo")
+	code, _, errOut = run("invoke", "-gateway", "http://"+testutil.FreeAddr(t), "echo")
 	if code != 1 || !strings.Contains(errOut, "cannot reach the gateway") {
 		t.Fatalf("no gateway: %d %q", code, errOut)
 	}
@@ -298,15 +298,4 @@ func TestParseAgentName(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-}
-
-// closedAddr is a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

@@ -11,27 +11,16 @@ import (
 
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/platformtest"
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
-
-// unusedAddr is a loopback address nothing listens on (yet).
-func unusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // A ready endpoint that refuses connections for a while, as a Service's
 // ClusterIP does until the cluster's service proxy has programmed it, gets
 // the request once it listens: over the retry budget a connection refusal
 // waits in the capacity hold instead of answering 502 at once.
 func TestUnreachableReplicaOverBudgetWaitsForIt(t *testing.T) {
-	addr := unusedAddr(t)
+	addr := testutil.FreeAddr(t)
 	p := platformtest.New(testAgent(0))
 	p.SetReady(echoKey, platform.Endpoint{Addr: addr, Replica: "svc"})
 	_, gsrv := startGateway(t, p, nil, func(c *Config) {
@@ -64,7 +53,7 @@ func TestUnreachableReplicaOverBudgetWaitsForIt(t *testing.T) {
 // hears that it could not be reached (502), not that replicas are busy.
 func TestUnreachableReplicaAfterTheHoldIs502(t *testing.T) {
 	p := platformtest.New(testAgent(0))
-	p.SetReady(echoKey, platform.Endpoint{Addr: unusedAddr(t), Replica: "gone"})
+	p.SetReady(echoKey, platform.Endpoint{Addr: testutil.FreeAddr(t), Replica: "gone"})
 	_, gsrv := startGateway(t, p, nil, func(c *Config) {
 		c.FullBackoff, c.CapacityHold = 20*time.Millisecond, 300*time.Millisecond
 		c.Retry = RetryBudget{PerRequest: 1, Fraction: 1, Min: 10}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -146,18 +145,6 @@ func decodeError(t testing.TB, body string) wire.ErrorBody {
 		t.Fatalf("body %q is not the JSON error shape: %v", body, err)
 	}
 	return e
-}
-
-// freeAddr returns a loopback address nothing listens on (yet).
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
 
 // gated is an agent handler that holds each request until released.

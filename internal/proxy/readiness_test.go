@@ -32,7 +32,7 @@ func serveOn(t *testing.T, addr string, h http.Handler) {
 var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 
 func TestNotReadyUntilAgentAnswers(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	cfg := testConfig(addr)
 	cfg.ReadyWait = 50 * time.Millisecond
 	s := startSidecar(t, cfg, false)
@@ -73,7 +73,7 @@ func TestNotReadyUntilAgentAnswers(t *testing.T) {
 
 // A request arriving during start-up waits for the agent instead of failing.
 func TestRequestWaitsForAgentToBeReady(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	s := startSidecar(t, testConfig(addr), false)
 	got := make(chan response, 1)
 	go func() { got <- get(t, newClient(t), "http://"+s.ServingAddr()+"/hello") }()

@@ -15,7 +15,7 @@ import (
 // failure is a kubelet Warning event); once the agent has answered, and
 // while draining, it answers at once.
 func TestReadyzWaitsForTheAgentsFirstAnswer(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	var failing atomic.Bool
 	agent := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if failing.Load() {
@@ -44,7 +44,7 @@ func TestReadyzWaitsForTheAgentsFirstAnswer(t *testing.T) {
 	}
 
 	// A short wait that runs out fails as before.
-	cfg2 := testConfig(freeAddr(t))
+	cfg2 := testConfig(testutil.FreeAddr(t))
 	cfg2.DrainDelay = 2 * time.Second
 	s2 := startSidecar(t, cfg2, false)
 	start = time.Now()

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 // readinessBalancer is a layer-4 balancer that follows readiness, as a
@@ -131,7 +133,7 @@ func TestFaultGatewayRestartBehindServiceWithDrainDelay(t *testing.T) {
 	const workers = 16
 	const drainDelay = time.Second
 	file, replicas, agents := restartSetup(t)
-	addrA, addrB := freeAddr(t), freeAddr(t)
+	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	drain := []string{"-drain-delay", drainDelay.String()}
 	a, _ := startStaticGateway(t, file, addrA, replicas, drain...)
 	startStaticGateway(t, file, addrB, replicas, drain...)

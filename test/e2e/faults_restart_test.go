@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 // These tests restart `flint gateway` (static platform) under steady load
@@ -101,7 +103,7 @@ func inFlightIDs(agents []*recordingAgent) []string {
 // and returns the -replica value for `flint gateway`.
 func startReplicaSidecar(t *testing.T, key, agentAddr string) string {
 	t.Helper()
-	serving, admin := freeAddr(t), freeAddr(t)
+	serving, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	start(t, repoRoot, flintBin, "proxy", "-serving-addr", serving, "-admin-addr", admin,
 		"-upstream", agentAddr, "-concurrency", "100", "-drain-delay", "1s", "-probe-path", "/healthz")
 	return fmt.Sprintf("%s=%s@%s", key, serving, admin)
@@ -379,7 +381,7 @@ func checkNothingLost(t *testing.T, r restartRun, agents []*recordingAgent, how 
 func TestFaultGatewayRestartUnderLoad(t *testing.T) {
 	const workers = 16
 	file, replicas, agents := restartSetup(t)
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	old, _ := startStaticGateway(t, file, addr, replicas)
 
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
@@ -449,7 +451,7 @@ func countDupes(agents []*recordingAgent) int64 {
 func TestFaultGatewayRestartBehindFallbackLosesNothing(t *testing.T) {
 	const workers = 16
 	file, replicas, agents := restartSetup(t)
-	addrA, addrB := freeAddr(t), freeAddr(t)
+	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	a, _ := startStaticGateway(t, file, addrA, replicas)
 	startStaticGateway(t, file, addrB, replicas)
 
@@ -493,12 +495,12 @@ func TestMCPSessionSurvivesGatewayRestartE2E(t *testing.T) {
 	}
 	var replicas []string
 	for range 2 {
-		agentAddr := freeAddr(t)
+		agentAddr := testutil.FreeAddr(t)
 		_, port, _ := strings.Cut(agentAddr, ":")
 		startEnv(t, repoRoot, []string{"PORT=" + port}, bin)
 		replicas = append(replicas, startReplicaSidecar(t, "default/mcp-go", agentAddr))
 	}
-	addrA, addrB := freeAddr(t), freeAddr(t)
+	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	a, _ := startStaticGateway(t, file, addrA, replicas, "-session-key-file", keyFile)
 	startStaticGateway(t, file, addrB, replicas, "-session-key-file", keyFile)
 

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -126,16 +125,6 @@ func (p *proc) waitOutput(t *testing.T, s string, timeout time.Duration) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // writeAgents writes Agent YAML into a temp dir and returns the file.
 func writeAgents(t *testing.T, yaml string) string {
 	t.Helper()
@@ -163,7 +152,7 @@ spec:
 // flintUp starts `flint up` on the given Agent file and returns the gateway URL.
 func flintUp(t *testing.T, file string, args ...string) (string, *proc) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	p := start(t, repoRoot, flintBin, append([]string{"up", "-f", file, "-addr", addr}, args...)...)
 	p.waitOutput(t, "Flint is up", 30*time.Second)
 	return "http://" + addr, p

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -106,7 +107,7 @@ func TestUpStreamsSSE(t *testing.T) {
 
 func TestUpRefusesInvalidAgent(t *testing.T) {
 	file := writeAgents(t, echoAgent("echo", "  scaling: {minReplicas: 5, maxReplicas: 2}"))
-	cmd := exec.Command(flintBin, "up", "-f", file, "-addr", freeAddr(t))
+	cmd := exec.Command(flintBin, "up", "-f", file, "-addr", testutil.FreeAddr(t))
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("flint up accepted an invalid agent:\n%s", out)
@@ -127,7 +128,7 @@ func TestSidecarSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	args := []string{"gateway", "-f", file, "-check-interval", "100ms"}
 	var sidecars []*proc
 	for range 2 {
-		agentAddr, serving, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+		agentAddr, serving, admin := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 		_, port, _ := strings.Cut(agentAddr, ":")
 		startEnv(t, repoRoot, []string{"PORT=" + port}, echoBin)
 		sc := start(t, repoRoot, flintBin, "proxy", "-serving-addr", serving, "-admin-addr", admin,
@@ -135,7 +136,7 @@ func TestSidecarSIGTERMUnderLoadLosesNothing(t *testing.T) {
 		sidecars = append(sidecars, sc)
 		args = append(args, "-replica", fmt.Sprintf("default/echo=%s@%s", serving, admin))
 	}
-	gwAddr := freeAddr(t)
+	gwAddr := testutil.FreeAddr(t)
 	gw := start(t, repoRoot, flintBin, append(args, "-addr", gwAddr)...)
 	gw.waitOutput(t, "listening", 20*time.Second)
 	c := newClient(t)

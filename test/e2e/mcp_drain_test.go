@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -25,9 +26,9 @@ type mcpReplica struct {
 
 func startMCPReplica(t *testing.T, bin string, sidecarArgs ...string) *mcpReplica {
 	t.Helper()
-	agentAddr := freeAddr(t)
+	agentAddr := testutil.FreeAddr(t)
 	host, port, _ := net.SplitHostPort(agentAddr)
-	r := &mcpReplica{serving: freeAddr(t), admin: freeAddr(t)}
+	r := &mcpReplica{serving: testutil.FreeAddr(t), admin: testutil.FreeAddr(t)}
 	r.agent = startEnv(t, repoRoot, []string{"HOST=" + host, "PORT=" + port}, bin)
 	args := append([]string{"proxy", "-serving-addr", r.serving, "-admin-addr", r.admin,
 		"-upstream", agentAddr, "-probe-path", "/healthz"}, sidecarArgs...)
@@ -100,7 +101,7 @@ func TestMCPClientMovesOffADrainingReplica(t *testing.T) {
 		specs = append(specs, fmt.Sprintf("default/mcp-go=%s@%s", r.serving, r.admin))
 	}
 	file := writeAgents(t, mcpAgentYAML("mcp-go", bin, "mcp", ""))
-	gw := freeAddr(t)
+	gw := testutil.FreeAddr(t)
 	startStaticGateway(t, file, gw, specs, "-check-interval", "1h")
 	url := "http://" + gw + "/v1/agents/default/mcp-go/mcp"
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
 
@@ -44,7 +45,7 @@ func staticGateway(t *testing.T, agentAddrs ...string) string {
 	for _, a := range agentAddrs {
 		replicas = append(replicas, startReplicaSidecar(t, "default/echo", a))
 	}
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	startStaticGateway(t, file, addr, replicas)
 	return "http://" + addr + "/v1/agents/default/echo"
 }
@@ -224,7 +225,7 @@ func TestSlowBodyGets408(t *testing.T) {
 		io.WriteString(w, "ok\n")
 	})
 	file := writeAgents(t, echoAgent("echo", "  concurrency: 100"))
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	startStaticGateway(t, file, addr, []string{startReplicaSidecar(t, "default/echo", agent)}, "-body-grace", "500ms", "-min-body-rate", "100")
 
 	type result struct {

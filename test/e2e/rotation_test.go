@@ -69,7 +69,7 @@ func TestSecretRotationUnderLoad(t *testing.T) {
 	var sidecarAddrs []string
 	for i := range 2 {
 		agent := startRecordingAgent(t)
-		serving, admin := freeAddr(t), freeAddr(t)
+		serving, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
 		tokenFile := mount(fmt.Sprintf("sidecar%d", i), "gateway-token", oldGW+"\n")
 		sidecars = append(sidecars, start(t, repoRoot, flintBin, "proxy", "-serving-addr", serving, "-admin-addr", admin,
 			"-upstream", agent.srv.Listener.Addr().String(), "-concurrency", "100", "-probe-path", "/healthz",
@@ -82,7 +82,7 @@ func TestSecretRotationUnderLoad(t *testing.T) {
 	var gwAddrs, controlAddrs []string
 	for i := range 2 {
 		name := fmt.Sprintf("gateway%d", i)
-		addr, control := freeAddr(t), freeAddr(t)
+		addr, control := testutil.FreeAddr(t), testutil.FreeAddr(t)
 		gw, _ := startStaticGateway(t, file, addr, replicas,
 			"-api-keys-file", mount(name, "api-keys", oldKey+"\n"),
 			"-sidecar-token-file", mount(name, "gateway-token", oldGW+"\n"),

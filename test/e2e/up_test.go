@@ -13,12 +13,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/testutil"
 )
 
 // TestUpExamplesBannerURLAnswers runs `flint up examples/` as the README
 // says (a directory argument, no -f) and follows the banner's Try: line.
 func TestUpExamplesBannerURLAnswers(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	p := start(t, repoRoot, flintBin, "up", "examples/", "-addr", addr)
 	p.waitOutput(t, "Try:", 60*time.Second)
 	m := regexp.MustCompile(`Try:\n  curl (\S+)`).FindStringSubmatch(p.out.String())
@@ -104,7 +106,7 @@ func waitNoneMarked(t *testing.T, marker string, within time.Duration) {
 func TestSIGKILLedUpLeavesNoDescendant(t *testing.T) {
 	marker := fmt.Sprintf("FLINT_E2E_MARK=%d", time.Now().UnixNano())
 	file := writeAgents(t, wrapperAgent("wrapped"))
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	p := startEnv(t, repoRoot, []string{marker}, flintBin, "up", "-f", file, "-addr", addr)
 	p.waitOutput(t, "Flint is up", 30*time.Second)
 	c := newClient(t)
@@ -125,7 +127,7 @@ func TestSIGKILLedUpLeavesNoDescendant(t *testing.T) {
 func TestUpExitsWithItsParent(t *testing.T) {
 	marker := fmt.Sprintf("FLINT_E2E_MARK=%d", time.Now().UnixNano())
 	file := writeAgents(t, wrapperAgent("wrapped"))
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	// `; true` keeps sh from exec'ing flint: it forks and waits, like go run.
 	script := fmt.Sprintf("%q up -f %q -addr %s; true", flintBin, file, addr)
 	p := startEnv(t, repoRoot, []string{marker}, "sh", "-c", script)
