@@ -141,12 +141,6 @@ func createAgent(t *testing.T, env *testenv.Env, ns, name string, mutate func(*v
 	return a
 }
 
-// updateAgent changes an agent the way a user would (testenv.UpdateAgent).
-func updateAgent(t *testing.T, env *testenv.Env, ns, name string, mutate func(*v1alpha1.Agent)) {
-	t.Helper()
-	testenv.UpdateAgent(t, env.Client, ns, name, mutate)
-}
-
 // get reads obj fresh from the API server into obj.
 func get(env *testenv.Env, ns, name string, obj client.Object) error {
 	return env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, obj)

@@ -138,7 +138,7 @@ func TestAgentSpecChangeUpdatesDeployment(t *testing.T) {
 	var d appsv1.Deployment
 	testenv.Eventually(t, settle, func() error { return get(env, ns, "change", &d) })
 
-	updateAgent(t, env, ns, "change", func(a *v1alpha1.Agent) {
+	testenv.UpdateAgent(t, env.Client, ns, "change", func(a *v1alpha1.Agent) {
 		a.Spec.Container.Image = "example.com/echo:2"
 		a.Spec.Container.Env = []corev1.EnvVar{{Name: "MODE", Value: "fast"}}
 		a.Spec.Concurrency = 4

@@ -63,6 +63,6 @@ func TestBrokenImageStaysReportedAtZero(t *testing.T) {
 	testenv.Eventually(t, settle, func() error { return findEvent(env, ns, "broken", v1alpha1.ReasonScaled, corev1.EventTypeNormal) })
 
 	// A new pod template is a fresh start.
-	updateAgent(t, env, ns, "broken", func(a *v1alpha1.Agent) { a.Spec.Container.Image = "example.com/echo:2" })
+	testenv.UpdateAgent(t, env.Client, ns, "broken", func(a *v1alpha1.Agent) { a.Spec.Container.Image = "example.com/echo:2" })
 	waitReady(t, env, ns, "broken", "True", v1alpha1.ReasonScaledToZero)
 }
