@@ -125,7 +125,7 @@ func doInstall() (*flintInstall, error) {
 	for {
 		s, err := node.Kube.CoreV1().Secrets(flintNS).Get(ctx, "flint-api-keys", metav1.GetOptions{})
 		if err == nil {
-			in.apiKey = strings.TrimSpace(strings.SplitN(string(s.Data["keys"]), "\n", 2)[0])
+			in.apiKey = firstAPIKey(s)
 			if in.apiKey != "" {
 				return in, nil
 			}
@@ -145,6 +145,12 @@ func flintImageValues() (map[string]any, error) {
 		return nil, fmt.Errorf("image %s is not tagged with version %s", ref, node.Version())
 	}
 	return map[string]any{"repository": repo, "tag": node.Version(), "pullPolicy": "IfNotPresent"}, nil
+}
+
+// firstAPIKey is the first key of an API keys Secret the manager created,
+// as a user reads it (kubectl get secret RELEASE-api-keys -o jsonpath=...).
+func firstAPIKey(s *corev1.Secret) string {
+	return strings.TrimSpace(strings.SplitN(string(s.Data["keys"]), "\n", 2)[0])
 }
 
 // podsReport says what each pod of ns is doing, for failure messages.

@@ -124,7 +124,7 @@ func TestSidecarTLSOnARealNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &flintInstall{client: shared.client, gateway: gw, apiKey: strings.TrimSpace(strings.SplitN(string(keys.Data["keys"]), "\n", 2)[0])}
+	in := &flintInstall{client: shared.client, gateway: gw, apiKey: firstAPIKey(keys)}
 	c := node.HTTPClient()
 	c.Timeout = time.Minute
 	testenv.Await(t, time.Minute, "the TLS release's gateway knows "+ns+"/echo", func() (bool, string) {
