@@ -20,9 +20,11 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tuneDataPlaneGC() // gc.go
 	cfg := proxy.DefaultConfig()
 	var logCfg logConfig
+	var pprofCfg pprofConfig
 	fs := newFlagSet("proxy", proxySynopsis, stderr)
 	cfg.RegisterFlags(fs)
 	logCfg.RegisterFlags(fs)
+	pprofCfg.RegisterFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -31,6 +33,9 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := pprofCfg.serve(ctx, log); err != nil {
 		return err
 	}
 	stopTracing, err := setupTracing(ctx, "flint-proxy", log, stderr) // OTEL_* env; off by default
