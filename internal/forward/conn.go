@@ -31,14 +31,15 @@ var aLongTimeAgo = time.Unix(1, 0)
 // that took it from the pool uses it (and, while a request body streams,
 // the body writer uses bw).
 type conn struct {
-	p      *pool
-	nc     net.Conn
-	raw    syscall.RawConn // for the liveness peek; nil if nc has no fd
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	limit  int64 // bytes the reader may still read: the header limit while headers are read
-	reused bool
-	idleAt time.Time
+	p        *pool
+	nc       net.Conn
+	raw      syscall.RawConn // for the liveness peek; nil if nc has no fd
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	limit    int64 // bytes the reader may still read: the header limit while headers are read
+	reused   bool
+	deadline bool // set by a RawConn borrower, cleared before RoundTrip's next use
+	idleAt   time.Time
 
 	asyncBody bool // the current request's body streams from writeBody
 
@@ -130,6 +131,10 @@ func (c *conn) cut() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 // roundTrip writes req and reads the response's header. On error the
 // connection is closed.
 func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
+	if c.deadline {
+		_ = c.nc.SetDeadline(time.Time{})
+		c.deadline = false
+	}
 	ctx := req.Context()
 	var stop func() bool
 	if ctx.Done() != nil {

@@ -80,13 +80,18 @@ func (p *Policy) On() bool { return p.on && !p.any }
 
 // Check returns the reason and an explanation when r must be refused.
 func (p *Policy) Check(r *http.Request) (reason string, err error) {
+	return p.CheckHost(r.Host, r.Header.Get("Origin"))
+}
+
+// CheckHost is Check for a request's Host and Origin values ("" for none).
+func (p *Policy) CheckHost(host, origin string) (reason string, err error) {
 	if !p.On() {
 		return "", nil
 	}
-	if host := hostname(r.Host); r.Host != "" && !p.allowed(host) {
-		return ReasonHost, fmt.Errorf("Host %q is not a name of this server: it listens on loopback, where only localhost, loopback addresses and -allowed-hosts are accepted (a defense against DNS rebinding); add the name to -allowed-hosts if it is yours", r.Host)
+	if name := hostname(host); host != "" && !p.allowed(name) {
+		return ReasonHost, fmt.Errorf("Host %q is not a name of this server: it listens on loopback, where only localhost, loopback addresses and -allowed-hosts are accepted (a defense against DNS rebinding); add the name to -allowed-hosts if it is yours", host)
 	}
-	if origin := r.Header.Get("Origin"); origin != "" {
+	if origin != "" {
 		u, err := url.Parse(origin)
 		if err != nil || origin == "null" || u.Host == "" || !p.allowed(u.Hostname()) {
 			return ReasonOrigin, errors.New("cross-site request refused: Origin " + origin + " is not this server; add its host to -allowed-hosts if it is yours")

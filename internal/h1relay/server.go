@@ -1,0 +1,381 @@
+package h1relay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	readBufferSize  = 16 << 10 // a request the relay takes fits, head and body
+	writeBufferSize = 8 << 10
+)
+
+// Handler serves the requests the relay takes.
+type Handler interface {
+	// ServeRelay serves one request. It returns false, having written and
+	// consumed nothing, to hand the connection, this request first, to
+	// net/http.
+	ServeRelay(ex *Exchange) bool
+}
+
+// Server serves a listener's connections with the relay, and hands each
+// connection to Fallback at the first request the relay does not take.
+type Server struct {
+	Handler  Handler
+	Fallback *http.Server
+	// IdleTimeout bounds the wait for a connection's next request and
+	// ReadHeaderTimeout the time to read a head once it has started, as
+	// the http.Server fields of the same names.
+	IdleTimeout, ReadHeaderTimeout time.Duration
+	// MaxHeadBytes hands a request with a longer head to Fallback, which
+	// enforces its own MaxHeaderBytes (0: only the read buffer bounds it).
+	MaxHeadBytes int
+
+	handoff  *handoffListener
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*clientConn]struct{}
+	closing  atomic.Bool
+	fellBack chan error
+}
+
+// Serve accepts connections until the listener fails or Shutdown or Close
+// is called; it then returns http.ErrServerClosed, as http.Server does.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return http.ErrServerClosed
+	}
+	s.ln = ln
+	s.conns = map[*clientConn]struct{}{}
+	s.handoff = &handoffListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+	s.fellBack = make(chan error, 1)
+	s.mu.Unlock()
+	go func() { s.fellBack <- s.Fallback.Serve(s.handoff) }()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		c := &clientConn{s: s, nc: nc, accepted: time.Now()}
+		if !s.track(c, true) {
+			_ = nc.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) track(c *clientConn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing.Load() {
+			return false
+		}
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	return true
+}
+
+// Shutdown stops accepting, closes idle connections, lets each active one
+// finish its request (its answer then says Connection: close), and waits
+// for them and for the connections net/http serves, until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
+	fallback := make(chan error, 1)
+	go func() { fallback <- s.Fallback.Shutdown(ctx) }()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.closeIdle()
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			<-fallback
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return <-fallback
+}
+
+// Close closes every connection at once, cutting their upstream exchanges.
+func (s *Server) Close() error {
+	s.stop()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.cut()
+		_ = c.nc.Close()
+	}
+	s.mu.Unlock()
+	return s.Fallback.Close()
+}
+
+// CutUpstreams ends every exchange in progress as its upstream connection
+// failing would (the drain deadline): answers not started become the
+// handler's error, streams end at a message boundary.
+func (s *Server) CutUpstreams() {
+	s.mu.Lock()
+	for c := range s.conns {
+		c.cut()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) stop() {
+	if s.closing.Swap(true) {
+		return
+	}
+	s.mu.Lock()
+	if s.ln != nil {
+		_ = s.ln.Close()
+		s.handoff.close()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		// A connection that has not sent its first request yet may have it
+		// on the wire: as net/http, it gets a few seconds first.
+		if c.state.CompareAndSwap(stateIdle, stateClosed) ||
+			(time.Since(c.accepted) > newConnGrace && c.state.CompareAndSwap(stateNew, stateClosed)) {
+			_ = c.nc.Close()
+		}
+	}
+}
+
+// newConnGrace is how long Shutdown leaves a connection that has not sent
+// a request yet (net/http's is 5 s).
+const newConnGrace = 5 * time.Second
+
+const (
+	stateNew int32 = iota
+	stateIdle
+	stateActive
+	stateClosed
+)
+
+// clientConn is one client connection the relay serves.
+type clientConn struct {
+	s        *Server
+	nc       net.Conn
+	accepted time.Time
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	state    atomic.Int32
+	rl       relayer
+	ex       Exchange
+	watch    clientWatch
+
+	upMu sync.Mutex
+	up   net.Conn // the upstream connection of the exchange in progress
+}
+
+func (c *clientConn) setUpstream(nc net.Conn) {
+	c.upMu.Lock()
+	c.up = nc
+	c.upMu.Unlock()
+}
+
+// cut wakes the exchange in progress, if any, as its upstream failing would.
+func (c *clientConn) cut() {
+	c.upMu.Lock()
+	if c.up != nil {
+		_ = c.up.SetDeadline(aLongTimeAgo)
+	}
+	c.upMu.Unlock()
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (c *clientConn) serve() {
+	handedOff := false
+	defer func() {
+		c.s.track(c, false)
+		if !handedOff {
+			_ = c.nc.Close()
+		}
+	}()
+	c.br = bufio.NewReaderSize(c.nc, readBufferSize)
+	c.bw = bufio.NewWriterSize(c.nc, writeBufferSize)
+	c.ex.c = c
+	if host, _, err := net.SplitHostPort(c.nc.RemoteAddr().String()); err == nil {
+		c.ex.RemoteIP = host
+	}
+	for first := true; ; first = false {
+		if c.br.Buffered() == 0 {
+			if c.s.closing.Load() && !first {
+				// Between requests, shutting down: done. A new connection's
+				// first request may be on the wire; it is served, and its
+				// answer says Connection: close (as net/http does).
+				return
+			}
+			waiting := stateNew
+			if !first {
+				waiting = stateIdle
+				c.state.Store(stateIdle)
+			}
+			if c.s.IdleTimeout > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
+			}
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+			if !c.state.CompareAndSwap(waiting, stateActive) {
+				return // Shutdown closed it as idle
+			}
+		} else {
+			c.state.Store(stateActive)
+		}
+		headLen, err := c.readHead()
+		if err != nil {
+			if err == errHeadTooLarge {
+				handedOff = c.handOff(nil) // net/http answers 431
+			}
+			return // a stalled or broken head: closed, as net/http does
+		}
+		ex := &c.ex
+		ex.reset()
+		buf, _ := c.br.Peek(c.br.Buffered())
+		if (c.s.MaxHeadBytes > 0 && headLen > c.s.MaxHeadBytes) || !parseHead(buf[:headLen], &ex.Head) || headLen+int(ex.Head.ContentLength) > len(buf) {
+			handedOff = c.handOff(nil)
+			return
+		}
+		ex.Body = buf[headLen : headLen+int(ex.Head.ContentLength)]
+		ex.consumed = headLen + len(ex.Body)
+		ex.closingNow()
+		if !c.s.Handler.ServeRelay(ex) {
+			handedOff = c.handOff(ex.note)
+			return
+		}
+		if err := c.bw.Flush(); err != nil {
+			return
+		}
+		if ex.Closing() {
+			return
+		}
+		_, _ = c.br.Discard(ex.consumed)
+	}
+}
+
+// readHead waits for a complete request head in the read buffer (under
+// ReadHeaderTimeout) and returns its length, blank line included.
+func (c *clientConn) readHead() (int, error) {
+	deadlineSet := false
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			if deadlineSet {
+				_ = c.nc.SetReadDeadline(time.Time{})
+			}
+			return i + 4, nil
+		}
+		if len(buf) == readBufferSize {
+			return 0, errHeadTooLarge
+		}
+		if !deadlineSet && c.s.ReadHeaderTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
+			deadlineSet = true
+		}
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// errHeadTooLarge is a head that does not fit the read buffer: net/http,
+// with its own limit, serves or refuses it.
+var errHeadTooLarge = errors.New("request head larger than the relay's buffer")
+
+// handOff gives the connection, with the bytes read and not served, to
+// the fallback server. It reports whether the fallback took it.
+func (c *clientConn) handOff(note any) bool {
+	_ = c.nc.SetReadDeadline(time.Time{})
+	pending, _ := c.br.Peek(c.br.Buffered())
+	pc := &prefixConn{Conn: c.nc, pending: bytes.Clone(pending), note: note}
+	return c.s.handoff.give(pc)
+}
+
+// Note is what the handler left with a connection it handed off
+// (Exchange.HandOff), for the fallback server's ConnContext; nil for none.
+func Note(c net.Conn) any {
+	if pc, ok := c.(*prefixConn); ok {
+		return pc.note
+	}
+	return nil
+}
+
+// prefixConn replays the bytes the relay read before handing off.
+type prefixConn struct {
+	net.Conn
+	pending []byte
+	note    any
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.pending) > 0 {
+		n := copy(b, p.pending)
+		p.pending = p.pending[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// handoffListener is the fallback server's listener: it accepts the
+// connections the relay hands over.
+type handoffListener struct {
+	addr      net.Addr
+	conns     chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *handoffListener) give(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) close()         { l.closeOnce.Do(func() { close(l.done) }) }
+func (l *handoffListener) Close() error   { l.close(); return nil }
+func (l *handoffListener) Addr() net.Addr { return l.addr }

@@ -1,0 +1,103 @@
+package h1relay
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// clientWatch notices a client that leaves while its exchange waits on the
+// upstream (a long agent call): net/http's server reads every connection
+// in the background for that, a goroutine and two deadline changes per
+// request; the relay starts watching only once an exchange has run for
+// WatchAfter, which fast requests never reach. Watching peeks at the
+// socket without consuming: a pipelined request stays where it is.
+type clientWatch struct {
+	timer *time.Timer
+	c     *clientConn
+	done  chan struct{}
+	gone  atomic.Bool
+	buf   [1]byte
+
+	mu    sync.Mutex // orders ending the watch with run clearing a stale deadline
+	ended bool
+}
+
+// start arms the watch; it reports whether it did.
+func (w *clientWatch) start(c *clientConn, after time.Duration) bool {
+	if after <= 0 {
+		return false
+	}
+	if w.timer == nil {
+		w.c = c
+		w.done = make(chan struct{}, 1)
+		w.timer = time.AfterFunc(after, w.run)
+		return true
+	}
+	w.gone.Store(false)
+	w.ended = false
+	w.timer.Reset(after)
+	return true
+}
+
+// stop ends the watch and reports whether the client left meanwhile.
+func (w *clientWatch) stop(c *clientConn) bool {
+	if w.timer.Stop() {
+		return false
+	}
+	// The watch runs or has run: wake it and wait for it.
+	w.mu.Lock()
+	w.ended = true
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	w.mu.Unlock()
+	<-w.done
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return w.gone.Load()
+}
+
+func (w *clientWatch) run() {
+	defer func() { w.done <- struct{}{} }()
+	sc, ok := w.c.nc.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	gone := false
+	peek := func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), w.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EAGAIN {
+			return false // wait until readable
+		}
+		gone = n == 0 || err != nil
+		return true
+	}
+	for {
+		err = raw.Read(peek)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		// The idle deadline the request arrived under may still be set:
+		// clear it and watch on, unless stop is what woke us.
+		w.mu.Lock()
+		ended := w.ended
+		if !ended {
+			_ = w.c.nc.SetReadDeadline(time.Time{})
+		}
+		w.mu.Unlock()
+		if ended {
+			return
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err == nil && gone && !w.ended {
+		w.gone.Store(true)
+		w.c.cut()
+	}
+}
