@@ -86,7 +86,7 @@ func (s *Sidecar) shutdown(errc <-chan error, serveErr error) error {
 		}
 	})
 	defer endStreams.Stop()
-	err := s.servingSrv.Shutdown(ctx)
+	err := s.shutdownServing(ctx)
 	if err == nil {
 		err = s.waitIdle(ctx)
 	}
@@ -99,14 +99,17 @@ func (s *Sidecar) shutdown(errc <-chan error, serveErr error) error {
 			ErrDrainTimeout, s.cfg.DrainTimeout, inFlight, queued)
 		s.abortedFlag.Store(true)
 		s.abort()
+		if s.relaySrv != nil {
+			s.relaySrv.CutUpstreams()
+		}
 		gctx, gcancel := context.WithTimeout(context.Background(), forceCloseGrace)
 		// Shutdown again rather than only watching the count: a cancelled
 		// stream's handler returns before the server writes its final chunk,
 		// and only the server knows when that has gone out.
-		_ = s.servingSrv.Shutdown(gctx)
+		_ = s.shutdownServing(gctx)
 		_ = s.waitIdle(gctx)
 		gcancel()
-		_ = s.servingSrv.Close()
+		_ = s.closeServing()
 	} else {
 		s.log.Info("drain complete")
 	}

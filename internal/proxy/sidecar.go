@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flint-dev/flint/internal/forward"
+	"github.com/flint-dev/flint/internal/h1relay"
 	"github.com/flint-dev/flint/internal/telemetry"
 	"github.com/flint-dev/flint/internal/wire"
 )
@@ -48,7 +50,10 @@ type Sidecar struct {
 	acc       *accumulator
 	gate      *gate
 	prober    *prober
-	transport http.RoundTripper // newTransport
+	transport http.RoundTripper  // newTransport
+	raw       *forward.Transport // the transport, when the relay borrows its connections (relay.go)
+	relayUp   h1relay.Upstream
+	relaySrv  *h1relay.Server // nil: the serving port is servingSrv alone
 	proxy     *httputil.ReverseProxy
 	metrics   *metrics
 	errLog    rateLimitedLog
@@ -140,6 +145,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.reqCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	s.relaySrv = s.newRelay(tracing.Enabled())
 	s.adminSrv = &http.Server{
 		Handler:           s.adminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -239,12 +245,12 @@ func (s *Sidecar) Serve(ctx context.Context) error {
 	wg.Go(func() { s.probeLoop(probeCtx) })
 	errc := make(chan error, 2)
 	for _, srv := range []struct {
-		name string
-		srv  *http.Server
-		ln   net.Listener
-	}{{"serving", s.servingSrv, s.servingLn}, {"admin", s.adminSrv, s.adminLn}} {
+		name  string
+		serve func(net.Listener) error
+		ln    net.Listener
+	}{{"serving", s.serveServing, s.servingLn}, {"admin", s.adminSrv.Serve, s.adminLn}} {
 		wg.Go(func() {
-			if err := srv.srv.Serve(srv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.serve(srv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s server on %s: %w", srv.name, srv.ln.Addr(), err)
 			}
 		})
@@ -269,4 +275,26 @@ func (s *Sidecar) Serve(ctx context.Context) error {
 		c.CloseIdleConnections()
 	}
 	return err
+}
+
+// The serving port is the relay with net/http behind it, or net/http alone.
+func (s *Sidecar) serveServing(ln net.Listener) error {
+	if s.relaySrv != nil {
+		return s.relaySrv.Serve(ln)
+	}
+	return s.servingSrv.Serve(ln)
+}
+
+func (s *Sidecar) shutdownServing(ctx context.Context) error {
+	if s.relaySrv != nil {
+		return s.relaySrv.Shutdown(ctx)
+	}
+	return s.servingSrv.Shutdown(ctx)
+}
+
+func (s *Sidecar) closeServing() error {
+	if s.relaySrv != nil {
+		return s.relaySrv.Close()
+	}
+	return s.servingSrv.Close()
 }

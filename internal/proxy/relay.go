@@ -1,0 +1,194 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/flint-dev/flint/internal/forward"
+	"github.com/flint-dev/flint/internal/h1relay"
+	"github.com/flint-dev/flint/internal/wire"
+)
+
+// relayWatchAfter is how long an exchange on the relay runs before the
+// sidecar watches for its client leaving (which then cuts the agent's
+// request, as net/http's server does for every request).
+const relayWatchAfter = 50 * time.Millisecond
+
+// newRelay serves the serving port's plain HTTP/1.1 requests with
+// internal/h1relay, and every other connection with the net/http server
+// (issue 19). It is off with TLS on the serving port, tracing, or
+// -upstream-h2c, where net/http does all the work.
+func (s *Sidecar) newRelay(tracing bool) *h1relay.Server {
+	ft, ok := s.transport.(*forward.Transport)
+	if !ok || tracing || s.tls != nil {
+		return nil
+	}
+	s.raw = ft
+	s.relayUp = h1relay.Upstream{
+		DropResponse: isFlintHeader,
+		Timeout:      s.cfg.RequestTimeout,
+		WatchAfter:   relayWatchAfter,
+	}
+	return &h1relay.Server{
+		Handler:           s,
+		Fallback:          s.servingSrv,
+		IdleTimeout:       servingIdleTimeout,
+		ReadHeaderTimeout: readHeaderTimeout,
+	}
+}
+
+// ServeRelay is ServeHTTP's admission for a request the relay took. What
+// would wait (a full breaker, an agent not yet ready) and event streams
+// (which the drain tracks) go to ServeHTTP instead.
+func (s *Sidecar) ServeRelay(ex *h1relay.Exchange) bool {
+	h := &ex.Head
+	if isStreamHead(h) {
+		return false
+	}
+	token, _ := h.Get(wire.HeaderGatewayToken)
+	if !s.gatewayToken.accepts(unsafe.String(unsafe.SliceData(token), len(token))) {
+		rw := ex.ResponseWriter()
+		writeError(&rw, http.StatusForbidden, "bypass", "requests must come through the Flint gateway", nil)
+		rw.Send()
+		return true
+	}
+	start := s.acc.now()
+	if s.draining.Load() {
+		ex.Close()
+	}
+	if s.br != nil && !s.br.enter() {
+		rw := ex.ResponseWriter()
+		s.reject(&rw, start, wire.RejectCapacity)
+		rw.Send()
+		return true
+	}
+	if !s.gate.isReady() || (s.br != nil && !s.br.tryAcquire()) {
+		s.leave()
+		return false
+	}
+	s.acc.change(start, 1, 0)
+	if s.aborted() {
+		s.finishAdmitted()
+		rw := ex.ResponseWriter()
+		s.reject(&rw, start, wire.RejectShutdown)
+		rw.Send()
+		return true
+	}
+	s.requests.Add(1)
+	code := s.relay(ex)
+	end := s.finishAdmitted()
+	s.metrics.observe(code, end-start)
+	return true
+}
+
+// relay sends the request to the agent and relays the answer; it returns
+// the status for the metrics. A replayable request that meets a pooled
+// connection the agent had closed goes again on the next one, as
+// forward.Transport does.
+func (s *Sidecar) relay(ex *h1relay.Exchange) int {
+	for {
+		up, err := s.raw.Raw(s.reqCtx, s.cfg.UpstreamAddr)
+		if err != nil {
+			return s.relayError(ex, err)
+		}
+		writeRelayHead(up.Writer(), ex)
+		res, err := ex.Relay(up, &s.relayUp)
+		if err == nil {
+			if res.Reusable {
+				up.Release()
+			} else {
+				up.Close()
+			}
+			return res.Status
+		}
+		up.Close()
+		if errors.Is(err, h1relay.ErrNoAnswer) && up.Reused() && replayableHead(&ex.Head) {
+			continue
+		}
+		if res.Started {
+			s.log.Debug("upstream error after the response started", "err", err)
+			return res.Status
+		}
+		return s.relayError(ex, err)
+	}
+}
+
+// writeRelayHead is rewrite's request head: the target and every
+// end-to-end header as the client sent them, but the gateway token; this
+// hop appended to X-Forwarded-For; X-Forwarded-Proto defaulted to http.
+func writeRelayHead(w *bufio.Writer, ex *h1relay.Exchange) {
+	ex.WriteRequestLine(w, ex.Head.Target)
+	ex.WriteFields(w, isGatewayTokenField)
+	ex.WriteForwardedFor(w, true)
+	if _, ok := ex.Head.Get("X-Forwarded-Proto"); !ok {
+		h1relay.WriteField(w, "X-Forwarded-Proto", protoHTTPBytes)
+	}
+	_, _ = w.WriteString("\r\n")
+}
+
+var protoHTTPBytes = []byte("http")
+
+// relayError answers as upstreamError does when the agent could not be
+// reached or did not answer.
+func (s *Sidecar) relayError(ex *h1relay.Exchange, err error) int {
+	rw := ex.ResponseWriter()
+	switch {
+	case errors.Is(err, h1relay.ErrClientGone):
+		ex.Close()
+		return statusClientClosed
+	case errors.Is(err, os.ErrDeadlineExceeded) && s.aborted():
+		writeError(&rw, http.StatusServiceUnavailable, wire.RejectShutdown, "the replica shut down before the agent responded", nil)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		writeError(&rw, http.StatusGatewayTimeout, "timeout",
+			"the agent did not start responding within the request timeout of "+s.cfg.RequestTimeout.String(), nil)
+	case isDialError(err):
+		s.errLog.warn(s.log, "cannot reach the agent", "upstream", s.cfg.UpstreamAddr, "err", err)
+		writeError(&rw, http.StatusBadGateway, wire.RejectUpstreamUnavailable, "cannot reach the agent: "+err.Error(), s.rejectedHdr[wire.RejectUpstreamUnavailable])
+	default:
+		s.errLog.warn(s.log, "request to the agent failed", "upstream", s.cfg.UpstreamAddr, "err", err)
+		writeError(&rw, http.StatusBadGateway, "upstream", "request to the agent failed: "+err.Error(), nil)
+	}
+	rw.Send()
+	return rw.Status()
+}
+
+// replayableHead is forward's rule for a request without a body.
+func replayableHead(h *h1relay.Head) bool {
+	if h.ContentLength > 0 {
+		return false
+	}
+	switch string(h.Method) {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, k1 := h.Get("Idempotency-Key")
+	_, k2 := h.Get("X-Idempotency-Key")
+	return k1 || k2
+}
+
+// isStreamHead is isStreamRequest for a head the relay parsed (it has no
+// Upgrade header).
+func isStreamHead(h *h1relay.Head) bool {
+	if string(h.Method) != http.MethodGet {
+		return false
+	}
+	for _, f := range h.Fields {
+		if len(f.Name) == len("Accept") && strings.EqualFold(string(f.Name), "Accept") && strings.Contains(string(f.Value), "text/event-stream") {
+			return true
+		}
+	}
+	return false
+}
+
+func isGatewayTokenField(f h1relay.Field) bool {
+	return len(f.Name) == len(wire.HeaderGatewayToken) && strings.EqualFold(string(f.Name), wire.HeaderGatewayToken)
+}
+
+func isFlintHeader(name []byte) bool {
+	return len(name) >= len(wire.HeaderPrefix) && strings.EqualFold(string(name[:len(wire.HeaderPrefix)]), wire.HeaderPrefix)
+}
