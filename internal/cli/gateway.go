@@ -168,7 +168,7 @@ func serveGateway(ctx context.Context, cfg gateway.Config, f gatewayFlags, p pla
 		return err
 	}
 	defer gw.Close()
-	servers := []*http.Server{gw.Server()}
+	servers := []gateway.ServingServer{gw.ServingServer()}
 	listeners := []string{cfg.Addr}
 	names := []string{"listening"}
 	if control != nil {
@@ -177,7 +177,7 @@ func serveGateway(ctx context.Context, cfg gateway.Config, f gatewayFlags, p pla
 		listeners = append(listeners, f.ControlAddr)
 		names = append(names, "control")
 	}
-	var admin *http.Server
+	var admin gateway.ServingServer
 	if f.AdminAddr != "" {
 		// Closed last (deferred below): the kubelet reads /readyz failing
 		// there while the gateway drains.

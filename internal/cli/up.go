@@ -132,7 +132,7 @@ func serveLocal(ctx context.Context, cfg upConfig, loaded []agentfile.Loaded, lo
 	if err != nil {
 		return err
 	}
-	srv := gw.Server()
+	srv := gw.ServingServer()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 

@@ -49,6 +49,7 @@ type Gateway struct {
 	mcp      *mcpState      // MCP session keys and open session streams (mcp_protocol.go)
 	draining atomic.Bool    // set by Drain (drain.go)
 	hosts    *hostGuard     // DNS-rebinding protection on loopback (hostguard.go)
+	token    *sidecarToken  // the gateway token sent to sidecars (sidecar_token.go)
 	stop     context.CancelFunc
 
 	adminSeparate atomic.Bool // the admin endpoints have a listener of their own (admin_port.go)
@@ -107,6 +108,7 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 		stop()
 		return nil, err
 	}
+	g.token = token
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:      func(pr *httputil.ProxyRequest) { rewriteOut(pr, token.header()) }, // outgoing.go
 		Transport:    &balancingTransport{g: g, base: g.obs.tracing.Transport(g.base, telemetry.SpanGatewayAttempt)},
@@ -123,6 +125,7 @@ func New(cfg Config, p platform.Platform, scaler Scaler, log *slog.Logger, reg p
 
 // ServeHTTP routes one invocation.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	relayed := takeRelayNote(r) // relay.go: the relay's attempt at this request, if it made one
 	g.closeWhenDraining(w, r)
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// RFC 9112 §6.1: after a request with both Content-Length and
@@ -190,7 +193,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	timeout := agent.Spec.RequestTimeout()
 	ctx, cancel := requestContext(r, agent, timeout) // MCP session streams are exempt (mcp_protocol.go)
 	defer cancel()
-	c := &call{Context: ctx, key: route.Agent, agent: agent, st: st, route: route, agentTimeout: timeout, slowBody: slowBody}
+	c := &call{Context: ctx, key: route.Agent, agent: agent, st: st, route: route, agentTimeout: timeout, slowBody: slowBody, relayed: relayed}
 	if err := g.prepareProtocol(r, c); err != nil { // MCP session pinning, A2A cards
 		g.proxyErrorHandler(w, r, err)
 		return
@@ -238,6 +241,7 @@ func (g *Gateway) Server() *http.Server {
 	}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
+	srv.ConnContext = relayNoteContext // relay.go
 	// MCP session streams would hold Shutdown until its deadline; ended
 	// cleanly, their clients reconnect and keep their sessions.
 	srv.RegisterOnShutdown(g.mcp.streams.endAll)

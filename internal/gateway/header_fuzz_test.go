@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/h1relay"
 	"github.com/flint-dev/flint/internal/mcp"
 	"github.com/flint-dev/flint/internal/mcp/session"
 	"github.com/flint-dev/flint/internal/platform"
@@ -273,16 +274,45 @@ func newGatewayHeaderRig(tb testing.TB) *gatewayHeaderRig {
 		tb.Fatal(err)
 	}
 	rig.addr = ln.Addr().String()
-	go srv.Serve(ln)
+	// Served as the public port is: the relay first, recording what it
+	// parsed as the wrapped handler does for the server's requests.
+	serving := gw.servingServer(srv)
+	if relay, ok := serving.(*h1relay.Server); ok {
+		relay.Handler = relayRecorder{gw, rig}
+	}
+	go serving.Serve(ln)
 	tb.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if srv.Shutdown(sctx) != nil {
-			srv.Close()
+		if serving.Shutdown(sctx) != nil {
+			serving.Close()
 		}
 		gw.Close()
 	})
 	return rig
+}
+
+// relayRecorder notes the requests the relay parsed.
+type relayRecorder struct {
+	gw  *Gateway
+	rig *gatewayHeaderRig
+}
+
+func (r relayRecorder) ServeRelay(ex *h1relay.Exchange) bool {
+	h := http.Header{}
+	for _, f := range ex.Head.Fields {
+		if k := http.CanonicalHeaderKey(string(f.Name)); k != "Host" {
+			h[k] = append(h[k], string(f.Value))
+		}
+	}
+	path, _, _ := strings.Cut(string(ex.Head.Target), "?")
+	id := rawhttp.LastSegment(path)
+	r.rig.parsed.Store(id, &gatewayParsed{header: h, host: string(ex.Head.Host)})
+	if r.gw.ServeRelay(ex) {
+		return true
+	}
+	r.rig.parsed.Delete(id) // the server parses it again
+	return false
 }
 
 // fuzzGatewayStatuses are the answers a client may get with a healthy

@@ -45,12 +45,16 @@ func startGateway(t *testing.T, p platform.Platform, scaler Scaler, mutate func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Serve with the gateway's own server settings (header limits and
-	// timeouts), not httptest's defaults.
+	// Serve as the gateway serves its public port: the relay, then the
+	// gateway's own server (header limits and timeouts, not httptest's
+	// defaults) for what the relay does not take.
 	srv := httptest.NewUnstartedServer(gw)
 	srv.Config = gw.Server()
-	srv.Start()
+	serving := gw.servingServer(srv.Config)
+	srv.URL = "http://" + srv.Listener.Addr().String()
+	go func() { _ = serving.Serve(srv.Listener) }()
 	t.Cleanup(func() {
+		_ = serving.Close()
 		srv.Close()
 		gw.Close()
 	})

@@ -35,6 +35,7 @@ type call struct {
 	proto        protocolCall     // MCP session pinning, A2A card rewriting (mcp_protocol.go)
 	retries      int              // times resent to another replica (retry.go)
 	slowBody     *bodyrate.Reader // the request body, when its rate is checked
+	relayed      *relayNote       // the relay's attempt, taken as the first one (relay.go)
 }
 
 type callKey struct{}
@@ -78,29 +79,40 @@ func (t *balancingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	defer c.endRetries()
 	concurrency := int64(c.agent.Spec.Concurrency)
 	var tried []*backend
+	relayed := c.relayed
 	for {
 		set := c.st.backends(t.g.platform)
-		if len(set.backends) == 0 {
-			hctx, endSpan := t.g.traceHold(req.Context(), c, "cold-start")
-			err := t.g.holdCold(hctx, c, set)
-			endSpan(err)
-			if err != nil {
-				return nil, err
+		var b *backend
+		var res *http.Response
+		var retry string
+		var err error
+		if relayed != nil {
+			// The relay sent this request once already (relay.go).
+			b = relayed.backend
+			res, retry, err = relayed.outcome(req)
+			relayed = nil
+		} else {
+			if len(set.backends) == 0 {
+				hctx, endSpan := t.g.traceHold(req.Context(), c, "cold-start")
+				err := t.g.holdCold(hctx, c, set)
+				endSpan(err)
+				if err != nil {
+					return nil, err
+				}
+				continue
 			}
-			continue
-		}
-		b := set.pick(concurrency, tried)
-		if b == nil {
-			hctx, endSpan := t.g.traceHold(req.Context(), c, "capacity")
-			err := t.g.holdForCapacity(hctx, c, set, tried)
-			endSpan(err)
-			if err != nil {
-				return nil, err
+			if b = set.pick(concurrency, tried); b == nil {
+				hctx, endSpan := t.g.traceHold(req.Context(), c, "capacity")
+				err := t.g.holdForCapacity(hctx, c, set, tried)
+				endSpan(err)
+				if err != nil {
+					return nil, err
+				}
+				tried = tried[:0]
+				continue
 			}
-			tried = tried[:0]
-			continue
+			res, retry, err = t.attempt(req, c, b, body)
 		}
-		res, retry, err := t.attempt(req, c, b, body)
 		if retry != "" && (body == nil || body.replayable()) && req.Context().Err() == nil {
 			if t.g.allowRetry(c) {
 				if res != nil {

@@ -1,0 +1,341 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/flint-dev/flint/api/v1alpha1"
+	"github.com/flint-dev/flint/internal/h1relay"
+	"github.com/flint-dev/flint/internal/wire"
+)
+
+// relayWatchAfter is how long a relayed call runs before the gateway
+// watches for its client leaving (which then cuts the call, as net/http's
+// server does for every request).
+const relayWatchAfter = 50 * time.Millisecond
+
+// ServingServer is what serves the gateway's public port: Serve, Shutdown
+// and Close as http.Server's.
+type ServingServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// ServingServer serves the public port: the plain HTTP/1.1 call of a plain
+// agent that a replica can take at once is relayed byte for byte
+// (internal/h1relay, issue 19); every other request, and the connection it
+// came on, is Server's. With tracing on, Server serves everything.
+func (g *Gateway) ServingServer() ServingServer { return g.servingServer(g.Server()) }
+
+func (g *Gateway) servingServer(srv *http.Server) ServingServer {
+	if g.obs.tracing != nil {
+		return srv
+	}
+	return &h1relay.Server{
+		Handler:           g,
+		Fallback:          srv,
+		IdleTimeout:       g.cfg.IdleTimeout,
+		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
+		MaxHeadBytes:      g.cfg.MaxHeaderBytes,
+	}
+}
+
+// ServeRelay takes a request only where ServeHTTP would send it straight
+// to a replica: a known agent speaking plain HTTP, not public, an API key
+// that is valid, a body within the limit, a plain-HTTP replica with room.
+// Everything else — errors to explain, holds, MCP and A2A, JWTs, TLS
+// sidecars — is ServeHTTP's, as is a call whose replica refused it or
+// could not be reached (ServeHTTP retries and holds).
+func (g *Gateway) ServeRelay(ex *h1relay.Exchange) bool {
+	h := &ex.Head
+	if g.hosts != nil && g.hosts.policy.On() {
+		origin, _ := h.Get("Origin")
+		if _, err := g.hosts.policy.CheckHost(bytesString(h.Host), bytesString(origin)); err != nil {
+			return false
+		}
+	}
+	path, query := h.Target, []byte(nil)
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i:]
+	}
+	route, err := ParseRoute(string(path)) // a copy: the route's strings outlive the read buffer
+	if err != nil {
+		return false
+	}
+	agent, ok := g.platform.Agent(route.Agent)
+	if !ok || agent.Spec.Public || (agent.Spec.Protocol != "" && agent.Spec.Protocol != v1alpha1.ProtocolHTTP) {
+		return false
+	}
+	keyFrom, ok := g.relayAPIKey(h)
+	if !ok {
+		return false
+	}
+	if limit := g.cfg.MaxBodyBytes; limit > 0 && h.ContentLength > limit {
+		return false
+	}
+	st := g.state(route.Agent)
+	b := st.backends(g.platform).pick(int64(agent.Spec.Concurrency), nil)
+	if b == nil || b.TLSServerName != "" {
+		return false
+	}
+	if g.draining.Load() {
+		ex.Close()
+	}
+	start := time.Now()
+	st.requests.Add(1)
+	st.lastRequest.Store(start.UnixNano())
+	g.platform.RecordInvocation(route.Agent, start)
+	u := h1relay.Upstream{DropResponse: isRejectedHeader, Refused: isRejection, Timeout: agent.Spec.RequestTimeout(), WatchAfter: relayWatchAfter}
+	b.inFlight.Add(1)
+	st.active.Add(1)
+	code, note := g.relayTo(ex, b, &u, route, query, keyFrom, st)
+	st.active.Add(-1)
+	st.release(b)
+	if note != nil {
+		st.requests.Add(^uint64(0)) // ServeHTTP counts it
+		ex.HandOff(note)
+		return false
+	}
+	st.metrics.countCode(code)
+	st.metrics.duration.Observe(time.Since(start).Seconds())
+	return true
+}
+
+// relayNote is a call the relay sent to a replica that refused it or could
+// not be reached, handed to ServeHTTP with its connection: the balancing
+// transport takes it as its first attempt's outcome, so retry budgets,
+// backoffs and holds count it as ServeHTTP's own attempt.
+type relayNote struct {
+	backend *backend
+	refusal []byte // the sidecar's refusal as it came
+	err     error  // or the connection failure
+	taken   atomic.Bool
+}
+
+type relayNoteKey struct{}
+
+// relayNoteContext is the fallback server's ConnContext: a connection the
+// relay handed over carries its note to the first request served on it.
+func relayNoteContext(ctx context.Context, c net.Conn) context.Context {
+	if n, ok := h1relay.Note(c).(*relayNote); ok {
+		return context.WithValue(ctx, relayNoteKey{}, n)
+	}
+	return ctx
+}
+
+// takeRelayNote returns the note of the handed-off request r, once: later
+// requests on the connection are ServeHTTP's from the start.
+func takeRelayNote(r *http.Request) *relayNote {
+	n, _ := r.Context().Value(relayNoteKey{}).(*relayNote)
+	if n == nil || !n.taken.CompareAndSwap(false, true) {
+		return nil
+	}
+	return n
+}
+
+// outcome is the relayed attempt as attempt would have returned it.
+func (n *relayNote) outcome(req *http.Request) (res *http.Response, retry string, err error) {
+	if n.refusal == nil {
+		if isConnectFailure(n.err) {
+			return nil, retryConnect, n.err
+		}
+		return nil, "", n.err
+	}
+	res, err = http.ReadResponse(bufio.NewReader(bytes.NewReader(n.refusal)), req)
+	if err != nil {
+		return nil, "", err
+	}
+	return res, rejection(res), nil
+}
+
+// relayTo makes the call on b. It returns a note instead of a status when
+// the replica refused it or could not be reached: nothing reached the
+// client, and ServeHTTP takes the request.
+func (g *Gateway) relayTo(ex *h1relay.Exchange, b *backend, u *h1relay.Upstream, route Route, query []byte, keyFrom string, st *agentState) (int, *relayNote) {
+	for {
+		up, err := g.base.Raw(context.Background(), b.Addr)
+		if err != nil {
+			if isConnectFailure(err) {
+				g.backOff(b)
+			}
+			return 0, &relayNote{backend: b, err: err}
+		}
+		g.writeRelayHead(up.Writer(), ex, route, query, keyFrom, st)
+		res, err := ex.Relay(up, u)
+		switch {
+		case err == nil:
+			if res.Reusable {
+				up.Release()
+			} else {
+				up.Close()
+			}
+			return res.Status, nil
+		case errors.Is(err, h1relay.ErrRefused):
+			if res.Reusable {
+				up.Release()
+			} else {
+				up.Close()
+			}
+			g.backOff(b)
+			return 0, &relayNote{backend: b, refusal: res.Refusal}
+		}
+		up.Close()
+		if errors.Is(err, h1relay.ErrNoAnswer) && up.Reused() && replayableHead(&ex.Head) {
+			continue // a pooled connection the sidecar had closed
+		}
+		if res.Started {
+			g.log.Debug("upstream error after the response started", "agent", route.Agent, "error", err)
+			return res.Status, nil
+		}
+		rw := ex.ResponseWriter()
+		switch {
+		case errors.Is(err, h1relay.ErrClientGone):
+			rw.WriteHeader(h1relay.StatusClientClosed)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			errRequestTimeout(route.Agent, u.Timeout).write(&rw)
+		default:
+			g.log.Warn("upstream error", "agent", route.Agent, "error", err)
+			errUpstream(route.Agent, err).write(&rw)
+		}
+		rw.Send()
+		return rw.Status(), nil
+	}
+}
+
+// writeRelayHead is rewriteOut's request: the route's path and the query
+// byte for byte, Host and the end-to-end headers kept, the client's
+// forwarding headers replaced by this hop's, the API key the call was
+// authenticated with removed, the gateway token set.
+func (g *Gateway) writeRelayHead(w *bufio.Writer, ex *h1relay.Exchange, route Route, query []byte, keyFrom string, st *agentState) {
+	target := route.RawPath
+	if target == "" {
+		target = route.Path
+	}
+	_, _ = w.Write(ex.Head.Method)
+	_ = w.WriteByte(' ')
+	_, _ = w.WriteString(target)
+	_, _ = w.Write(query)
+	_, _ = w.WriteString(" HTTP/1.1\r\n")
+	for _, f := range ex.Head.Fields {
+		if h1relay.IsHopByHop(f.Name) || replacedHeader(f.Name) || g.isCredential(f, keyFrom) {
+			continue
+		}
+		_, _ = w.Write(f.Name)
+		_, _ = w.WriteString(": ")
+		_, _ = w.Write(f.Value)
+		_, _ = w.WriteString("\r\n")
+	}
+	ex.WriteForwardedFor(w, false)
+	h1relay.WriteField(w, "X-Forwarded-Host", ex.Head.Host)
+	_, _ = w.WriteString("X-Forwarded-Proto: http\r\nX-Forwarded-Prefix: ")
+	_, _ = w.WriteString(st.prefixHeader[0])
+	_, _ = w.WriteString("\r\n")
+	if token := g.token.header(); token != nil {
+		_, _ = w.WriteString(wire.HeaderGatewayToken)
+		_, _ = w.WriteString(": ")
+		_, _ = w.WriteString(token[0])
+		_, _ = w.WriteString("\r\n")
+	}
+	_, _ = w.WriteString("\r\n")
+}
+
+// replacedHeader names the client's headers this hop sets itself.
+func replacedHeader(name []byte) bool {
+	for _, h := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Prefix", wire.HeaderGatewayToken} {
+		if h1relay.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// relayAPIKey authenticates as authenticate does, for API keys only: it
+// returns the header the key came in. A JWT, or no valid credential, is
+// ServeHTTP's to check or refuse.
+func (g *Gateway) relayAPIKey(h *h1relay.Head) (string, bool) {
+	if g.auth == nil {
+		return "", true
+	}
+	v, _ := h.Get("X-API-Key")
+	cred, from := bytesString(v), "X-Api-Key"
+	if cred == "" {
+		v, _ = h.Get("Authorization")
+		bearer, isBearer := bearerToken(bytesString(v))
+		if !isBearer {
+			return "", false
+		}
+		cred, from = bearer, "Authorization"
+	}
+	if cred == "" || !g.auth.isAPIKey(cred) {
+		return "", false
+	}
+	return from, true
+}
+
+// isCredential reports a header line that carries one of the gateway's
+// API keys, or is the header the call's key came in (authenticate drops
+// it whole): no agent sees a Flint credential.
+func (g *Gateway) isCredential(f h1relay.Field, keyFrom string) bool {
+	if g.auth == nil {
+		return false
+	}
+	switch {
+	case h1relay.EqualFold(f.Name, "X-Api-Key"):
+		return keyFrom == "X-Api-Key" || g.auth.isAPIKey(strings.TrimSpace(bytesString(f.Value)))
+	case h1relay.EqualFold(f.Name, "Authorization"):
+		if keyFrom == "Authorization" {
+			return true
+		}
+		cred, bearer := bearerToken(bytesString(f.Value))
+		return bearer && g.auth.isAPIKey(cred)
+	}
+	return false
+}
+
+// isRejection is rejection for a relayed answer: the sidecar's word that
+// the agent never saw the call.
+func isRejection(status int, fields []h1relay.Field) bool {
+	var reason []byte
+	n := 0
+	for _, f := range fields {
+		if isRejectedHeader(f.Name) {
+			reason = f.Value
+			n++
+		}
+	}
+	if n != 1 {
+		return false
+	}
+	want, ok := sidecarRejections[bytesString(reason)]
+	return ok && status == want
+}
+
+func isRejectedHeader(name []byte) bool { return h1relay.EqualFold(name, wire.HeaderRejected) }
+
+// replayableHead is forward's rule for a request without a body.
+func replayableHead(h *h1relay.Head) bool {
+	if h.ContentLength > 0 {
+		return false
+	}
+	switch bytesString(h.Method) {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, k1 := h.Get("Idempotency-Key")
+	_, k2 := h.Get("X-Idempotency-Key")
+	return k1 || k2
+}
+
+// bytesString views b as a string for a lookup or comparison that does
+// not keep it.
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
