@@ -3,6 +3,7 @@ package gateway
 import (
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -84,11 +85,14 @@ func BenchmarkChain(b *testing.B) {
 			}
 			p.SetReady(echoKey, eps...)
 			gw := benchGateway(b, p)
-			srv := httptest.NewUnstartedServer(gw)
-			srv.Config = gw.Server()
-			srv.Start()
-			b.Cleanup(srv.Close)
-			runBenchClients(b, srv.URL+"/v1/agents/default/echo/bench?x=1")
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			serving := gw.ServingServer() // the relay, as flint gateway serves
+			go func() { _ = serving.Serve(ln) }()
+			b.Cleanup(func() { _ = serving.Close() })
+			runBenchClients(b, "http://"+ln.Addr().String()+"/v1/agents/default/echo/bench?x=1")
 		})
 	}
 }
