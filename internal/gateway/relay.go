@@ -190,7 +190,7 @@ func (g *Gateway) relayTo(ex *h1relay.Exchange, b *backend, u *h1relay.Upstream,
 			return 0, &relayNote{backend: b, refusal: res.Refusal}
 		}
 		up.Close()
-		if errors.Is(err, h1relay.ErrNoAnswer) && up.Reused() && replayableHead(&ex.Head) {
+		if errors.Is(err, h1relay.ErrNoAnswer) && up.Reused() && ex.Head.Replayable() {
 			continue // a pooled connection the sidecar had closed
 		}
 		if res.Started {
@@ -321,20 +321,6 @@ func isRejection(status int, fields []h1relay.Field) bool {
 }
 
 func isRejectedHeader(name []byte) bool { return h1relay.EqualFold(name, wire.HeaderRejected) }
-
-// replayableHead is forward's rule for a request without a body.
-func replayableHead(h *h1relay.Head) bool {
-	if h.ContentLength > 0 {
-		return false
-	}
-	switch bytesString(h.Method) {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	_, k1 := h.Get("Idempotency-Key")
-	_, k2 := h.Get("X-Idempotency-Key")
-	return k1 || k2
-}
 
 // bytesString views b as a string for a lookup or comparison that does
 // not keep it.

@@ -2,6 +2,7 @@ package h1relay
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -35,29 +36,13 @@ func connectionNames(fields []Field, into [][]byte) [][]byte {
 		if !equalFold(f.Name, "Connection") {
 			continue
 		}
-		v := f.Value
-		for len(v) > 0 {
-			var tok []byte
-			if i := indexByte(v, ','); i >= 0 {
-				tok, v = trimOWS(v[:i]), v[i+1:]
-			} else {
-				tok, v = trimOWS(v), nil
-			}
+		for tok := range listTokens(f.Value) {
 			if len(tok) > 0 && !equalFold(tok, "close") && !equalFold(tok, "keep-alive") {
 				into = append(into, tok)
 			}
 		}
 	}
 	return into
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func named(names [][]byte, name []byte) bool {
@@ -196,7 +181,7 @@ func (rl *relayer) copyChunked(w *bufio.Writer, up *bufio.Reader) error {
 		if len(line) == 0 {
 			break
 		}
-		colon := indexByte(line, ':')
+		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !isToken(line[:colon]) || !validValue(line[colon+1:]) {
 			return fmt.Errorf("%w: trailer line %q", ErrBadResponse, truncate(line))
 		}
@@ -215,7 +200,7 @@ func (rl *relayer) copyChunked(w *bufio.Writer, up *bufio.Reader) error {
 // upstream that paused mid-line, between events).
 func flushUnlessBuffered(w *bufio.Writer, up *bufio.Reader, c byte) error {
 	if n := up.Buffered(); n > 0 {
-		if p, _ := up.Peek(n); indexByte(p, c) >= 0 {
+		if p, _ := up.Peek(n); bytes.IndexByte(p, c) >= 0 {
 			return nil
 		}
 	}

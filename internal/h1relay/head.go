@@ -17,6 +17,7 @@ package h1relay
 
 import (
 	"bytes"
+	"iter"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -54,6 +55,22 @@ func (h *Head) Get(name string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Replayable is net/http's rule (and forward's) for a request that may be
+// sent again when a reused connection failed before any answer: no body,
+// and a method that makes sending it twice harmless, or an idempotency key.
+func (h *Head) Replayable() bool {
+	if h.ContentLength > 0 {
+		return false
+	}
+	switch string(h.Method) {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	_, k1 := h.Get("Idempotency-Key")
+	_, k2 := h.Get("X-Idempotency-Key")
+	return k1 || k2
 }
 
 // parseHead parses the request head in b, which ends with the blank line.
@@ -152,13 +169,7 @@ func refused(name []byte) bool {
 // close; ok is false when it names anything else (a header the client
 // wants dropped at this hop, an upgrade).
 func plainConnection(v []byte) (close, ok bool) {
-	for len(v) > 0 {
-		var tok []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			tok, v = trimOWS(v[:i]), v[i+1:]
-		} else {
-			tok, v = trimOWS(v), nil
-		}
+	for tok := range listTokens(v) {
 		switch {
 		case len(tok) == 0:
 		case equalFold(tok, "close"):
@@ -169,6 +180,20 @@ func plainConnection(v []byte) (close, ok bool) {
 		}
 	}
 	return close, true
+}
+
+// listTokens yields the elements of a comma-separated header value, each
+// without the whitespace around it (empty ones included).
+func listTokens(v []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(v) > 0 {
+			tok, rest, _ := bytes.Cut(v, []byte{','})
+			if !yield(trimOWS(tok)) {
+				return
+			}
+			v = rest
+		}
+	}
 }
 
 // cutLine splits off one CRLF-terminated line. A bare LF or CR is not one.

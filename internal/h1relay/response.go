@@ -300,14 +300,9 @@ func (rl *relayer) framing(code int, isHead bool) (framing, error) {
 	return fr, nil
 }
 
+// declaresFraming reports a Trailer value naming a framing field.
 func declaresFraming(v []byte) bool {
-	for len(v) > 0 {
-		var tok []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			tok, v = trimOWS(v[:i]), v[i+1:]
-		} else {
-			tok, v = trimOWS(v), nil
-		}
+	for tok := range listTokens(v) {
 		if equalFold(tok, "Content-Length") || equalFold(tok, "Transfer-Encoding") || equalFold(tok, "Trailer") {
 			return true
 		}
@@ -316,13 +311,7 @@ func declaresFraming(v []byte) bool {
 }
 
 func closes(v []byte) bool {
-	for len(v) > 0 {
-		var tok []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			tok, v = trimOWS(v[:i]), v[i+1:]
-		} else {
-			tok, v = trimOWS(v), nil
-		}
+	for tok := range listTokens(v) {
 		if equalFold(tok, "close") {
 			return true
 		}

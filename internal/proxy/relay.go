@@ -107,7 +107,7 @@ func (s *Sidecar) relay(ex *h1relay.Exchange) int {
 			return res.Status
 		}
 		up.Close()
-		if errors.Is(err, h1relay.ErrNoAnswer) && up.Reused() && replayableHead(&ex.Head) {
+		if errors.Is(err, h1relay.ErrNoAnswer) && up.Reused() && ex.Head.Replayable() {
 			continue
 		}
 		if res.Started {
@@ -155,20 +155,6 @@ func (s *Sidecar) relayError(ex *h1relay.Exchange, err error) int {
 	}
 	rw.Send()
 	return rw.Status()
-}
-
-// replayableHead is forward's rule for a request without a body.
-func replayableHead(h *h1relay.Head) bool {
-	if h.ContentLength > 0 {
-		return false
-	}
-	switch string(h.Method) {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	_, k1 := h.Get("Idempotency-Key")
-	_, k2 := h.Get("X-Idempotency-Key")
-	return k1 || k2
 }
 
 // isStreamHead is isStreamRequest for a head the relay parsed (it has no
