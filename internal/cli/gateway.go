@@ -18,6 +18,7 @@ import (
 
 	"github.com/flint-dev/flint/internal/demand"
 	"github.com/flint-dev/flint/internal/gateway"
+	"github.com/flint-dev/flint/internal/h1relay"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/kube"
 )
@@ -168,7 +169,7 @@ func serveGateway(ctx context.Context, cfg gateway.Config, f gatewayFlags, p pla
 		return err
 	}
 	defer gw.Close()
-	servers := []gateway.ServingServer{gw.ServingServer()}
+	servers := []h1relay.PortServer{gw.ServingServer()}
 	listeners := []string{cfg.Addr}
 	names := []string{"listening"}
 	if control != nil {
@@ -177,7 +178,7 @@ func serveGateway(ctx context.Context, cfg gateway.Config, f gatewayFlags, p pla
 		listeners = append(listeners, f.ControlAddr)
 		names = append(names, "control")
 	}
-	var admin gateway.ServingServer
+	var admin h1relay.PortServer
 	if f.AdminAddr != "" {
 		// Closed last (deferred below): the kubelet reads /readyz failing
 		// there while the gateway drains.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flint-dev/flint/api/v1alpha1"
 	"github.com/flint-dev/flint/internal/gateway"
+	"github.com/flint-dev/flint/internal/h1relay"
 	"github.com/flint-dev/flint/internal/platform"
 	"github.com/flint-dev/flint/internal/platform/local"
 )
@@ -37,7 +38,7 @@ func listenGateway(addr string) (net.Listener, error) {
 // shutdownLocal stops `flint up` after the first SIGINT or SIGTERM: it says
 // how many requests it waits for and for how long at most, then finishes
 // them and stops the replicas. A second signal stops everything at once.
-func shutdownLocal(cfg upConfig, srv gateway.ServingServer, gw *gateway.Gateway, rt *local.Runtime, log *slog.Logger, stopLoop func(), loopDone <-chan struct{}) error {
+func shutdownLocal(cfg upConfig, srv h1relay.PortServer, gw *gateway.Gateway, rt *local.Runtime, log *slog.Logger, stopLoop func(), loopDone <-chan struct{}) error {
 	again := make(chan os.Signal, 1)
 	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(again)

@@ -18,26 +18,13 @@ import (
 	"github.com/flint-dev/flint/internal/wire"
 )
 
-// relayWatchAfter is how long a relayed call runs before the gateway
-// watches for its client leaving (which then cuts the call, as net/http's
-// server does for every request).
-const relayWatchAfter = 50 * time.Millisecond
-
-// ServingServer is what serves the gateway's public port: Serve, Shutdown
-// and Close as http.Server's.
-type ServingServer interface {
-	Serve(net.Listener) error
-	Shutdown(context.Context) error
-	Close() error
-}
-
 // ServingServer serves the public port: the plain HTTP/1.1 call of a plain
 // agent that a replica can take at once is relayed byte for byte
 // (internal/h1relay, issue 19); every other request, and the connection it
 // came on, is Server's. With tracing on, Server serves everything.
-func (g *Gateway) ServingServer() ServingServer { return g.servingServer(g.Server()) }
+func (g *Gateway) ServingServer() h1relay.PortServer { return g.servingServer(g.Server()) }
 
-func (g *Gateway) servingServer(srv *http.Server) ServingServer {
+func (g *Gateway) servingServer(srv *http.Server) h1relay.PortServer {
 	if g.obs.tracing != nil {
 		return srv
 	}
@@ -95,7 +82,7 @@ func (g *Gateway) ServeRelay(ex *h1relay.Exchange) bool {
 	st.requests.Add(1)
 	st.lastRequest.Store(start.UnixNano())
 	g.platform.RecordInvocation(route.Agent, start)
-	u := h1relay.Upstream{DropResponse: isRejectedHeader, Refused: isRejection, Timeout: agent.Spec.RequestTimeout(), WatchAfter: relayWatchAfter}
+	u := h1relay.Upstream{DropResponse: isRejectedHeader, Refused: isRejection, Timeout: agent.Spec.RequestTimeout()}
 	b.inFlight.Add(1)
 	st.active.Add(1)
 	code, note := g.relayTo(ex, b, &u, route, query, keyFrom, st)
@@ -174,23 +161,11 @@ func (g *Gateway) relayTo(ex *h1relay.Exchange, b *backend, u *h1relay.Upstream,
 		res, err := ex.Relay(up, u)
 		switch {
 		case err == nil:
-			if res.Reusable {
-				up.Release()
-			} else {
-				up.Close()
-			}
 			return res.Status, nil
 		case errors.Is(err, h1relay.ErrRefused):
-			if res.Reusable {
-				up.Release()
-			} else {
-				up.Close()
-			}
 			g.backOff(b)
 			return 0, &relayNote{backend: b, refusal: res.Refusal}
-		}
-		up.Close()
-		if errors.Is(err, h1relay.ErrNoAnswer) && up.Reused() && ex.Head.Replayable() {
+		case ex.Resend(res, err):
 			continue // a pooled connection the sidecar had closed
 		}
 		if res.Started {
@@ -227,13 +202,9 @@ func (g *Gateway) writeRelayHead(w *bufio.Writer, ex *h1relay.Exchange, route Ro
 	_, _ = w.Write(query)
 	_, _ = w.WriteString(" HTTP/1.1\r\n")
 	for _, f := range ex.Head.Fields {
-		if h1relay.IsHopByHop(f.Name) || replacedHeader(f.Name) || g.isCredential(f, keyFrom) {
-			continue
+		if !h1relay.IsHopByHop(f.Name) && !replacedHeader(f.Name) && !g.isCredential(f, keyFrom) {
+			f.Write(w)
 		}
-		_, _ = w.Write(f.Name)
-		_, _ = w.WriteString(": ")
-		_, _ = w.Write(f.Value)
-		_, _ = w.WriteString("\r\n")
 	}
 	ex.WriteForwardedFor(w, false)
 	h1relay.WriteField(w, "X-Forwarded-Host", ex.Head.Host)

@@ -61,10 +61,13 @@ type Upstream struct {
 	Refused func(status int, fields []Field) bool
 	// Timeout bounds the whole exchange on the upstream connection (0: none).
 	Timeout time.Duration
-	// WatchAfter is how long an exchange runs before the relay starts
-	// watching for the client leaving, which then cuts the exchange.
-	WatchAfter time.Duration
 }
+
+// watchAfter is how long an exchange runs before the relay starts watching
+// for its client leaving, which then cuts the exchange (net/http's server
+// watches every request from the start, at a goroutine and two deadline
+// changes each).
+const watchAfter = 50 * time.Millisecond
 
 // ErrRefused is an answer Upstream.Refused refused; nothing went to the client.
 var ErrRefused = errors.New("upstream refused the request")
@@ -78,11 +81,31 @@ var ErrNoAnswer = errors.New("upstream closed the connection before answering")
 var ErrClientGone = errors.New("client closed the connection")
 
 // Relay sends the request on up, whose head the handler has written to
-// up.Writer() (WriteFields and the rest help), and relays the answer to
-// the client. On an error before the answer started (Response.Started
-// false) nothing was written and the handler answers; after, the
-// connection is closed.
-func (ex *Exchange) Relay(up forward.RawConn, u *Upstream) (Response, error) {
+// up.Writer() (WriteFields and the rest help), relays the answer to the
+// client, and gives up back to its pool, or closes it when it cannot serve
+// again. On an error before the answer started (Response.Started false)
+// nothing was written and the handler answers, or sends the request again
+// (Resend); after, the client's connection is closed.
+func (ex *Exchange) Relay(up forward.RawConn, u *Upstream) (res Response, err error) {
+	res, err = ex.exchange(up, u)
+	res.Reused = up.Reused()
+	if res.Reusable && (err == nil || err == ErrRefused) {
+		up.Release()
+	} else {
+		up.Close()
+	}
+	return res, err
+}
+
+// Resend reports whether a request whose Relay failed may go again on
+// another connection: forward.Transport's rule (and net/http's), a
+// replayable request that met a reused connection the upstream had closed
+// before any byte of an answer.
+func (ex *Exchange) Resend(res Response, err error) bool {
+	return errors.Is(err, ErrNoAnswer) && res.Reused && ex.Head.Replayable()
+}
+
+func (ex *Exchange) exchange(up forward.RawConn, u *Upstream) (Response, error) {
 	c := ex.c
 	nc := up.Conn()
 	var deadline time.Time
@@ -97,10 +120,10 @@ func (ex *Exchange) Relay(up forward.RawConn, u *Upstream) (Response, error) {
 	if err := w.Flush(); err != nil {
 		return Response{}, noAnswer(err)
 	}
-	watching := c.watch.start(c, u.WatchAfter)
+	c.watch.start(c)
 	c.rl.drop, c.rl.refused = u.DropResponse, u.Refused
 	res, err := c.rl.relay(up.Reader(), c.bw, ex.Head.Method[0] == 'H' && string(ex.Head.Method) == http.MethodHead, ex.closingNow)
-	if watching && c.watch.stop(c) {
+	if c.watch.stop(c) {
 		err = ErrClientGone
 	}
 	if err == errStreamCut {
@@ -127,7 +150,7 @@ func (ex *Exchange) WriteFields(w *bufio.Writer, skip func(Field) bool) {
 		if isHopByHop(f.Name) || equalFold(f.Name, "X-Forwarded-For") || (skip != nil && skip(f)) {
 			continue
 		}
-		writeField(w, f.Name, f.Value)
+		f.Write(w)
 	}
 }
 
@@ -164,10 +187,11 @@ func WriteField(w *bufio.Writer, name string, value []byte) {
 	_, _ = w.WriteString("\r\n")
 }
 
-func writeField(w *bufio.Writer, name, value []byte) {
-	_, _ = w.Write(name)
+// Write writes the field as a header line.
+func (f Field) Write(w *bufio.Writer) {
+	_, _ = w.Write(f.Name)
 	_, _ = w.WriteString(": ")
-	_, _ = w.Write(value)
+	_, _ = w.Write(f.Value)
 	_, _ = w.WriteString("\r\n")
 }
 

@@ -32,6 +32,8 @@ type Response struct {
 	// Reusable: the upstream connection ended cleanly at the end of the
 	// answer and may take another request.
 	Reusable bool
+	// Reused: the upstream connection had served an earlier request.
+	Reused bool
 	// Refusal is a refused answer as it came (ErrRefused): its head, and
 	// its body when that had a length of at most maxRefusalBody.
 	Refusal []byte

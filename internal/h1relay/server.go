@@ -25,6 +25,14 @@ type Handler interface {
 	ServeRelay(ex *Exchange) bool
 }
 
+// PortServer serves a listening port: a relaying *Server, or the
+// *http.Server behind it alone.
+type PortServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
 // Server serves a listener's connections with the relay, and hands each
 // connection to Fallback at the first request the relay does not take.
 type Server struct {

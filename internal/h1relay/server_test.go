@@ -67,23 +67,16 @@ func (h *relayHandler) ServeRelay(ex *h1relay.Exchange) bool {
 		}
 		writeHead(up.Writer(), ex)
 		res, err := ex.Relay(up, &h.up)
-		reused := up.Reused()
 		select {
-		case h.results <- relayResult{target, err, res.Started, res.Status, reused}:
+		case h.results <- relayResult{target, err, res.Started, res.Status, res.Reused}:
 		default:
 		}
 		if err == nil {
-			if res.Reusable {
-				up.Release()
-			} else {
-				up.Close()
-			}
 			return true
 		}
-		up.Close()
 		// The sidecar's rule: a replayable request that met a pooled
 		// connection the upstream had closed goes again on the next one.
-		if errors.Is(err, h1relay.ErrNoAnswer) && reused && replayable(&ex.Head) {
+		if ex.Resend(res, err) {
 			continue
 		}
 		switch {
@@ -116,20 +109,6 @@ func answerError(ex *h1relay.Exchange, code int, err error) {
 	ex.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	ex.Header().Set("X-Relay-Error", "1")
 	ex.Respond(code, []byte(err.Error()))
-}
-
-// replayable is the sidecar's replayableHead.
-func replayable(h *h1relay.Head) bool {
-	if h.ContentLength > 0 {
-		return false
-	}
-	switch string(h.Method) {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	_, k1 := h.Get("Idempotency-Key")
-	_, k2 := h.Get("X-Idempotency-Key")
-	return k1 || k2
 }
 
 // next is the next Relay outcome, waiting for it.
@@ -784,10 +763,10 @@ func TestIdleTimeout(t *testing.T) {
 // ---- 7. the client-gone watch ---------------------------------------------
 
 // A client that leaves while its exchange waits on the upstream is noticed
-// once the exchange has run WatchAfter: the upstream exchange is cut (the
+// once the exchange has run 50 ms: the upstream exchange is cut (the
 // upstream sees its request cancelled) and Relay returns ErrClientGone.
 func TestClientGoneCutsUpstream(t *testing.T) {
-	e := start(t, config{up: h1relay.Upstream{WatchAfter: 50 * time.Millisecond}})
+	e := start(t, config{})
 	clientGone(t, e, 0)
 }
 
@@ -796,7 +775,7 @@ func TestClientGoneCutsUpstream(t *testing.T) {
 // still has its client watched.
 func TestClientGoneAfterIdleTimeout(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	e := start(t, config{idleTimeout: idle, up: h1relay.Upstream{WatchAfter: 50 * time.Millisecond}})
+	e := start(t, config{idleTimeout: idle})
 	clientGone(t, e, 2*idle)
 }
 

@@ -13,7 +13,7 @@ import (
 // upstream (a long agent call): net/http's server reads every connection
 // in the background for that, a goroutine and two deadline changes per
 // request; the relay starts watching only once an exchange has run for
-// WatchAfter, which fast requests never reach. Watching peeks at the
+// watchAfter, which fast requests never reach. Watching peeks at the
 // socket without consuming: a pipelined request stays where it is.
 type clientWatch struct {
 	timer *time.Timer
@@ -26,21 +26,17 @@ type clientWatch struct {
 	ended bool
 }
 
-// start arms the watch; it reports whether it did.
-func (w *clientWatch) start(c *clientConn, after time.Duration) bool {
-	if after <= 0 {
-		return false
-	}
+// start arms the watch to begin after watchAfter.
+func (w *clientWatch) start(c *clientConn) {
 	if w.timer == nil {
 		w.c = c
 		w.done = make(chan struct{}, 1)
-		w.timer = time.AfterFunc(after, w.run)
-		return true
+		w.timer = time.AfterFunc(watchAfter, w.run)
+		return
 	}
 	w.gone.Store(false)
 	w.ended = false
-	w.timer.Reset(after)
-	return true
+	w.timer.Reset(watchAfter)
 }
 
 // stop ends the watch and reports whether the client left meanwhile.

@@ -86,7 +86,7 @@ func (s *Sidecar) shutdown(errc <-chan error, serveErr error) error {
 		}
 	})
 	defer endStreams.Stop()
-	err := s.shutdownServing(ctx)
+	err := s.serving.Shutdown(ctx)
 	if err == nil {
 		err = s.waitIdle(ctx)
 	}
@@ -106,10 +106,10 @@ func (s *Sidecar) shutdown(errc <-chan error, serveErr error) error {
 		// Shutdown again rather than only watching the count: a cancelled
 		// stream's handler returns before the server writes its final chunk,
 		// and only the server knows when that has gone out.
-		_ = s.shutdownServing(gctx)
+		_ = s.serving.Shutdown(gctx)
 		_ = s.waitIdle(gctx)
 		gcancel()
-		_ = s.closeServing()
+		_ = s.serving.Close()
 	} else {
 		s.log.Info("drain complete")
 	}

@@ -6,18 +6,12 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 	"unsafe"
 
 	"github.com/flint-dev/flint/internal/forward"
 	"github.com/flint-dev/flint/internal/h1relay"
 	"github.com/flint-dev/flint/internal/wire"
 )
-
-// relayWatchAfter is how long an exchange on the relay runs before the
-// sidecar watches for its client leaving (which then cuts the agent's
-// request, as net/http's server does for every request).
-const relayWatchAfter = 50 * time.Millisecond
 
 // newRelay serves the serving port's plain HTTP/1.1 requests with
 // internal/h1relay, and every other connection with the net/http server
@@ -32,7 +26,6 @@ func (s *Sidecar) newRelay(tracing bool) *h1relay.Server {
 	s.relayUp = h1relay.Upstream{
 		DropResponse: isFlintHeader,
 		Timeout:      s.cfg.RequestTimeout,
-		WatchAfter:   relayWatchAfter,
 	}
 	return &h1relay.Server{
 		Handler:           s,
@@ -99,15 +92,9 @@ func (s *Sidecar) relay(ex *h1relay.Exchange) int {
 		writeRelayHead(up.Writer(), ex)
 		res, err := ex.Relay(up, &s.relayUp)
 		if err == nil {
-			if res.Reusable {
-				up.Release()
-			} else {
-				up.Close()
-			}
 			return res.Status
 		}
-		up.Close()
-		if errors.Is(err, h1relay.ErrNoAnswer) && up.Reused() && ex.Head.Replayable() {
+		if ex.Resend(res, err) {
 			continue
 		}
 		if res.Started {

@@ -53,7 +53,8 @@ type Sidecar struct {
 	transport http.RoundTripper  // newTransport
 	raw       *forward.Transport // the transport, when the relay borrows its connections (relay.go)
 	relayUp   h1relay.Upstream
-	relaySrv  *h1relay.Server // nil: the serving port is servingSrv alone
+	relaySrv  *h1relay.Server    // nil: the serving port is servingSrv alone
+	serving   h1relay.PortServer // relaySrv, or servingSrv alone
 	proxy     *httputil.ReverseProxy
 	metrics   *metrics
 	errLog    rateLimitedLog
@@ -145,7 +146,10 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.reqCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	s.relaySrv = s.newRelay(tracing.Enabled())
+	s.serving = s.servingSrv
+	if s.relaySrv = s.newRelay(tracing.Enabled()); s.relaySrv != nil {
+		s.serving = s.relaySrv
+	}
 	s.adminSrv = &http.Server{
 		Handler:           s.adminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -248,7 +252,7 @@ func (s *Sidecar) Serve(ctx context.Context) error {
 		name  string
 		serve func(net.Listener) error
 		ln    net.Listener
-	}{{"serving", s.serveServing, s.servingLn}, {"admin", s.adminSrv.Serve, s.adminLn}} {
+	}{{"serving", s.serving.Serve, s.servingLn}, {"admin", s.adminSrv.Serve, s.adminLn}} {
 		wg.Go(func() {
 			if err := srv.serve(srv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s server on %s: %w", srv.name, srv.ln.Addr(), err)
@@ -275,26 +279,4 @@ func (s *Sidecar) Serve(ctx context.Context) error {
 		c.CloseIdleConnections()
 	}
 	return err
-}
-
-// The serving port is the relay with net/http behind it, or net/http alone.
-func (s *Sidecar) serveServing(ln net.Listener) error {
-	if s.relaySrv != nil {
-		return s.relaySrv.Serve(ln)
-	}
-	return s.servingSrv.Serve(ln)
-}
-
-func (s *Sidecar) shutdownServing(ctx context.Context) error {
-	if s.relaySrv != nil {
-		return s.relaySrv.Shutdown(ctx)
-	}
-	return s.servingSrv.Shutdown(ctx)
-}
-
-func (s *Sidecar) closeServing() error {
-	if s.relaySrv != nil {
-		return s.relaySrv.Close()
-	}
-	return s.servingSrv.Close()
 }
