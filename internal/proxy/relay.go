@@ -24,7 +24,7 @@ func (s *Sidecar) newRelay(tracing bool) *h1relay.Server {
 	}
 	s.raw = ft
 	s.relayUp = h1relay.Upstream{
-		DropResponse: isFlintHeader,
+		DropResponse: isFlintHeader[[]byte],
 		Timeout:      s.cfg.RequestTimeout,
 	}
 	return &h1relay.Server{
@@ -129,16 +129,11 @@ func (s *Sidecar) relayError(ex *h1relay.Exchange, err error) int {
 		ex.Close()
 		return statusClientClosed
 	case errors.Is(err, os.ErrDeadlineExceeded) && s.aborted():
-		writeError(&rw, http.StatusServiceUnavailable, wire.RejectShutdown, "the replica shut down before the agent responded", nil)
+		s.agentFailed(&rw, failShutdown, err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		writeError(&rw, http.StatusGatewayTimeout, "timeout",
-			"the agent did not start responding within the request timeout of "+s.cfg.RequestTimeout.String(), nil)
-	case isDialError(err):
-		s.errLog.warn(s.log, "cannot reach the agent", "upstream", s.cfg.UpstreamAddr, "err", err)
-		writeError(&rw, http.StatusBadGateway, wire.RejectUpstreamUnavailable, "cannot reach the agent: "+err.Error(), s.rejectedHdr[wire.RejectUpstreamUnavailable])
+		s.agentFailed(&rw, failTimeout, err)
 	default:
-		s.errLog.warn(s.log, "request to the agent failed", "upstream", s.cfg.UpstreamAddr, "err", err)
-		writeError(&rw, http.StatusBadGateway, "upstream", "request to the agent failed: "+err.Error(), nil)
+		s.agentFailed(&rw, failConnection, err)
 	}
 	rw.Send()
 	return rw.Status()
@@ -160,8 +155,4 @@ func isStreamHead(h *h1relay.Head) bool {
 
 func isGatewayTokenField(f h1relay.Field) bool {
 	return len(f.Name) == len(wire.HeaderGatewayToken) && strings.EqualFold(string(f.Name), wire.HeaderGatewayToken)
-}
-
-func isFlintHeader(name []byte) bool {
-	return len(name) >= len(wire.HeaderPrefix) && strings.EqualFold(string(name[:len(wire.HeaderPrefix)]), wire.HeaderPrefix)
 }

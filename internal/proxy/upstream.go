@@ -219,10 +219,15 @@ func modifyResponse(res *http.Response) error {
 
 func stripFlintHeaders(h http.Header) {
 	for k := range h {
-		if len(k) >= len(wire.HeaderPrefix) && strings.EqualFold(k[:len(wire.HeaderPrefix)], wire.HeaderPrefix) {
+		if isFlintHeader(k) {
 			delete(h, k)
 		}
 	}
+}
+
+// isFlintHeader reports a header name in Flint's own X-Flint-* space.
+func isFlintHeader[N ~string | ~[]byte](name N) bool {
+	return len(name) >= len(wire.HeaderPrefix) && strings.EqualFold(string(name[:len(wire.HeaderPrefix)]), wire.HeaderPrefix)
 }
 
 type streamBody struct {
@@ -257,14 +262,36 @@ func (s *Sidecar) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		writeError(w, http.StatusRequestTimeout, "body-too-slow",
 			fmt.Sprintf("the request body arrived slower than %d bytes/s (after %s); send it faster", s.cfg.BodyRate.MinRate, s.cfg.BodyRate.Grace), nil)
 	case errors.Is(ctxErr, context.DeadlineExceeded):
-		writeError(w, http.StatusGatewayTimeout, "timeout",
-			"the agent did not start responding within the request timeout of "+s.cfg.RequestTimeout.String(), nil)
+		s.agentFailed(w, failTimeout, err)
 	case ctxErr != nil && s.aborted():
-		writeError(w, http.StatusServiceUnavailable, wire.RejectShutdown, "the replica shut down before the agent responded", nil)
+		s.agentFailed(w, failShutdown, err)
 	case ctxErr != nil:
 		// The client went away; nobody reads an answer, but one that only
 		// closed its sending side must not read an implicit 200.
 		w.WriteHeader(statusClientClosed)
+	default:
+		s.agentFailed(w, failConnection, err)
+	}
+}
+
+// agentFailure is how a request to the agent ended without an answer.
+type agentFailure int
+
+const (
+	failTimeout    agentFailure = iota // the request timeout ran out
+	failShutdown                       // the drain deadline cut it
+	failConnection                     // the agent could not be reached, or its connection failed
+)
+
+// agentFailed answers a request the agent did not answer, for both
+// serving paths (upstreamError, and the relay's relayError).
+func (s *Sidecar) agentFailed(w http.ResponseWriter, f agentFailure, err error) {
+	switch {
+	case f == failTimeout:
+		writeError(w, http.StatusGatewayTimeout, "timeout",
+			"the agent did not start responding within the request timeout of "+s.cfg.RequestTimeout.String(), nil)
+	case f == failShutdown:
+		writeError(w, http.StatusServiceUnavailable, wire.RejectShutdown, "the replica shut down before the agent responded", nil)
 	case isDialError(err):
 		// The agent never saw the request, so another replica may take it.
 		s.errLog.warn(s.log, "cannot reach the agent", "upstream", s.cfg.UpstreamAddr, "err", err)
