@@ -122,7 +122,7 @@ func (ex *Exchange) exchange(up forward.RawConn, u *Upstream) (Response, error) 
 	}
 	c.watch.start(c)
 	c.rl.drop, c.rl.refused = u.DropResponse, u.Refused
-	res, err := c.rl.relay(up.Reader(), c.bw, ex.Head.Method[0] == 'H' && string(ex.Head.Method) == http.MethodHead, ex.closingNow)
+	res, err := c.rl.relay(up.Reader(), c.bw, ex.Head.IsHead(), ex.closingNow)
 	if c.watch.stop(c) {
 		err = ErrClientGone
 	}
@@ -232,7 +232,7 @@ func (ex *Exchange) Respond(code int, body []byte) {
 		_, _ = w.WriteString("\r\nConnection: close")
 	}
 	_, _ = w.WriteString("\r\n\r\n")
-	if ex.Head.Method[0] != 'H' || string(ex.Head.Method) != http.MethodHead {
+	if !ex.Head.IsHead() {
 		_, _ = w.Write(body)
 	}
 }

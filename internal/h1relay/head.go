@@ -57,6 +57,9 @@ func (h *Head) Get(name string) ([]byte, bool) {
 	return nil, false
 }
 
+// IsHead reports a HEAD request, whose answer has no body.
+func (h *Head) IsHead() bool { return string(h.Method) == "HEAD" }
+
 // Replayable is net/http's rule (and forward's) for a request that may be
 // sent again when a reused connection failed before any answer: no body,
 // and a method that makes sending it twice harmless, or an idempotency key.

@@ -46,12 +46,11 @@ type Server struct {
 	// enforces its own MaxHeaderBytes (0: only the read buffer bounds it).
 	MaxHeadBytes int
 
-	handoff  *handoffListener
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*clientConn]struct{}
-	closing  atomic.Bool
-	fellBack chan error
+	handoff *handoffListener
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[*clientConn]struct{}
+	closing atomic.Bool
 }
 
 // Serve accepts connections until the listener fails or Shutdown or Close
@@ -66,9 +65,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.conns = map[*clientConn]struct{}{}
 	s.handoff = &handoffListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
-	s.fellBack = make(chan error, 1)
 	s.mu.Unlock()
-	go func() { s.fellBack <- s.Fallback.Serve(s.handoff) }()
+	// It returns when the handoff listener closes (Shutdown, Close); its
+	// connections are Shutdown's and Close's to end.
+	go func() { _ = s.Fallback.Serve(s.handoff) }()
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
