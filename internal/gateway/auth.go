@@ -135,13 +135,7 @@ func parseAPIKeys(path string, data []byte) ([]string, error) {
 // never see the gateway's credentials; a JWT is passed on for the agent to
 // read its claims.
 func (a *authenticator) authenticate(r *http.Request) error {
-	cred := r.Header.Get("X-API-Key")
-	fromHeader := "X-API-Key"
-	if cred == "" {
-		if bearer, ok := bearerToken(r.Header.Get("Authorization")); ok {
-			cred, fromHeader = bearer, "Authorization"
-		}
-	}
+	cred, fromHeader := credential(r.Header.Get("X-API-Key"), r.Header.Get("Authorization"))
 	if cred == "" {
 		return errUnauthenticated
 	}
@@ -156,6 +150,18 @@ func (a *authenticator) authenticate(r *http.Request) error {
 		}
 	}
 	return errUnauthenticated
+}
+
+// credential is the one a request presents, and the header it came in: an
+// X-API-Key value, else an "Authorization: Bearer" token.
+func credential(apiKey, authorization string) (cred, from string) {
+	if apiKey != "" {
+		return apiKey, "X-API-Key"
+	}
+	if bearer, ok := bearerToken(authorization); ok {
+		return bearer, "Authorization"
+	}
+	return "", ""
 }
 
 // stripAPIKeys removes the gateway's API keys from a request that skips
@@ -178,11 +184,7 @@ func (a *authenticator) stripAPIKeys(h http.Header) {
 		}
 		kept := make([]string, 0, len(vs))
 		for _, v := range vs {
-			cred, bearer := bearerToken(v)
-			if name == "X-Api-Key" {
-				cred, bearer = strings.TrimSpace(v), true
-			}
-			if !bearer || !a.isAPIKey(cred) {
+			if !a.carriesAPIKey(name, v) {
 				kept = append(kept, v)
 			}
 		}
@@ -192,6 +194,16 @@ func (a *authenticator) stripAPIKeys(h http.Header) {
 			h[name] = kept
 		}
 	}
+}
+
+// carriesAPIKey reports whether a value of the X-Api-Key or Authorization
+// header (canonical name) is one of the gateway's API keys.
+func (a *authenticator) carriesAPIKey(name, v string) bool {
+	if name == "X-Api-Key" {
+		return a.isAPIKey(strings.TrimSpace(v))
+	}
+	cred, bearer := bearerToken(v)
+	return bearer && a.isAPIKey(cred)
 }
 
 // bearerToken is the credential of an "Authorization: Bearer" value; the

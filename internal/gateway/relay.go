@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -237,16 +236,9 @@ func (g *Gateway) relayAPIKey(h *h1relay.Head) (string, bool) {
 	if g.auth == nil {
 		return "", true
 	}
-	v, _ := h.Get("X-API-Key")
-	cred, from := bytesString(v), "X-Api-Key"
-	if cred == "" {
-		v, _ = h.Get("Authorization")
-		bearer, isBearer := bearerToken(bytesString(v))
-		if !isBearer {
-			return "", false
-		}
-		cred, from = bearer, "Authorization"
-	}
+	apiKey, _ := h.Get("X-API-Key")
+	authorization, _ := h.Get("Authorization")
+	cred, from := credential(bytesString(apiKey), bytesString(authorization))
 	if cred == "" || !g.auth.isAPIKey(cred) {
 		return "", false
 	}
@@ -260,15 +252,10 @@ func (g *Gateway) isCredential(f h1relay.Field, keyFrom string) bool {
 	if g.auth == nil {
 		return false
 	}
-	switch {
-	case h1relay.EqualFold(f.Name, "X-Api-Key"):
-		return keyFrom == "X-Api-Key" || g.auth.isAPIKey(strings.TrimSpace(bytesString(f.Value)))
-	case h1relay.EqualFold(f.Name, "Authorization"):
-		if keyFrom == "Authorization" {
-			return true
+	for _, name := range [...]string{"X-Api-Key", "Authorization"} {
+		if h1relay.EqualFold(f.Name, name) {
+			return h1relay.EqualFold(f.Name, keyFrom) || g.auth.carriesAPIKey(name, bytesString(f.Value))
 		}
-		cred, bearer := bearerToken(bytesString(f.Value))
-		return bearer && g.auth.isAPIKey(cred)
 	}
 	return false
 }
