@@ -52,18 +52,16 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// than being cut at shutdown while it may be sending on it.
 		w.Header()["Connection"] = []string{"close"}
 	}
-	if s.br != nil && !s.br.enter() {
+	switch s.admit(start) {
+	case queueFull:
 		s.reject(w, start, wire.RejectCapacity)
 		return
-	}
-	if !s.gate.isReady() || (s.br != nil && !s.br.tryAcquire()) {
+	case mustWait:
 		if reason := s.wait(r.Context(), start); reason != "" {
 			s.leave()
 			s.reject(w, start, reason)
 			return
 		}
-	} else {
-		s.acc.change(start, 1, 0)
 	}
 	if s.aborted() {
 		// The drain deadline cancels every request at once, but a waiter can
@@ -105,6 +103,29 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Only on the copy: the server's Request keeps its own body (Wrap).
 	r.Body = body
 	s.proxy.ServeHTTP(rec, r)
+}
+
+// admission is where admit leaves a request.
+type admission int
+
+const (
+	admitted  admission = iota // holds a slot, counted in flight
+	mustWait                   // holds a place in the queue: the agent is not ready or every slot is busy
+	queueFull                  // refused: the queue is full too
+)
+
+// admit is both serving paths' admission (ServeHTTP's and the relay's):
+// a place in the breaker's bounded queue, then a slot if one is free now
+// and the agent is ready.
+func (s *Sidecar) admit(start time.Duration) admission {
+	if s.br != nil && !s.br.enter() {
+		return queueFull
+	}
+	if !s.gate.isReady() || (s.br != nil && !s.br.tryAcquire()) {
+		return mustWait
+	}
+	s.acc.change(start, 1, 0)
+	return admitted
 }
 
 // closeBody closes a full-duplex HTTP/1 request body before the handler

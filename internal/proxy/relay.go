@@ -54,17 +54,16 @@ func (s *Sidecar) ServeRelay(ex *h1relay.Exchange) bool {
 	if s.draining.Load() {
 		ex.Close()
 	}
-	if s.br != nil && !s.br.enter() {
+	switch s.admit(start) {
+	case queueFull:
 		rw := ex.ResponseWriter()
 		s.reject(&rw, start, wire.RejectCapacity)
 		rw.Send()
 		return true
-	}
-	if !s.gate.isReady() || (s.br != nil && !s.br.tryAcquire()) {
-		s.leave()
+	case mustWait:
+		s.leave() // ServeHTTP waits, on net/http
 		return false
 	}
-	s.acc.change(start, 1, 0)
 	if s.aborted() {
 		s.finishAdmitted()
 		rw := ex.ResponseWriter()
