@@ -34,7 +34,10 @@ type PortServer interface {
 }
 
 // Server serves a listener's connections with the relay, and hands each
-// connection to Fallback at the first request the relay does not take.
+// connection to Fallback at the first request the relay does not take;
+// Serve wraps Fallback's Handler and ConnContext so that a connection
+// handed over for a request the relay does not parse comes back after it
+// when it can go on (takeback.go).
 type Server struct {
 	Handler  Handler
 	Fallback *http.Server
@@ -65,6 +68,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.conns = map[*clientConn]struct{}{}
 	s.handoff = &handoffListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+	s.wrapFallback()
 	s.mu.Unlock()
 	// It returns when the handoff listener closes (Shutdown, Close); its
 	// connections are Shutdown's and Close's to end.
@@ -196,6 +200,7 @@ type clientConn struct {
 	s        *Server
 	nc       net.Conn
 	accepted time.Time
+	resumed  bool // taken back from the fallback: between requests, not new
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	state    atomic.Int32
@@ -238,7 +243,7 @@ func (c *clientConn) serve() {
 	if host, _, err := net.SplitHostPort(c.nc.RemoteAddr().String()); err == nil {
 		c.ex.RemoteIP = host
 	}
-	for first := true; ; first = false {
+	for first := !c.resumed; ; first = false {
 		if c.br.Buffered() == 0 {
 			if c.s.closing.Load() && !first {
 				// Between requests, shutting down: done. A new connection's
@@ -266,7 +271,7 @@ func (c *clientConn) serve() {
 		headLen, err := c.readHead()
 		if err != nil {
 			if err == errHeadTooLarge {
-				handedOff = c.handOff(nil) // net/http answers 431
+				handedOff = c.handOff(nil, true) // net/http answers 431
 			}
 			return // a stalled or broken head: closed, as net/http does
 		}
@@ -274,14 +279,14 @@ func (c *clientConn) serve() {
 		ex.reset()
 		buf, _ := c.br.Peek(c.br.Buffered())
 		if (c.s.MaxHeadBytes > 0 && headLen > c.s.MaxHeadBytes) || !parseHead(buf[:headLen], &ex.Head) || headLen+int(ex.Head.ContentLength) > len(buf) {
-			handedOff = c.handOff(nil)
+			handedOff = c.handOff(nil, true)
 			return
 		}
 		ex.Body = buf[headLen : headLen+int(ex.Head.ContentLength)]
 		ex.consumed = headLen + len(ex.Body)
 		ex.closingNow()
 		if !c.s.Handler.ServeRelay(ex) {
-			handedOff = c.handOff(ex.note)
+			handedOff = c.handOff(ex.note, false)
 			return
 		}
 		if err := c.bw.Flush(); err != nil {
@@ -324,12 +329,16 @@ func (c *clientConn) readHead() (int, error) {
 var errHeadTooLarge = errors.New("request head larger than the relay's buffer")
 
 // handOff gives the connection, with the bytes read and not served, to
-// the fallback server. It reports whether the fallback took it.
-func (c *clientConn) handOff(note any) bool {
+// the fallback server. It reports whether the fallback took it. back lets
+// the connection come back after this request (takeback.go): the relay
+// handing over a request it does not parse (a chunked body, a long head),
+// not the handler refusing one (a wait, a protocol the handler leaves to
+// net/http), which would likely refuse the next one as well.
+func (c *clientConn) handOff(note any, back bool) bool {
 	_ = c.nc.SetReadDeadline(time.Time{})
-	pending, _ := c.br.Peek(c.br.Buffered())
-	pc := &prefixConn{Conn: c.nc, pending: bytes.Clone(pending), note: note}
-	return c.s.handoff.give(pc)
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	nc, pending := unwrapConn(c.nc, bytes.Clone(buffered))
+	return c.s.handoff.give(&prefixConn{Conn: nc, pending: pending, note: note, back: back})
 }
 
 // Note is what the handler left with a connection it handed off
@@ -346,6 +355,7 @@ type prefixConn struct {
 	net.Conn
 	pending []byte
 	note    any
+	back    bool // may come back to the relay after its first request
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) {

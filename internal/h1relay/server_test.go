@@ -251,6 +251,7 @@ type config struct {
 	idleTimeout, readHeader   time.Duration
 	fallbackReadHeaderTimeout time.Duration
 	refuse                    func(ex *h1relay.Exchange) bool
+	fallback                  http.Handler // default: the env's fallbackHandler
 }
 
 type env struct {
@@ -284,10 +285,14 @@ func start(t *testing.T, cfg config) *env {
 	e.tr = &forward.Transport{Dial: dialer.DialContext, Fallback: http.DefaultTransport, MaxIdlePerHost: 8}
 	t.Cleanup(e.tr.CloseIdleConnections)
 	e.h = &relayHandler{tr: e.tr, upAddr: upAddr, up: cfg.up, refuse: cfg.refuse, results: make(chan relayResult, 256)}
+	var fallback http.Handler = e.fallback
+	if cfg.fallback != nil {
+		fallback = cfg.fallback
+	}
 	e.srv = &h1relay.Server{
 		Handler: e.h,
 		Fallback: &http.Server{
-			Handler:           e.fallback,
+			Handler:           fallback,
 			ReadHeaderTimeout: cfg.fallbackReadHeaderTimeout,
 			ErrorLog:          log.New(io.Discard, "", 0),
 			ConnState: func(_ net.Conn, s http.ConnState) {
