@@ -120,7 +120,7 @@ func (ex *Exchange) exchange(up forward.RawConn, u *Upstream) (Response, error) 
 	if err := w.Flush(); err != nil {
 		return Response{}, noAnswer(err)
 	}
-	c.watch.start(c)
+	c.watch.start(c, nil)
 	c.rl.drop, c.rl.refused = u.DropResponse, u.Refused
 	res, err := c.rl.relay(up.Reader(), c.bw, ex.Head.IsHead(), ex.closingNow)
 	if c.watch.stop(c) {

@@ -38,6 +38,9 @@ type relayHandler struct {
 	// refuse, when set and true, makes ServeRelay hand the request to the
 	// fallback.
 	refuse func(ex *h1relay.Exchange) bool
+	// wait, when set, runs before the request goes upstream (the
+	// sidecar's queue); false means it answered or closed instead.
+	wait func(ex *h1relay.Exchange) bool
 
 	relayed atomic.Int64     // requests ServeRelay took
 	results chan relayResult // every Relay call's outcome
@@ -54,6 +57,9 @@ type relayResult struct {
 func (h *relayHandler) ServeRelay(ex *h1relay.Exchange) bool {
 	if h.refuse != nil && h.refuse(ex) {
 		return false
+	}
+	if h.wait != nil && !h.wait(ex) {
+		return true
 	}
 	h.relayed.Add(1)
 	target := string(ex.Head.Target)
@@ -249,6 +255,7 @@ type config struct {
 	idleTimeout, readHeader   time.Duration
 	fallbackReadHeaderTimeout time.Duration
 	refuse                    func(ex *h1relay.Exchange) bool
+	wait                      func(ex *h1relay.Exchange) bool
 	fallback                  http.Handler // default: the env's fallbackHandler
 }
 
@@ -282,7 +289,7 @@ func start(t *testing.T, cfg config) *env {
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	e.tr = &forward.Transport{Dial: dialer.DialContext, Fallback: http.DefaultTransport, MaxIdlePerHost: 8}
 	t.Cleanup(e.tr.CloseIdleConnections)
-	e.h = &relayHandler{tr: e.tr, upAddr: upAddr, up: cfg.up, refuse: cfg.refuse, results: make(chan relayResult, 256)}
+	e.h = &relayHandler{tr: e.tr, upAddr: upAddr, up: cfg.up, refuse: cfg.refuse, wait: cfg.wait, results: make(chan relayResult, 256)}
 	var fallback http.Handler = e.fallback
 	if cfg.fallback != nil {
 		fallback = cfg.fallback

@@ -2,6 +2,7 @@ package h1relay_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -297,5 +298,59 @@ func TestDropResponseHeaders(t *testing.T) {
 	}
 	if e.h.relayed.Load() != 1 {
 		t.Errorf("relayed %d, want 1", e.h.relayed.Load())
+	}
+}
+
+// ---- 11. WatchClient ------------------------------------------------------
+
+// A handler waiting before it relays (the sidecar's queue) learns through
+// WatchClient's context that its client left; a client that stays keeps
+// the context alive and gets its answer after the wait.
+func TestWatchClientDuringWait(t *testing.T) {
+	release := make(chan struct{})
+	outcome := make(chan string, 2)
+	e := start(t, config{wait: func(ex *h1relay.Exchange) bool {
+		ctx, stop := ex.WatchClient(context.Background())
+		defer stop()
+		select {
+		case <-ctx.Done():
+			outcome <- "gone"
+			ex.Close()
+			return false
+		case <-release:
+			outcome <- "released"
+			return true
+		}
+	}})
+
+	leaving := e.dial(t)
+	leaving.send(t, get("/leaves", "x"))
+	time.Sleep(100 * time.Millisecond) // past the watch's start
+	_ = leaving.nc.Close()
+	select {
+	case o := <-outcome:
+		if o != "gone" {
+			t.Fatalf("the wait ended %q, want gone", o)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the wait did not learn within 5s that its client left")
+	}
+
+	staying := e.dial(t)
+	staying.send(t, get("/stays", "x"))
+	time.Sleep(150 * time.Millisecond)
+	select {
+	case o := <-outcome:
+		t.Fatalf("the wait ended %q while its client stayed", o)
+	default:
+	}
+	close(release)
+	res, body := staying.read(t, "GET")
+	wantServedBy(t, res, body, "upstream", "up GET /stays ")
+	if o := <-outcome; o != "released" {
+		t.Errorf("the wait ended %q, want released", o)
+	}
+	if _, ok := e.agent.find("/leaves"); ok {
+		t.Error("the upstream got the request whose client left")
 	}
 }

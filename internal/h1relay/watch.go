@@ -1,6 +1,7 @@
 package h1relay
 
 import (
+	"context"
 	"errors"
 	"os"
 	"sync"
@@ -22,12 +23,17 @@ type clientWatch struct {
 	gone  atomic.Bool
 	buf   [1]byte
 
-	mu    sync.Mutex // orders ending the watch with run clearing a stale deadline
-	ended bool
+	mu     sync.Mutex // orders ending the watch with run clearing a stale deadline
+	ended  bool
+	onGone func() // what a leaving client ends; nil: the upstream exchange (cut)
 }
 
-// start arms the watch to begin after watchAfter.
-func (w *clientWatch) start(c *clientConn) {
+// start arms the watch to begin after watchAfter; onGone, if not nil, is
+// called instead of cutting the upstream exchange when the client leaves.
+func (w *clientWatch) start(c *clientConn, onGone func()) {
+	w.mu.Lock()
+	w.onGone = onGone
+	w.mu.Unlock()
 	if w.timer == nil {
 		w.c = c
 		w.done = make(chan struct{}, 1)
@@ -94,6 +100,24 @@ func (w *clientWatch) run() {
 	defer w.mu.Unlock()
 	if err == nil && gone && !w.ended {
 		w.gone.Store(true)
-		w.c.cut()
+		if w.onGone != nil {
+			w.onGone()
+		} else {
+			w.c.cut()
+		}
+	}
+}
+
+// WatchClient returns a context under parent that ends when the client
+// leaves, for a handler that waits before it relays (a queue, an agent not
+// ready yet): the watch an exchange has, begun after the same delay, so a
+// short wait costs nothing. stop ends the watch; call it before Relay.
+func (ex *Exchange) WatchClient(parent context.Context) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	c := ex.c
+	c.watch.start(c, cancel)
+	return ctx, func() {
+		c.watch.stop(c)
+		cancel()
 	}
 }

@@ -35,8 +35,9 @@ func (s *Sidecar) newRelay(tracing bool) *h1relay.Server {
 	}
 }
 
-// ServeRelay is ServeHTTP's admission for a request the relay took. What
-// would wait (a full breaker, an agent not yet ready) and event streams
+// ServeRelay is ServeHTTP's admission for a request the relay took,
+// waiting as ServeHTTP does (a full breaker, an agent not yet ready) with
+// the relay's watch for a client that leaves meanwhile. Event streams
 // (which the drain tracks) go to ServeHTTP instead.
 func (s *Sidecar) ServeRelay(ex *h1relay.Exchange) bool {
 	h := &ex.Head
@@ -61,8 +62,16 @@ func (s *Sidecar) ServeRelay(ex *h1relay.Exchange) bool {
 		rw.Send()
 		return true
 	case mustWait:
-		s.leave() // ServeHTTP waits, on net/http
-		return false
+		ctx, stopWatch := ex.WatchClient(s.reqCtx)
+		reason := s.wait(ctx, start)
+		stopWatch()
+		if reason != "" {
+			s.leave()
+			rw := ex.ResponseWriter()
+			s.reject(&rw, start, reason)
+			rw.Send()
+			return true
+		}
 	}
 	if s.aborted() {
 		s.finishAdmitted()
