@@ -11,7 +11,7 @@ import (
 )
 
 // tableOrder puts each Flint path after the nginx path it is compared with.
-var tableOrder = []string{nameDirect, nameNginx1, nameSidecar, nameNginx2, nameGateway, nameRP2}
+var tableOrder = []string{nameDirect, nameNginx1, nameSidecar, nameCapped, nameNginx2, nameGateway, nameRP2, nameNginx2Mixed, nameGatewayMixed}
 
 func writeReport(w io.Writer, o options, paths []*path, goBench []benchLine) {
 	paths = slices.Clone(paths)
@@ -47,6 +47,9 @@ func writeReport(w io.Writer, o options, paths []*path, goBench []benchLine) {
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, rate := range o.rates {
 		for _, p := range paths {
+			if p.script != "" {
+				continue
+			}
 			m := medianResult(p.open[rate])
 			base := byName[p.baseline]
 			var bm result

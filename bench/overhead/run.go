@@ -29,6 +29,9 @@ type path struct {
 	hops     []hop  // the proxies, first to last, then the agent
 	baseline string // the nginx path it is compared with ("" for none)
 	flint    bool   // Flint's own processes (allocation counts)
+	// script is a wrk Lua script shaping the closed loop's requests ("" for
+	// plain GETs); such a path has no open-loop rows (vegeta sends GETs).
+	script string
 
 	closed []result // one per round
 	open   map[int][]result
@@ -44,7 +47,26 @@ const (
 	nameSidecar = "sidecar"
 	nameGateway = "gateway+sidecar"
 	nameRP2     = "ReverseProxy x2"
+	// A sidecar capping the agent at 4 requests in flight, the rest waiting
+	// in its queue: Flint's own case, which nginx has no counterpart for.
+	nameCapped = "sidecar, 4 slots"
+	// Mixed traffic: every 50th request on a connection a POST with a body
+	// over the relay's limit, which net/http serves (issue 19's take-back).
+	nameNginx2Mixed  = "nginx x2, 2% large bodies"
+	nameGatewayMixed = "gateway+sidecar, 2% large bodies"
 )
+
+// mixedScript is the wrk script of the mixed-traffic paths.
+const mixedScript = `local n = 0
+local big = string.rep("x", 70 * 1024)
+request = function()
+  n = n + 1
+  if n % 50 == 0 then
+    return wrk.format("POST", nil, {["Content-Type"] = "text/plain"}, big)
+  end
+  return wrk.format("GET")
+end
+`
 
 // run measures every path and writes the report; it returns the paths
 // with their measurements.
@@ -84,6 +106,9 @@ func run(o options, out io.Writer) ([]*path, error) {
 		for _, rate := range o.rates {
 			for i := range paths {
 				p := paths[(i+round)%len(paths)]
+				if p.script != "" {
+					continue
+				}
 				p.open[rate] = append(p.open[rate], attack(p.url, rate, o.duration, 0))
 			}
 		}
@@ -111,7 +136,12 @@ func start(o options, dir string) ([]*path, func(), error) {
 	if err := os.WriteFile(agentFile, []byte(fmt.Sprintf(agentYAML, echo)), 0o644); err != nil {
 		return nil, g.Stop, err
 	}
+	mixed := filepath.Join(dir, "mixed.lua")
+	if err := os.WriteFile(mixed, []byte(mixedScript), 0o644); err != nil {
+		return nil, g.Stop, err
+	}
 	agent, sidecar, admin, gw := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
+	capped, cappedAdmin := procs.FreeAddr(), procs.FreeAddr()
 	rp1, rp2 := procs.FreeAddr(), procs.FreeAddr()
 	n := 0
 	startProc := func(env []string, name string, args ...string) (int, error) {
@@ -122,7 +152,7 @@ func start(o options, dir string) ([]*path, func(), error) {
 		n++
 		return g.Pid(n - 1), nil
 	}
-	var pids [5]int
+	var pids [6]int
 	steps := []struct {
 		env  []string
 		name string
@@ -134,6 +164,8 @@ func start(o options, dir string) ([]*path, func(), error) {
 		{nil, flint, []string{"gateway", "-f", agentFile, "-addr", gw, "-replica", "default/echo=" + sidecar + "@" + admin, "-log-level", "warn"}},
 		{nil, self, []string{"-baseline-proxy", rp2 + "=" + agent}},
 		{nil, self, []string{"-baseline-proxy", rp1 + "=" + rp2}},
+		{nil, flint, []string{"proxy", "-serving-addr", capped, "-admin-addr", cappedAdmin, "-upstream", agent, "-request-timeout", "300s", "-log-level", "warn",
+			"-concurrency", "4", "-queue-depth", "64"}},
 	}
 	for i, s := range steps {
 		if pids[i], err = startProc(s.env, s.name, s.args...); err != nil {
@@ -153,6 +185,10 @@ func start(o options, dir string) ([]*path, func(), error) {
 			hops: []hop{{name: "gateway", pid: pids[2], metrics: "http://" + gw + "/metrics"}, sidecarHop, agentHop}},
 		{name: nameRP2, url: "http://" + rp1 + "/bench" + query, baseline: nameNginx2,
 			hops: []hop{{name: "front", pid: pids[4]}, {name: "back", pid: pids[3]}, agentHop}},
+		{name: nameCapped, url: "http://" + capped + "/bench" + query, baseline: nameNginx1, flint: true,
+			hops: []hop{{name: "sidecar", pid: pids[5], metrics: "http://" + cappedAdmin + wire.PathMetrics}, agentHop}},
+		{name: nameGatewayMixed, url: "http://" + gw + "/v1/agents/default/echo/bench" + query, baseline: nameNginx2Mixed, flint: true, script: mixed,
+			hops: []hop{{name: "gateway", pid: pids[2], metrics: "http://" + gw + "/metrics"}, sidecarHop, agentHop}},
 	}
 	if o.nginx {
 		bin, err := nginxBinary()
@@ -174,6 +210,8 @@ func start(o options, dir string) ([]*path, func(), error) {
 			&path{name: nameNginx1, url: "http://" + ng1 + "/bench" + query, baseline: nameNginx1,
 				hops: []hop{{name: "nginx", pid: pid1}, agentHop}},
 			&path{name: nameNginx2, url: "http://" + ng2 + "/bench" + query, baseline: nameNginx2,
+				hops: []hop{{name: "nginx front", pid: pid2}, {name: "nginx back", pid: pid1}, agentHop}},
+			&path{name: nameNginx2Mixed, url: "http://" + ng2 + "/bench" + query, baseline: nameNginx2Mixed, script: mixed,
 				hops: []hop{{name: "nginx front", pid: pid2}, {name: "nginx back", pid: pid1}, agentHop}})
 	}
 	for _, p := range paths {
@@ -199,7 +237,7 @@ func measureClosed(p *path, o options) error {
 		cpu0[i], _ = cpuTime(h.pid)
 		mallocs0[i] = mallocs(h.metrics)
 	}
-	res, err := closedLoop(p.url, o.conns, o.threads, o.duration)
+	res, err := closedLoop(p.url, p.script, o.conns, o.threads, o.duration)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.name, err)
 	}

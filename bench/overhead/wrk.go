@@ -11,11 +11,15 @@ import (
 
 // closedLoop runs wrk against url with conns keep-alive connections for
 // duration: each connection sends its next request as soon as the last
-// one is answered, so this measures maximum throughput.
-func closedLoop(url string, conns, threads int, duration time.Duration) (result, error) {
+// one is answered, so this measures maximum throughput. script, if set, is
+// a wrk Lua script that shapes the requests.
+func closedLoop(url, script string, conns, threads int, duration time.Duration) (result, error) {
 	secs := max(1, int(duration.Round(time.Second)/time.Second))
-	out, err := exec.Command("wrk", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns),
-		"-d"+strconv.Itoa(secs)+"s", "--latency", url).CombinedOutput()
+	args := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(secs) + "s", "--latency"}
+	if script != "" {
+		args = append(args, "-s", script)
+	}
+	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk %s: %w\n%s", url, err, out)
 	}
