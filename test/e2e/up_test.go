@@ -21,7 +21,9 @@ import (
 // says (a directory argument, no -f) and follows the banner's Try: line.
 func TestUpExamplesBannerURLAnswers(t *testing.T) {
 	addr := testutil.FreeAddr(t)
-	p := start(t, repoRoot, flintBin, "up", "examples/", "-addr", addr)
+	// run.sh keeps the agent's binary in $TMPDIR across runs of flint up;
+	// the test's own is removed after it.
+	p := startEnv(t, repoRoot, []string{"TMPDIR=" + t.TempDir()}, flintBin, "up", "examples/", "-addr", addr)
 	p.waitOutput(t, "Try:", 60*time.Second)
 	m := regexp.MustCompile(`Try:\n  curl (\S+)`).FindStringSubmatch(p.out.String())
 	if m == nil {
@@ -32,7 +34,7 @@ func TestUpExamplesBannerURLAnswers(t *testing.T) {
 	}
 	c := newClient(t)
 	c.Timeout = 3 * time.Minute
-	// The first start builds the echo agent (run.sh), which on a loaded
+	// The start builds the echo agent (run.sh), which on a loaded
 	// machine may outlast timeouts.coldStart (60s): the build goes on, and a
 	// later request finds it done.
 	res, body := get(t, c, m[1])
