@@ -7,8 +7,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // takeBack wraps the fallback server's handler. A connection the relay
@@ -177,7 +178,7 @@ func (a *answerWriter) noteHeader() {
 			a.length = n
 		}
 	}
-	a.unframed = len(h.Values("Transfer-Encoding")) > 0 || hasCloseToken(h.Values("Connection"))
+	a.unframed = len(h.Values("Transfer-Encoding")) > 0 || httpguts.HeaderValuesContainsToken(h.Values("Connection"), "close")
 }
 
 // complete reports an answer net/http has nothing left to write for and
@@ -190,15 +191,4 @@ func (a *answerWriter) complete() bool {
 		return true
 	}
 	return a.length >= 0 && a.written == a.length
-}
-
-func hasCloseToken(values []string) bool {
-	for _, v := range values {
-		for _, tok := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "close") {
-				return true
-			}
-		}
-	}
-	return false
 }
