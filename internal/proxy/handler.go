@@ -58,7 +58,6 @@ func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case mustWait:
 		if reason := s.wait(r.Context(), start); reason != "" {
-			s.leave()
 			s.reject(w, start, reason)
 			return
 		}
@@ -186,11 +185,13 @@ func (s *Sidecar) leave() {
 }
 
 // wait holds a request, counted as queued, until the agent is ready and a
-// slot is free. It returns the rejection reason, or "" with a slot taken.
+// slot is free. It returns "" with a slot taken, or the rejection reason
+// with the request's place in the queue given up.
 func (s *Sidecar) wait(ctx context.Context, start time.Duration) string {
 	s.acc.change(start, 0, 1)
 	reason := s.waitTurn(ctx)
 	if reason != "" {
+		s.leave()
 		s.acc.change(s.acc.now(), 0, -1)
 		return reason
 	}

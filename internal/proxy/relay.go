@@ -66,7 +66,6 @@ func (s *Sidecar) ServeRelay(ex *h1relay.Exchange) bool {
 		reason := s.wait(ctx, start)
 		stopWatch()
 		if reason != "" {
-			s.leave()
 			rw := ex.ResponseWriter()
 			s.reject(&rw, start, reason)
 			rw.Send()
