@@ -178,17 +178,18 @@ func start(o options, dir string) ([]*path, func(), error) {
 	}
 	agentHop := hop{name: "agent", pid: pids[0]}
 	sidecarHop := hop{name: "sidecar", pid: pids[1], metrics: "http://" + admin + wire.PathMetrics}
+	gatewayHop := hop{name: "gateway", pid: pids[2], metrics: "http://" + gw + "/metrics"}
 	paths := []*path{
 		{name: nameDirect, url: "http://" + agent + "/bench" + query, hops: []hop{agentHop}},
 		{name: nameSidecar, url: "http://" + sidecar + "/bench" + query, hops: []hop{sidecarHop, agentHop}, baseline: nameNginx1, flint: true},
 		{name: nameGateway, url: "http://" + gw + "/v1/agents/default/echo/bench" + query, baseline: nameNginx2, flint: true,
-			hops: []hop{{name: "gateway", pid: pids[2], metrics: "http://" + gw + "/metrics"}, sidecarHop, agentHop}},
+			hops: []hop{gatewayHop, sidecarHop, agentHop}},
 		{name: nameRP2, url: "http://" + rp1 + "/bench" + query, baseline: nameNginx2,
 			hops: []hop{{name: "front", pid: pids[4]}, {name: "back", pid: pids[3]}, agentHop}},
 		{name: nameCapped, url: "http://" + capped + "/bench" + query, baseline: nameNginx1, flint: true,
 			hops: []hop{{name: "sidecar", pid: pids[5], metrics: "http://" + cappedAdmin + wire.PathMetrics}, agentHop}},
 		{name: nameGatewayMixed, url: "http://" + gw + "/v1/agents/default/echo/bench" + query, baseline: nameNginx2Mixed, flint: true, script: mixed,
-			hops: []hop{{name: "gateway", pid: pids[2], metrics: "http://" + gw + "/metrics"}, sidecarHop, agentHop}},
+			hops: []hop{gatewayHop, sidecarHop, agentHop}},
 	}
 	if o.nginx {
 		bin, err := nginxBinary()
@@ -206,13 +207,12 @@ func start(o options, dir string) ([]*path, func(), error) {
 		}
 		n++
 		pid2 := g.Pid(n - 1)
+		nginx2Hops := []hop{{name: "nginx front", pid: pid2}, {name: "nginx back", pid: pid1}, agentHop}
 		paths = append(paths,
 			&path{name: nameNginx1, url: "http://" + ng1 + "/bench" + query, baseline: nameNginx1,
 				hops: []hop{{name: "nginx", pid: pid1}, agentHop}},
-			&path{name: nameNginx2, url: "http://" + ng2 + "/bench" + query, baseline: nameNginx2,
-				hops: []hop{{name: "nginx front", pid: pid2}, {name: "nginx back", pid: pid1}, agentHop}},
-			&path{name: nameNginx2Mixed, url: "http://" + ng2 + "/bench" + query, baseline: nameNginx2Mixed, script: mixed,
-				hops: []hop{{name: "nginx front", pid: pid2}, {name: "nginx back", pid: pid1}, agentHop}})
+			&path{name: nameNginx2, url: "http://" + ng2 + "/bench" + query, baseline: nameNginx2, hops: nginx2Hops},
+			&path{name: nameNginx2Mixed, url: "http://" + ng2 + "/bench" + query, baseline: nameNginx2Mixed, script: mixed, hops: nginx2Hops})
 	}
 	for _, p := range paths {
 		p.open = map[int][]result{}
