@@ -391,6 +391,18 @@ func get(target, host string) string {
 	return "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
 }
 
+// served is one answer readServed expects: who served it, and its body.
+type served struct{ who, body string }
+
+// readServed reads one answer per entry of want, in order.
+func (c *client) readServed(t *testing.T, want ...served) {
+	t.Helper()
+	for _, w := range want {
+		res, body := c.read(t, "GET")
+		wantServedBy(t, res, body, w.who, w.body)
+	}
+}
+
 func wantServedBy(t *testing.T, res *http.Response, body, who, wantBody string) {
 	t.Helper()
 	if res.StatusCode != http.StatusOK || res.Header.Get("X-Served-By") != who || body != wantBody {

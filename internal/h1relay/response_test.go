@@ -178,24 +178,8 @@ func checkView(t *testing.T, tc relayCase, v clientView) {
 // TestRelayInterimFlushedBeforeFinal: an Early Hints answer is worth
 // something only if the client has it while the final answer is produced.
 func TestRelayInterimFlushedBeforeFinal(t *testing.T) {
-	upR, upW := io.Pipe()
-	cliR, cliW := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		rl := relayer{drop: dropFlint}
-		w := bufio.NewWriter(cliW)
-		_, err := relayWith(&rl, bufio.NewReader(upR), w, false, false)
-		if ferr := w.Flush(); err == nil {
-			err = ferr
-		}
-		done <- err
-	}()
-	defer func() {
-		upW.Close()
-		cliR.Close()
-	}()
+	upW, br, done := pipeRelay(t)
 	go func() { _, _ = upW.Write([]byte("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")) }()
-	br := bufio.NewReader(cliR)
 	resp := readWithin(t, func() (*http.Response, error) { return http.ReadResponse(br, nil) })
 	if resp.StatusCode != 103 {
 		t.Fatalf("first answer %d, want 103", resp.StatusCode)
@@ -234,9 +218,12 @@ func readWithin[T any](t *testing.T, f func() (T, error)) T {
 	panic("unreachable")
 }
 
-// streamFixture runs relay between an upstream pipe the test writes and a
-// client pipe the test reads: a byte reaches the client only once relay
-// flushed it.
+// FuzzRelayFramesOneResponse: whatever an upstream sends, what the relay
+// writes to a keep-alive client is exactly one well-framed answer (after
+// any interim ones), or nothing at all when it refuses before starting.
+// A second answer in the output, or a body the client can delimit only by
+// the connection closing, would let an upstream answer requests it was not
+// asked (response splitting).
 func FuzzRelayFramesOneResponse(f *testing.F) {
 	for _, tc := range relayCases {
 		if len(tc.in) < 64<<10 {

@@ -200,16 +200,12 @@ func TestPipelinedHandoff(t *testing.T) {
 	c.send(t, get("/p1", "x")+get("/p2?q=2", "x")+
 		"POST /p3 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"+
 		get("/p4", "x"))
-	want := []struct{ who, body string }{
-		{"upstream", "up GET /p1 "},
-		{"upstream", "up GET /p2?q=2 "},
-		{"fallback", "fallback POST /p3 HTTP/1.1 abc"},
-		{"fallback", "fallback GET /p4 HTTP/1.1 "},
-	}
-	for _, w := range want {
-		res, body := c.read(t, "GET")
-		wantServedBy(t, res, body, w.who, w.body)
-	}
+	c.readServed(t,
+		served{"upstream", "up GET /p1 "},
+		served{"upstream", "up GET /p2?q=2 "},
+		served{"fallback", "fallback POST /p3 HTTP/1.1 abc"},
+		served{"fallback", "fallback GET /p4 HTTP/1.1 "},
+	)
 	if n := e.h.relayed.Load(); n != 2 {
 		t.Errorf("the relay served %d requests, want 2", n)
 	}

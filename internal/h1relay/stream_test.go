@@ -13,17 +13,31 @@ import (
 	"time"
 )
 
+// streamFixture runs relay between an upstream pipe the test writes and a
+// client pipe the test reads: a byte reaches the client only once relay
+// flushed it.
 type streamFixture struct {
 	upW  *io.PipeWriter
 	body io.Reader
-	done chan error
+	done <-chan error
 }
 
 func newStreamFixture(t *testing.T, head string) *streamFixture {
 	t.Helper()
+	upW, cli, done := pipeRelay(t)
+	f := &streamFixture{upW: upW, done: done}
+	go func() { _, _ = upW.Write([]byte(head)) }()
+	resp := readWithin(t, func() (*http.Response, error) { return http.ReadResponse(cli, nil) })
+	f.body = resp.Body
+	return f
+}
+
+// pipeRelay runs relay on one answer from the upstream pipe it returns to
+// the client reader it returns; done gets relay's outcome.
+func pipeRelay(t *testing.T) (up *io.PipeWriter, cli *bufio.Reader, done <-chan error) {
 	upR, upW := io.Pipe()
 	cliR, cliW := io.Pipe()
-	f := &streamFixture{upW: upW, done: make(chan error, 1)}
+	result := make(chan error, 1)
 	go func() {
 		rl := relayer{drop: dropFlint}
 		w := bufio.NewWriter(cliW)
@@ -32,17 +46,14 @@ func newStreamFixture(t *testing.T, head string) *streamFixture {
 			err = ferr
 		}
 		cliW.CloseWithError(err)
-		f.done <- err
+		result <- err
 	}()
 	// Unblock both goroutines whatever the test's outcome.
 	t.Cleanup(func() {
 		upW.CloseWithError(errors.New("test over"))
 		cliR.Close()
 	})
-	go func() { _, _ = upW.Write([]byte(head)) }()
-	resp := readWithin(t, func() (*http.Response, error) { return http.ReadResponse(bufio.NewReader(cliR), nil) })
-	f.body = resp.Body
-	return f
+	return upW, bufio.NewReader(cliR), result
 }
 
 // send writes to the upstream pipe without waiting for relay to read it.
@@ -280,10 +291,3 @@ func TestRelayRefusedWritesNothing(t *testing.T) {
 		}
 	}
 }
-
-// FuzzRelayFramesOneResponse: whatever an upstream sends, what the relay
-// writes to a keep-alive client is exactly one well-framed answer (after
-// any interim ones), or nothing at all when it refuses before starting.
-// A second answer in the output, or a body the client can delimit only by
-// the connection closing, would let an upstream answer requests it was not
-// asked (response splitting).

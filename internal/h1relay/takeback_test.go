@@ -141,15 +141,11 @@ func TestTakeBackKeepsPipelinedRequests(t *testing.T) {
 	c := e.dial(t)
 	c.send(t, "POST /p1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"+
 		get("/p2", "x")+get("/p3?q=3", "x"))
-	want := []struct{ who, body string }{
-		{"fallback", "fallback POST /p1 abc"},
-		{"upstream", "up GET /p2 "},
-		{"upstream", "up GET /p3?q=3 "},
-	}
-	for _, w := range want {
-		res, body := c.read(t, "GET")
-		wantServedBy(t, res, body, w.who, w.body)
-	}
+	c.readServed(t,
+		served{"fallback", "fallback POST /p1 abc"},
+		served{"upstream", "up GET /p2 "},
+		served{"upstream", "up GET /p3?q=3 "},
+	)
 	if n := e.h.relayed.Load(); n != 2 {
 		t.Errorf("the relay served %d requests, want 2", n)
 	}
