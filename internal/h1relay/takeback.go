@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -68,7 +69,7 @@ func (t *takeBack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	aw := &answerWriter{ResponseWriter: w, bodiless: r.Method == http.MethodHead}
 	t.next.ServeHTTP(aw, r)
-	if !aw.complete() || (body != nil && !body.eof) || t.s.closing.Load() {
+	if !aw.complete() || (body != nil && !body.eof.Load()) || t.s.closing.Load() {
 		return
 	}
 	t.s.resume(w)
@@ -110,16 +111,18 @@ func unwrapConn(nc net.Conn, before []byte) (net.Conn, []byte) {
 	return nc, before
 }
 
-// eofBody records whether the handler read the request body to its end.
+// eofBody records whether the request body was read to its end. Atomic:
+// a transport may read the body from its own goroutine (a proxy's write
+// loop), and takeBack looks once the handler has returned.
 type eofBody struct {
 	io.ReadCloser
-	eof bool
+	eof atomic.Bool
 }
 
 func (b *eofBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF {
-		b.eof = true
+		b.eof.Store(true)
 	}
 	return n, err
 }
