@@ -30,6 +30,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -52,9 +53,7 @@ type options struct {
 }
 
 func main() {
-	// Re-executed as a baseline proxy hop: -baseline-proxy LISTEN=UPSTREAM.
-	if len(os.Args) == 3 && os.Args[1] == "-baseline-proxy" {
-		serveBaseline(os.Args[2])
+	if reexecuted() {
 		return
 	}
 	o, err := parseFlags(flag.CommandLine, os.Args[1:])
@@ -107,6 +106,27 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// reexecuted serves as one of the harness's own hops when the harness
+// re-executed itself as one: -baseline-proxy LISTEN=UPSTREAM (a stock
+// ReverseProxy) or -baseline-epoll LISTEN=UPSTREAM (the Go epoll relay, one
+// loop per CPU as nginx has one worker per core). It returns false for a
+// normal run.
+func reexecuted() bool {
+	if len(os.Args) != 3 {
+		return false
+	}
+	switch os.Args[1] {
+	case "-baseline-proxy":
+		serveBaseline(os.Args[2])
+	case "-baseline-epoll":
+		listen, upstream, _ := strings.Cut(os.Args[2], "=")
+		log.Fatal(serveEventLoop(listen, upstream, runtime.NumCPU()))
+	default:
+		return false
+	}
+	return true
 }
 
 // serveBaseline is one hop of the baseline chain: a stock ReverseProxy.

@@ -10,9 +10,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The harness re-executes itself as the baseline ReverseProxy hops.
-	if len(os.Args) == 3 && os.Args[1] == "-baseline-proxy" {
-		serveBaseline(os.Args[2])
+	// The harness re-executes itself as the baseline hops.
+	if reexecuted() {
 		return
 	}
 	os.Exit(m.Run())

@@ -54,6 +54,9 @@ const (
 	// over the relay's limit, which net/http serves (issue 19's take-back).
 	nameNginx2Mixed  = "nginx x2, 2% large bodies"
 	nameGatewayMixed = "gateway+sidecar, 2% large bodies"
+	// The floor of a Go relay on its own epoll loops (eventloop.go): what
+	// one hop costs in Go without the netpoller and goroutine per connection.
+	nameEpoll = "Go epoll relay"
 )
 
 // mixedScript is the wrk script of the mixed-traffic paths.
@@ -142,7 +145,7 @@ func start(o options, dir string) ([]*path, func(), error) {
 	}
 	agent, sidecar, admin, gw := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
 	capped, cappedAdmin := procs.FreeAddr(), procs.FreeAddr()
-	rp1, rp2 := procs.FreeAddr(), procs.FreeAddr()
+	rp1, rp2, epoll := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
 	n := 0
 	startProc := func(env []string, name string, args ...string) (int, error) {
 		err := g.Start(filepath.Join(dir, "proc"+strconv.Itoa(n)+".log"), env, name, args...)
@@ -152,7 +155,7 @@ func start(o options, dir string) ([]*path, func(), error) {
 		n++
 		return g.Pid(n - 1), nil
 	}
-	var pids [6]int
+	var pids [7]int
 	steps := []struct {
 		env  []string
 		name string
@@ -166,6 +169,7 @@ func start(o options, dir string) ([]*path, func(), error) {
 		{nil, self, []string{"-baseline-proxy", rp1 + "=" + rp2}},
 		{nil, flint, []string{"proxy", "-serving-addr", capped, "-admin-addr", cappedAdmin, "-upstream", agent, "-request-timeout", "300s", "-log-level", "warn",
 			"-concurrency", "4", "-queue-depth", "64"}},
+		{nil, self, []string{"-baseline-epoll", epoll + "=" + agent}},
 	}
 	for i, s := range steps {
 		if pids[i], err = startProc(s.env, s.name, s.args...); err != nil {
@@ -188,6 +192,8 @@ func start(o options, dir string) ([]*path, func(), error) {
 			hops: []hop{{name: "front", pid: pids[4]}, {name: "back", pid: pids[3]}, agentHop}},
 		{name: nameCapped, url: "http://" + capped + "/bench" + query, baseline: nameNginx1, flint: true,
 			hops: []hop{{name: "sidecar", pid: pids[5], metrics: "http://" + cappedAdmin + wire.PathMetrics}, agentHop}},
+		{name: nameEpoll, url: "http://" + epoll + "/bench" + query, baseline: nameNginx1,
+			hops: []hop{{name: "relay", pid: pids[6]}, agentHop}},
 		{name: nameGatewayMixed, url: "http://" + gw + "/v1/agents/default/echo/bench" + query, baseline: nameNginx2Mixed, flint: true, script: mixed,
 			hops: []hop{gatewayHop, sidecarHop, agentHop}},
 	}
