@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
-FUZZTIME=${FUZZTIME:-10s}
+FUZZTIME=${FUZZTIME:-10s} # per fuzz target, a duration as timeout(1) takes it (10s, 2m)
 
 # The control-plane binaries for the envtest-based tests (internal/testenv):
 # built from the Go module proxy on first use, copied from the cache in
