@@ -18,3 +18,13 @@ type Draining interface {
 	// at the next change to them.
 	DrainingEndpoints(key AgentKey) ([]Endpoint, <-chan struct{})
 }
+
+// PublishEndpoints sets an agent's draining and ready endpoints, draining
+// first: a replica moving from ready to draining is then in one list or
+// both at every instant. The other order leaves a moment in which it is in
+// neither, and a gateway looking then takes its sessions for gone: it ends
+// their streams and answers their requests 404 as the session drain begins.
+func PublishEndpoints(key AgentKey, ready, draining *EndpointSet, readyEps, drainingEps []Endpoint) {
+	draining.Set(key, drainingEps)
+	ready.Set(key, readyEps)
+}

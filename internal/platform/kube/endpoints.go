@@ -106,11 +106,7 @@ func (p *Platform) publishLocked(key platform.AgentKey) {
 	} else {
 		ready = p.admitLocked(key, ready, union(pendingBySlice...)) // probe.go
 	}
-	// Draining first, so that a replica moving from ready to draining is in
-	// one list or both at every instant: a gateway that saw it in neither
-	// would take its MCP sessions for gone (local/agent.go's publishLocked).
-	p.draining.Set(key, draining)
-	p.endpoints.Set(key, ready)
+	platform.PublishEndpoints(key, &p.endpoints, &p.draining, ready, draining)
 }
 
 // union merges lists of endpoints (the slices', in slice order), sorted by

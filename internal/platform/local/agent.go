@@ -96,15 +96,9 @@ func (a *agentRunner) publish() {
 func (a *agentRunner) publishLocked() {
 	key := platform.KeyOf(a.agent)
 	eps := readyEndpoints(a.replicas)
-	// Draining first: a replica moving from ready to draining is then in one
-	// list or both at every instant. The other order left a moment in which
-	// it was in neither, and a gateway looking then took its MCP sessions
-	// for gone: it ended their streams and answered their requests 404
-	// while the session drain had just begun.
-	a.rt.draining.Set(key, a.drainingEndpointsLocked())
-	a.rt.endpoints.Set(key, eps)
+	platform.PublishEndpoints(key, &a.rt.endpoints, &a.rt.draining, eps, a.drainingEndpointsLocked())
 	if len(eps) != a.published {
-		// Held requests wake at the Set above; this is when the gateway can
+		// Held requests wake at the ready list's Set above; this is when the gateway can
 		// see the change (bench/coldstart reads it).
 		a.published = len(eps)
 		a.rt.log.Debug("ready endpoints changed", "agent", key.String(), "endpoints", len(eps))
