@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/bench/internal/procs"
 )
 
 // startEventLoop runs one loop in front of h; the test's cleanup stops it
@@ -29,7 +31,7 @@ func startEventLoop(t *testing.T, h http.Handler) string {
 	if err := syscall.Pipe2(stop[:], syscall.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeLoopback(t)
+	addr := procs.FreeAddr()
 	l, err := newEventLoop(addr, al.Addr().String(), stop[0])
 	if err != nil {
 		t.Fatal(err)
@@ -54,15 +56,6 @@ func startEventLoop(t *testing.T, h http.Handler) string {
 		}
 	})
 	return addr
-}
-
-func freeLoopback(t *testing.T) string {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func TestEventLoopRelaysInOrder(t *testing.T) {
