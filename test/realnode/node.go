@@ -111,9 +111,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		os.RemoveAll(n.Dir)
 		return nil, err
 	}
+	// node, not n: an error return sets n to nil before this runs.
+	node := n
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, n.Stop())
+			err = errors.Join(err, node.Stop())
 		}
 	}()
 	t0 := time.Now()
