@@ -11,7 +11,8 @@ import (
 )
 
 // tableOrder puts each Flint path after the nginx path it is compared with.
-var tableOrder = []string{nameDirect, nameNginx1, nameSidecar, nameCapped, nameEpoll, nameNginx2, nameGateway, nameRP2, nameNginx2Mixed, nameGatewayMixed}
+var tableOrder = []string{nameDirect, nameNginx1, nameSidecar, nameSidecarLoops, nameCapped, nameEpoll,
+	nameNginx2, nameGateway, nameGatewayLoops, nameRP2, nameNginx2Mixed, nameGatewayMixed}
 
 func writeReport(w io.Writer, o options, paths []*path, goBench []benchLine) {
 	paths = slices.Clone(paths)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,10 @@ const (
 	// The floor of a Go relay on its own epoll loops (eventloop.go): what
 	// one hop costs in Go without the netpoller and goroutine per connection.
 	nameEpoll = "Go epoll relay"
+	// The sidecar with -event-loops (its relay on epoll loops, issue 19),
+	// alone and behind its own gateway.
+	nameSidecarLoops = "sidecar, event loops"
+	nameGatewayLoops = "gateway+sidecar, event loops"
 )
 
 // mixedScript is the wrk script of the mixed-traffic paths.
@@ -146,6 +151,7 @@ func start(o options, dir string) ([]*path, func(), error) {
 	agent, sidecar, admin, gw := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
 	capped, cappedAdmin := procs.FreeAddr(), procs.FreeAddr()
 	rp1, rp2, epoll := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
+	loops, loopsAdmin, loopsGW := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
 	n := 0
 	startProc := func(env []string, name string, args ...string) (int, error) {
 		err := g.Start(filepath.Join(dir, "proc"+strconv.Itoa(n)+".log"), env, name, args...)
@@ -155,7 +161,7 @@ func start(o options, dir string) ([]*path, func(), error) {
 		n++
 		return g.Pid(n - 1), nil
 	}
-	var pids [7]int
+	var pids [9]int
 	steps := []struct {
 		env  []string
 		name string
@@ -170,6 +176,9 @@ func start(o options, dir string) ([]*path, func(), error) {
 		{nil, flint, []string{"proxy", "-serving-addr", capped, "-admin-addr", cappedAdmin, "-upstream", agent, "-request-timeout", "300s", "-log-level", "warn",
 			"-concurrency", "4", "-queue-depth", "64"}},
 		{nil, self, []string{"-baseline-epoll", epoll + "=" + agent}},
+		{nil, flint, []string{"proxy", "-serving-addr", loops, "-admin-addr", loopsAdmin, "-upstream", agent, "-request-timeout", "300s", "-log-level", "warn",
+			"-event-loops", strconv.Itoa(runtime.NumCPU())}},
+		{nil, flint, []string{"gateway", "-f", agentFile, "-addr", loopsGW, "-replica", "default/echo=" + loops + "@" + loopsAdmin, "-log-level", "warn"}},
 	}
 	for i, s := range steps {
 		if pids[i], err = startProc(s.env, s.name, s.args...); err != nil {
@@ -183,6 +192,7 @@ func start(o options, dir string) ([]*path, func(), error) {
 	agentHop := hop{name: "agent", pid: pids[0]}
 	sidecarHop := hop{name: "sidecar", pid: pids[1], metrics: "http://" + admin + wire.PathMetrics}
 	gatewayHop := hop{name: "gateway", pid: pids[2], metrics: "http://" + gw + "/metrics"}
+	loopsHop := hop{name: "sidecar", pid: pids[7], metrics: "http://" + loopsAdmin + wire.PathMetrics}
 	paths := []*path{
 		{name: nameDirect, url: "http://" + agent + "/bench" + query, hops: []hop{agentHop}},
 		{name: nameSidecar, url: "http://" + sidecar + "/bench" + query, hops: []hop{sidecarHop, agentHop}, baseline: nameNginx1, flint: true},
@@ -194,6 +204,10 @@ func start(o options, dir string) ([]*path, func(), error) {
 			hops: []hop{{name: "sidecar", pid: pids[5], metrics: "http://" + cappedAdmin + wire.PathMetrics}, agentHop}},
 		{name: nameEpoll, url: "http://" + epoll + "/bench" + query, baseline: nameNginx1,
 			hops: []hop{{name: "relay", pid: pids[6]}, agentHop}},
+		{name: nameSidecarLoops, url: "http://" + loops + "/bench" + query, baseline: nameNginx1, flint: true,
+			hops: []hop{loopsHop, agentHop}},
+		{name: nameGatewayLoops, url: "http://" + loopsGW + "/v1/agents/default/echo/bench" + query, baseline: nameNginx2, flint: true,
+			hops: []hop{{name: "gateway", pid: pids[8], metrics: "http://" + loopsGW + "/metrics"}, loopsHop, agentHop}},
 		{name: nameGatewayMixed, url: "http://" + gw + "/v1/agents/default/echo/bench" + query, baseline: nameNginx2Mixed, flint: true, script: mixed,
 			hops: []hop{gatewayHop, sidecarHop, agentHop}},
 	}

@@ -17,6 +17,9 @@ type Exchange struct {
 	Head     Head
 	Body     []byte
 	RemoteIP string // the client's address, without the port
+	// Admitted is the handler's own: when AdmitLoop admitted the request,
+	// for FinishLoop.
+	Admitted time.Duration
 
 	c        *clientConn
 	close    bool
@@ -27,7 +30,7 @@ type Exchange struct {
 }
 
 func (ex *Exchange) reset() {
-	ex.close, ex.consumed, ex.Body, ex.note = false, 0, nil, nil
+	ex.close, ex.consumed, ex.Body, ex.note, ex.Admitted = false, 0, nil, nil, 0
 	clear(ex.errHeader)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -27,6 +28,10 @@ import (
 // pooled forward.Transport connection to an upstream, relays, releases or
 // closes the connection, and answers errors itself. Clients are raw TCP
 // connections, so every byte on the wire is the test's choice.
+
+// loops runs every server test on event loops (Server.Loops): hack/test.sh
+// runs the package once without and once with them.
+var loops = flag.Int("loops", 0, "serve with this many event loops")
 
 // ---- the handler ----------------------------------------------------------
 
@@ -93,6 +98,34 @@ func (h *relayHandler) ServeRelay(ex *h1relay.Exchange) bool {
 			answerError(ex, http.StatusBadGateway, err)
 		}
 		return true
+	}
+}
+
+// AdmitLoop, WriteLoopHead and FinishLoop are ServeRelay on the loops: a
+// request refuse or wait would hold goes to ServeRelay instead.
+func (h *relayHandler) AdmitLoop(ex *h1relay.Exchange) (string, *h1relay.Upstream, bool) {
+	if (h.refuse != nil && h.refuse(ex)) || h.wait != nil {
+		return "", nil, false
+	}
+	h.relayed.Add(1)
+	return h.upAddr, &h.up, true
+}
+
+func (h *relayHandler) WriteLoopHead(w *bufio.Writer, ex *h1relay.Exchange) { writeHead(w, ex) }
+
+func (h *relayHandler) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, err error) {
+	select {
+	case h.results <- relayResult{string(ex.Head.Target), err, res.Started, res.Status, res.Reused}:
+	default:
+	}
+	switch {
+	case err == nil, res.Started:
+	case errors.Is(err, h1relay.ErrClientGone):
+		ex.Close()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		answerError(ex, http.StatusGatewayTimeout, err)
+	default:
+		answerError(ex, http.StatusBadGateway, err)
 	}
 }
 
@@ -308,6 +341,7 @@ func start(t *testing.T, cfg config) *env {
 		},
 		IdleTimeout:       cfg.idleTimeout,
 		ReadHeaderTimeout: cfg.readHeader,
+		Loops:             *loops,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -48,12 +49,21 @@ type Server struct {
 	// MaxHeadBytes hands a request with a longer head to Fallback, which
 	// enforces its own MaxHeaderBytes (0: only the read buffer bounds it).
 	MaxHeadBytes int
+	// Loops, above 0, serves the plain exchanges of a Handler that is a
+	// LoopHandler on that many event loops (loop.go), when Serve is given
+	// a *net.TCPListener, or a TCPListenerWrapper of one.
+	Loops int
+	// OnAccept, if set, is called for each connection a loop accepts (a
+	// wrapper's Accept, which the loops do not call, would count them).
+	OnAccept func()
 
-	handoff *handoffListener
-	mu      sync.Mutex
-	ln      net.Listener
-	conns   map[*clientConn]struct{}
-	closing atomic.Bool
+	loops     []*eventLoop
+	loopConns atomic.Int64 // connections the loops serve
+	handoff   *handoffListener
+	mu        sync.Mutex
+	ln        net.Listener
+	conns     map[*clientConn]struct{}
+	closing   atomic.Bool
 }
 
 // Serve accepts connections until the listener fails or Shutdown or Close
@@ -73,6 +83,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	// It returns when the handoff listener closes (Shutdown, Close); its
 	// connections are Shutdown's and Close's to end.
 	go func() { _ = s.Fallback.Serve(s.handoff) }()
+	if s.startLoops(ln) {
+		for _, l := range s.loops {
+			<-l.stopped
+		}
+		return http.ErrServerClosed
+	}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -93,6 +109,74 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go c.serve()
 	}
+}
+
+// TCPListenerWrapper is a listener whose connections the loops may accept
+// from the TCP listener it wraps (nil: they may not).
+type TCPListenerWrapper interface {
+	TCPListener() *net.TCPListener
+}
+
+// startLoops starts the event loops on ln's descriptor; false: Serve
+// accepts on goroutines instead.
+func (s *Server) startLoops(ln net.Listener) bool {
+	h, ok := s.Handler.(LoopHandler)
+	tl, _ := ln.(*net.TCPListener)
+	if w, isWrapper := ln.(TCPListenerWrapper); isWrapper {
+		tl = w.TCPListener()
+	}
+	if s.Loops <= 0 || !ok || tl == nil {
+		return false
+	}
+	raw, err := tl.SyscallConn()
+	if err != nil {
+		return false
+	}
+	lfd := -1
+	if raw.Control(func(fd uintptr) { lfd = int(fd) }) != nil {
+		return false
+	}
+	loops := make([]*eventLoop, 0, s.Loops)
+	for range s.Loops {
+		l, err := newEventLoop(s, h, lfd)
+		if err != nil {
+			for _, l := range loops {
+				l.closeAll()
+			}
+			return false
+		}
+		loops = append(loops, l)
+	}
+	s.mu.Lock()
+	s.loops = loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		go l.run()
+	}
+	return true
+}
+
+// loopsDo sends cmd to every loop; wait waits for them to exit.
+func (s *Server) loopsDo(cmd uint32, wait bool) {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		l.send(cmd)
+	}
+	for _, l := range loops {
+		if wait {
+			<-l.exited
+		}
+	}
+}
+
+// trackAlways tracks a connection a loop handed over mid-exchange, even
+// when shutting down: Shutdown must wait for its exchange.
+func (s *Server) trackAlways(c *clientConn) {
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
 }
 
 func (s *Server) track(c *clientConn, add bool) bool {
@@ -121,9 +205,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for {
 		s.closeIdle()
 		s.mu.Lock()
-		n := len(s.conns)
+		n := len(s.conns) + int(s.loopConns.Load())
 		s.mu.Unlock()
 		if n == 0 {
+			s.loopsDo(cmdExit, true)
 			break
 		}
 		select {
@@ -139,6 +224,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes every connection at once, cutting their upstream exchanges.
 func (s *Server) Close() error {
 	s.stop()
+	s.loopsDo(cmdClose, true)
 	s.mu.Lock()
 	for c := range s.conns {
 		c.cut()
@@ -152,6 +238,7 @@ func (s *Server) Close() error {
 // failing would (the drain deadline): answers not started become the
 // handler's error, streams end at a message boundary.
 func (s *Server) CutUpstreams() {
+	s.loopsDo(cmdCut, false)
 	s.mu.Lock()
 	for c := range s.conns {
 		c.cut()
@@ -163,6 +250,14 @@ func (s *Server) stop() {
 	if s.closing.Swap(true) {
 		return
 	}
+	// The loops stop using the listener's descriptor before it closes.
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		l.send(cmdStopAccept)
+		<-l.stopped
+	}
 	s.mu.Lock()
 	if s.ln != nil {
 		_ = s.ln.Close()
@@ -172,6 +267,7 @@ func (s *Server) stop() {
 }
 
 func (s *Server) closeIdle() {
+	s.loopsDo(cmdCloseIdle, false)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
@@ -230,6 +326,17 @@ func (c *clientConn) cut() {
 var aLongTimeAgo = time.Unix(1, 0)
 
 func (c *clientConn) serve() {
+	c.br = bufio.NewReaderSize(c.nc, readBufferSize)
+	c.bw = bufio.NewWriterSize(c.nc, writeBufferSize)
+	c.ex.c = c
+	if host, _, err := net.SplitHostPort(c.nc.RemoteAddr().String()); err == nil {
+		c.ex.RemoteIP = host
+	}
+	c.serveFrom(!c.resumed)
+}
+
+// serveFrom serves the connection's requests, first its first one.
+func (c *clientConn) serveFrom(first bool) {
 	handedOff := false
 	defer func() {
 		c.s.track(c, false)
@@ -237,13 +344,7 @@ func (c *clientConn) serve() {
 			_ = c.nc.Close()
 		}
 	}()
-	c.br = bufio.NewReaderSize(c.nc, readBufferSize)
-	c.bw = bufio.NewWriterSize(c.nc, writeBufferSize)
-	c.ex.c = c
-	if host, _, err := net.SplitHostPort(c.nc.RemoteAddr().String()); err == nil {
-		c.ex.RemoteIP = host
-	}
-	for first := !c.resumed; ; first = false {
+	for ; ; first = false {
 		if c.br.Buffered() == 0 {
 			if c.s.closing.Load() && !first {
 				// Between requests, shutting down: done. A new connection's
@@ -365,6 +466,16 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return p.Conn.Read(b)
+}
+
+// SyscallConn is the network connection's, so that the client watch
+// (watch.go) works on a connection that replays bytes.
+func (p *prefixConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := p.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
 }
 
 // handoffListener is the fallback server's listener: it accepts the

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -51,6 +52,10 @@ type Config struct {
 	// for gRPC-style agents. WebSocket upgrades need HTTP/1, so leave it off
 	// for agents that use them.
 	UpstreamH2C bool
+	// EventLoops, above 0, serves plain HTTP/1.1 exchanges on that many
+	// epoll event loops instead of a goroutine per connection (issue 19);
+	// it needs UpstreamAddr as an IP address and port. 0: off.
+	EventLoops int
 
 	// Concurrency caps in-flight requests; 0 means unlimited.
 	Concurrency int
@@ -168,6 +173,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"`host:port` of the agent")
 	fs.BoolVar(&c.UpstreamH2C, "upstream-h2c", false,
 		"speak cleartext HTTP/2 to the agent (gRPC); WebSocket upgrades then cannot pass")
+	fs.IntVar(&c.EventLoops, "event-loops", d.EventLoops,
+		"serve plain HTTP/1.1 exchanges on this many epoll event loops (one per core suits) instead of a goroutine per connection; needs -upstream as an IP address and port, and is off with TLS, tracing or -upstream-h2c (0 = off)")
 	fs.IntVar(&c.Concurrency, "concurrency", d.Concurrency,
 		"hard cap of in-flight requests to the agent; 0 = unlimited")
 	fs.IntVar(&c.QueueDepth, "queue-depth", d.QueueDepth,
@@ -250,6 +257,12 @@ func (c *Config) Validate() error {
 	}
 	if sameFixedAddr(e.ServingAddr, e.AdminAddr) {
 		bad("-admin-addr=%q must differ from -serving-addr: admin paths must never be reachable on the serving port", e.AdminAddr)
+	}
+	if e.EventLoops < 0 {
+		bad("-event-loops=%d must be 0 (off) or more", e.EventLoops)
+	}
+	if _, err := netip.ParseAddrPort(e.UpstreamAddr); e.EventLoops > 0 && err != nil {
+		bad("-event-loops needs -upstream as an IP address and port (e.g. 127.0.0.1:8080), not %q: a loop does not resolve names", e.UpstreamAddr)
 	}
 	if e.Concurrency < 0 {
 		bad("-concurrency=%d must be 0 (unlimited) or more", e.Concurrency)

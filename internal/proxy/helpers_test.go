@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,11 @@ import (
 	"github.com/flint-dev/flint/internal/testutil"
 	"github.com/flint-dev/flint/internal/wire"
 )
+
+// eventLoops runs every sidecar of the tests with that many event loops
+// (Config.EventLoops): hack/test.sh runs the package once without and once
+// with them.
+var eventLoops = flag.Int("event-loops", 0, "serve the tests' sidecars with this many event loops")
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
@@ -32,6 +38,7 @@ func testConfig(upstream string) Config {
 		ReadyWait:            2 * time.Second,
 		QueueTimeout:         5 * time.Second,
 		DrainTimeout:         5 * time.Second,
+		EventLoops:           *eventLoops,
 	}
 }
 

@@ -32,7 +32,57 @@ func (s *Sidecar) newRelay(tracing bool) *h1relay.Server {
 		Fallback:          s.servingSrv,
 		IdleTimeout:       servingIdleTimeout,
 		ReadHeaderTimeout: readHeaderTimeout,
+		Loops:             s.cfg.EventLoops,
+		OnAccept:          s.metrics.conns.plain.Inc,
 	}
+}
+
+// AdmitLoop is ServeRelay's admission for the event loops: a request that
+// would wait (a full breaker, an agent not ready), that is refused or that
+// opens an event stream goes to ServeRelay, which answers or waits.
+func (s *Sidecar) AdmitLoop(ex *h1relay.Exchange) (string, *h1relay.Upstream, bool) {
+	h := &ex.Head
+	if isStreamHead(h) || s.aborted() || !s.gate.isReady() {
+		return "", nil, false
+	}
+	token, _ := h.Get(wire.HeaderGatewayToken)
+	if !s.gatewayToken.accepts(unsafe.String(unsafe.SliceData(token), len(token))) {
+		return "", nil, false
+	}
+	if s.br != nil {
+		if !s.br.enter() {
+			return "", nil, false
+		}
+		if !s.br.tryAcquire() {
+			s.br.leave()
+			return "", nil, false
+		}
+	}
+	start := s.acc.now()
+	s.acc.change(start, 1, 0)
+	if s.draining.Load() {
+		ex.Close()
+	}
+	ex.Admitted = start
+	s.requests.Add(1)
+	return s.cfg.UpstreamAddr, &s.relayUp, true
+}
+
+// WriteLoopHead writes the request head as relay does.
+func (s *Sidecar) WriteLoopHead(w *bufio.Writer, ex *h1relay.Exchange) { writeRelayHead(w, ex) }
+
+// FinishLoop ends an exchange AdmitLoop admitted, as ServeRelay does after relay.
+func (s *Sidecar) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, err error) {
+	code := res.Status
+	switch {
+	case err == nil:
+	case res.Started:
+		s.log.Debug("upstream error after the response started", "err", err)
+	default:
+		code = s.relayError(ex, err)
+	}
+	end := s.finishAdmitted()
+	s.metrics.observe(code, end-ex.Admitted)
 }
 
 // ServeRelay is ServeHTTP's admission for a request the relay took,

@@ -109,6 +109,16 @@ type servingListener struct {
 	conns  *connCounters
 }
 
+// TCPListener lets the relay's event loops accept plain connections
+// themselves (h1relay.TCPListenerWrapper); they count them with OnAccept.
+func (l servingListener) TCPListener() *net.TCPListener {
+	tl, _ := l.Listener.(*net.TCPListener)
+	if l.config != nil {
+		return nil
+	}
+	return tl
+}
+
 func (l servingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {

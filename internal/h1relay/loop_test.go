@@ -1,0 +1,151 @@
+package h1relay_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// These tests hold for both ways the relay serves (goroutines, and event
+// loops with -loops), and reach the loops' edges: a read buffer that fills
+// with pipelined requests, a client that does not read its answers for a
+// while, an answer of known length whose body comes in pieces.
+
+// Pipelined requests beyond the relay's read buffer are all answered, in
+// order.
+func TestPipelinedBeyondTheBuffer(t *testing.T) {
+	e := start(t, config{})
+	c := e.dial(t)
+	pad := strings.Repeat("x", 120)
+	var reqs strings.Builder
+	const n = 300 // about 45 KiB of requests
+	for i := range n {
+		reqs.WriteString(get(fmt.Sprintf("/p/%03d?%s", i, pad), "x"))
+	}
+	go func() { _, _ = io.WriteString(c.nc, reqs.String()) }()
+	for i := range n {
+		res, body := c.read(t, "GET")
+		wantServedBy(t, res, body, "upstream", fmt.Sprintf("up GET /p/%03d?%s ", i, pad))
+		if t.Failed() {
+			t.Fatalf("answer %d", i)
+		}
+	}
+}
+
+// A client that sends many requests and reads nothing for a while gets
+// every answer once it reads, in order.
+func TestSlowReaderGetsEveryAnswer(t *testing.T) {
+	e := start(t, config{})
+	c := e.dial(t)
+	body := strings.Repeat("b", 8<<10)
+	const n = 200 // about 1.6 MiB of answers: more than the sockets buffer
+	go func() {
+		for i := range n {
+			req := fmt.Sprintf("POST /s/%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", i, len(body), body)
+			if _, err := io.WriteString(c.nc, req); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	for i := range n {
+		_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		res, err := http.ReadResponse(c.br, &http.Request{Method: "POST"})
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		got, err := io.ReadAll(res.Body)
+		// A body that had not all arrived with its head goes to net/http,
+		// as the relay does.
+		want := fmt.Sprintf("up POST /s/%d %s", i, body)
+		if res.Header.Get("X-Served-By") == "fallback" {
+			want = fmt.Sprintf("fallback POST /s/%d HTTP/1.1 %s", i, body)
+		}
+		if err != nil || string(got) != want {
+			t.Fatalf("answer %d: %d bytes (%v), want %d", i, len(got), err, len(want))
+		}
+	}
+}
+
+// An answer of known length whose body comes in pieces reaches the client
+// piece by piece, and the connection serves on after it.
+func TestLengthBodyInPiecesStreams(t *testing.T) {
+	second := make(chan struct{})
+	upAddr := rawUpstream(t, func(nc net.Conn, br *bufio.Reader) {
+		for n := 0; ; n++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.URL.Path != "/pieces" {
+				fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\nX-Served-By: upstream\r\nContent-Length: 4\r\n\r\nrest")
+				continue
+			}
+			fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\nX-Served-By: upstream\r\nContent-Length: 10\r\n\r\nfirst")
+			select {
+			case <-second:
+			case <-time.After(10 * time.Second):
+				return
+			}
+			fmt.Fprintf(nc, "-last")
+		}
+	})
+	e := start(t, config{upAddr: upAddr})
+	c := e.dial(t)
+	c.send(t, get("/pieces", "x"))
+	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatalf("the head did not come before the body's end: %v", err)
+	}
+	first := make([]byte, 5)
+	if _, err := io.ReadFull(res.Body, first); err != nil || string(first) != "first" {
+		t.Fatalf("the first piece did not come before the second was sent: %q, %v", first, err)
+	}
+	close(second)
+	rest, err := io.ReadAll(res.Body)
+	if err != nil || string(rest) != "-last" {
+		t.Fatalf("the rest: %q, %v", rest, err)
+	}
+	c.send(t, get("/after", "x"))
+	res, body := c.read(t, "GET")
+	wantServedBy(t, res, body, "upstream", "rest")
+}
+
+// rawUpstream serves each connection with serve, on bytes of the test's own.
+func rawUpstream(t *testing.T, serve func(nc net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var conns []net.Conn
+	go func() {
+		defer close(done)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, nc)
+			go func() {
+				defer nc.Close()
+				serve(nc, bufio.NewReader(nc))
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+		for _, nc := range conns {
+			_ = nc.Close()
+		}
+	})
+	return ln.Addr().String()
+}
