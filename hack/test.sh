@@ -20,10 +20,11 @@ export KUBEBUILDER_ASSETS
 go vet ./...
 # Everything but the real-node suite, with the race detector.
 go test -race -count=1 -timeout 30m $(go list ./... | grep -v '/test/realnode$')
-# The relay's and the sidecar's tests once more with the relay on event
-# loops (h1relay.Server.Loops, the sidecar's -event-loops).
+# The relay's, the sidecar's and the gateway's tests once more with the
+# relay on event loops (h1relay.Server.Loops, their -event-loops).
 go test -race -count=1 ./internal/h1relay -args -loops=2
 go test -race -count=1 ./internal/proxy -args -event-loops=2
+go test -race -count=1 ./internal/gateway -args -event-loops=2
 
 # The real-node suite (test/realnode): a real kubelet, containerd, CNI and
 # kube-proxy in a namespace of its own. Process orchestration, so no -race;

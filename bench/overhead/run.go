@@ -59,7 +59,7 @@ const (
 	// one hop costs in Go without the netpoller and goroutine per connection.
 	nameEpoll = "Go epoll relay"
 	// The sidecar with -event-loops (its relay on epoll loops, issue 19),
-	// alone and behind its own gateway.
+	// alone and behind a gateway with -event-loops.
 	nameSidecarLoops = "sidecar, event loops"
 	nameGatewayLoops = "gateway+sidecar, event loops"
 )
@@ -178,7 +178,8 @@ func start(o options, dir string) ([]*path, func(), error) {
 		{nil, self, []string{"-baseline-epoll", epoll + "=" + agent}},
 		{nil, flint, []string{"proxy", "-serving-addr", loops, "-admin-addr", loopsAdmin, "-upstream", agent, "-request-timeout", "300s", "-log-level", "warn",
 			"-event-loops", strconv.Itoa(runtime.NumCPU())}},
-		{nil, flint, []string{"gateway", "-f", agentFile, "-addr", loopsGW, "-replica", "default/echo=" + loops + "@" + loopsAdmin, "-log-level", "warn"}},
+		{nil, flint, []string{"gateway", "-f", agentFile, "-addr", loopsGW, "-replica", "default/echo=" + loops + "@" + loopsAdmin, "-log-level", "warn",
+			"-event-loops", strconv.Itoa(runtime.NumCPU())}},
 	}
 	for i, s := range steps {
 		if pids[i], err = startProc(s.env, s.name, s.args...); err != nil {

@@ -46,6 +46,9 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds a request body; larger ones get 413. 0 = no limit.
 	MaxBodyBytes int64
+	// EventLoops, above 0, relays plain calls on that many epoll event
+	// loops instead of a goroutine per connection (issue 19). 0: off.
+	EventLoops int
 	// SidecarToken is sent to every sidecar in wire.HeaderGatewayToken, for
 	// sidecars that refuse traffic bypassing the gateway.
 	SidecarToken string
@@ -103,6 +106,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "idle keep-alive connections from clients are closed after this long")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block accepted")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond it); 0 = no limit")
+	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "relay plain calls on this many epoll event loops (one per core suits) instead of a goroutine per connection; off with tracing (0 = off)")
 	c.Auth.RegisterFlags(fs)
 	fs.StringVar(&c.SidecarTokenFile, "sidecar-token-file", c.SidecarTokenFile, "file with a secret sent to every sidecar, whose -gateway-token-file holds the same; lets sidecars refuse traffic that bypasses the gateway. "+
 		"Several lines during a rotation: the first is sent; the file is re-read every 10 s")
@@ -136,6 +140,9 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s is %s: it must be positive", d.name, d.v))
 		}
+	}
+	if c.EventLoops < 0 {
+		errs = append(errs, fmt.Errorf("-event-loops is %d: it must be 0 (off) or more", c.EventLoops))
 	}
 	if c.FullBackoff < 0 || c.IdleTimeout < 0 || c.MaxHeaderBytes < 0 || c.ReplayBodyLimit < 0 || c.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("-full-backoff, -idle-timeout, -max-header-bytes, -max-body-bytes and -replay-body-limit must not be negative"))

@@ -33,6 +33,7 @@ func (g *Gateway) servingServer(srv *http.Server) h1relay.PortServer {
 		IdleTimeout:       g.cfg.IdleTimeout,
 		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
 		MaxHeadBytes:      g.cfg.MaxHeaderBytes,
+		Loops:             g.cfg.EventLoops,
 	}
 }
 
@@ -43,30 +44,8 @@ func (g *Gateway) servingServer(srv *http.Server) h1relay.PortServer {
 // sidecars — is ServeHTTP's, as is a call whose replica refused it or
 // could not be reached (ServeHTTP retries and holds).
 func (g *Gateway) ServeRelay(ex *h1relay.Exchange) bool {
-	h := &ex.Head
-	if g.hosts != nil && g.hosts.policy.On() {
-		origin, _ := h.Get("Origin")
-		if _, err := g.hosts.policy.CheckHost(bytesString(h.Host), bytesString(origin)); err != nil {
-			return false
-		}
-	}
-	path, query := h.Target, []byte(nil)
-	if i := bytes.IndexByte(path, '?'); i >= 0 {
-		path, query = path[:i], path[i:]
-	}
-	route, err := ParseRoute(string(path)) // a copy: the route's strings outlive the read buffer
-	if err != nil {
-		return false
-	}
-	agent, ok := g.platform.Agent(route.Agent)
-	if !ok || agent.Spec.Public || (agent.Spec.Protocol != "" && agent.Spec.Protocol != v1alpha1.ProtocolHTTP) {
-		return false
-	}
-	keyFrom, ok := g.relayAPIKey(h)
+	route, query, agent, keyFrom, ok := g.relayable(&ex.Head)
 	if !ok {
-		return false
-	}
-	if limit := g.cfg.MaxBodyBytes; limit > 0 && h.ContentLength > limit {
 		return false
 	}
 	st := g.state(route.Agent)
@@ -95,6 +74,37 @@ func (g *Gateway) ServeRelay(ex *h1relay.Exchange) bool {
 	st.metrics.countCode(code)
 	st.metrics.duration.Observe(time.Since(start).Seconds())
 	return true
+}
+
+// relayable checks what ServeRelay and AdmitLoop take before a replica
+// is picked: the Host and Origin, the route to a known plain-HTTP agent
+// that is not public, an API key that is valid, a body within the limit.
+func (g *Gateway) relayable(h *h1relay.Head) (route Route, query []byte, agent *v1alpha1.Agent, keyFrom string, ok bool) {
+	if g.hosts != nil && g.hosts.policy.On() {
+		origin, _ := h.Get("Origin")
+		if _, err := g.hosts.policy.CheckHost(bytesString(h.Host), bytesString(origin)); err != nil {
+			return route, nil, agent, "", false
+		}
+	}
+	path := h.Target
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i:]
+	}
+	route, err := ParseRoute(string(path)) // a copy: the route's strings outlive the read buffer
+	if err != nil {
+		return route, nil, agent, "", false
+	}
+	agent, ok = g.platform.Agent(route.Agent)
+	if !ok || agent.Spec.Public || (agent.Spec.Protocol != "" && agent.Spec.Protocol != v1alpha1.ProtocolHTTP) {
+		return route, nil, agent, "", false
+	}
+	if keyFrom, ok = g.relayAPIKey(h); !ok {
+		return route, nil, agent, "", false
+	}
+	if limit := g.cfg.MaxBodyBytes; limit > 0 && h.ContentLength > limit {
+		return route, nil, agent, "", false
+	}
+	return route, query, agent, keyFrom, true
 }
 
 // relayNote is a call the relay sent to a replica that refused it or could

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"flag"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -31,10 +32,16 @@ func startSidecar(t *testing.T, upstream *httptest.Server, concurrency int, name
 	return platformtest.StartSidecar(t, upstream.Listener.Addr().String(), concurrency, name)
 }
 
+// eventLoops runs the tests' gateways with that many event loops
+// (Config.EventLoops): hack/test.sh runs the package once without and once
+// with them.
+var eventLoops = flag.Int("event-loops", 0, "serve the tests' gateways with this many event loops")
+
 // startGateway serves a gateway over p on a real loopback socket.
 func startGateway(t *testing.T, p platform.Platform, scaler Scaler, mutate func(*Config)) (*Gateway, *httptest.Server) {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.EventLoops = *eventLoops
 	// Test requests name placeholder hosts (Host: x); hostguard_test.go
 	// tests the Host and Origin checks.
 	cfg.AllowedHosts = []string{"*"}

@@ -17,9 +17,11 @@ type Exchange struct {
 	Head     Head
 	Body     []byte
 	RemoteIP string // the client's address, without the port
-	// Admitted is the handler's own: when AdmitLoop admitted the request,
-	// for FinishLoop.
+	// Admitted and State are the handler's own, for FinishLoop: when
+	// AdmitLoop admitted the request, and whatever else it keeps (State
+	// stays with the connection from one request to the next, for reuse).
 	Admitted time.Duration
+	State    any
 
 	c        *clientConn
 	close    bool
@@ -64,6 +66,9 @@ type Upstream struct {
 	Refused func(status int, fields []Field) bool
 	// Timeout bounds the whole exchange on the upstream connection (0: none).
 	Timeout time.Duration
+	// DialTimeout bounds connecting to the upstream on the event loops
+	// (0: Timeout alone); goroutines dial with their transport's.
+	DialTimeout time.Duration
 }
 
 // watchAfter is how long an exchange runs before the relay starts watching

@@ -113,7 +113,7 @@ func (h *relayHandler) AdmitLoop(ex *h1relay.Exchange) (string, *h1relay.Upstrea
 
 func (h *relayHandler) WriteLoopHead(w *bufio.Writer, ex *h1relay.Exchange) { writeHead(w, ex) }
 
-func (h *relayHandler) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, err error) {
+func (h *relayHandler) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, err error) bool {
 	select {
 	case h.results <- relayResult{string(ex.Head.Target), err, res.Started, res.Status, res.Reused}:
 	default:
@@ -127,6 +127,7 @@ func (h *relayHandler) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, er
 	default:
 		answerError(ex, http.StatusBadGateway, err)
 	}
+	return true
 }
 
 // writeHead is the sidecar's writeRelayHead: the target and the

@@ -42,9 +42,11 @@ type LoopHandler interface {
 	WriteLoopHead(w *bufio.Writer, ex *Exchange)
 	// FinishLoop ends an admitted exchange as ServeRelay ends one after
 	// Relay: res and err are Relay's; an error before the answer started
-	// is the handler's to answer (ex.ResponseWriter). It may run on the
-	// loop or on a goroutine, and must not block.
-	FinishLoop(ex *Exchange, res Response, err error)
+	// is the handler's to answer (ex.ResponseWriter), or, returning false,
+	// to hand to the Fallback with the connection and the note ex.HandOff
+	// left (as ServeRelay returning false does). It may run on the loop or
+	// on a goroutine, and must not block.
+	FinishLoop(ex *Exchange, res Response, err error) bool
 }
 
 // Loop commands, which Server methods send through the loop's eventfd.
@@ -54,6 +56,7 @@ const (
 	cmdCut
 	cmdClose
 	cmdExit
+	cmdAdopt
 )
 
 // loopTick is how often a loop checks its deadlines (idle connections,
@@ -71,6 +74,11 @@ type eventLoop struct {
 	pool upstreamPool
 
 	cmds     atomic.Uint32
+	wakeMu   sync.Mutex // orders send's write with closing wake
+
+	adoptMu    sync.Mutex
+	adoptQueue []adoption // connections given back by net/http (Server.adopt)
+	adoptShut  bool       // the loop has closed: adopt closes what it is given
 	stopped  chan struct{} // closed once the loop stopped accepting
 	exited   chan struct{}
 	stopOnce sync.Once
@@ -134,11 +142,15 @@ func (l *eventLoop) ctl(op, fd int, events uint32) error {
 	return nil
 }
 
-// send asks the loop to carry out cmd.
+// send asks the loop to carry out cmd; a loop that has exited ignores it.
 func (l *eventLoop) send(cmd uint32) {
 	l.cmds.Or(cmd)
 	one := [8]byte{1}
-	_, _ = syscall.Write(l.wake, one[:])
+	l.wakeMu.Lock()
+	defer l.wakeMu.Unlock()
+	if l.wake >= 0 { // not closed: the number may be another file's by now
+		_, _ = syscall.Write(l.wake, one[:])
+	}
 }
 
 // run serves until cmdExit or cmdClose; it closes what it owns when it returns.
@@ -148,7 +160,11 @@ func (l *eventLoop) run() {
 	defer l.closeAll()
 	next := monotime() + int64(loopTick)
 	for {
-		n, err := syscall.EpollWait(l.epfd, l.events, int(loopTick/time.Millisecond))
+		wait := int(loopTick / time.Millisecond)
+		if len(l.fds) == 0 {
+			wait = -1 // nothing to time out: sleep until a connection or a command
+		}
+		n, err := syscall.EpollWait(l.epfd, l.events, wait)
 		if err != nil && err != syscall.EINTR {
 			panic(fmt.Sprintf("h1relay: epoll_wait: %v", err)) // EBADF or EINVAL: a bug
 		}
@@ -186,6 +202,9 @@ func (l *eventLoop) commands() bool {
 				l.cut(lc)
 			}
 		}
+	}
+	if cmds&cmdAdopt != 0 {
+		l.adoptQueued()
 	}
 	if cmds&cmdClose != 0 {
 		for _, lc := range l.conns() {
@@ -299,6 +318,13 @@ func (l *eventLoop) forget(fd int) {
 // expire ends the waits past their deadline.
 func (l *eventLoop) expire(now int64) {
 	for _, lc := range l.conns() {
+		if up := lc.up; up != nil && up.connecting && up.connectBy != 0 && now >= up.connectBy {
+			// As a dialer's timeout: the handler may try another upstream.
+			l.dropUpstream(lc)
+			l.writeTo(lc)
+			l.finish(lc, Response{}, dialError(lc.addr, "connect", syscall.ETIMEDOUT))
+			continue
+		}
 		if lc.deadline == 0 || now < lc.deadline {
 			continue
 		}
@@ -321,10 +347,20 @@ func (l *eventLoop) closeAll() {
 		}
 	}
 	clear(l.fds)
+	l.adoptMu.Lock()
+	for _, a := range l.adoptQueue {
+		_ = syscall.Close(a.fd)
+		l.s.loopConns.Add(-1)
+	}
+	l.adoptQueue, l.adoptShut = nil, true
+	l.adoptMu.Unlock()
 	l.stopAccepting()
+	l.wakeMu.Lock()
 	if l.wake >= 0 {
 		_ = syscall.Close(l.wake)
+		l.wake = -1
 	}
+	l.wakeMu.Unlock()
 	if l.epfd >= 0 {
 		_ = syscall.Close(l.epfd)
 	}

@@ -188,6 +188,8 @@ func (l *eventLoop) sendRequest(lc *loopConn) {
 	l.fds[int32(up.fd)] = fdOwner{lc: lc, up: up}
 	if !up.connecting {
 		l.upstreamWritable(lc)
+	} else if lc.u.DialTimeout > 0 {
+		up.connectBy = monotime() + int64(lc.u.DialTimeout)
 	}
 }
 
@@ -339,9 +341,17 @@ func (l *eventLoop) relayAnswer(lc *loopConn, end error) {
 // answer), then the answer goes out.
 func (l *eventLoop) finish(lc *loopConn, res Response, err error) {
 	ex := &lc.c.ex
-	l.h.FinishLoop(ex, res, err) // writes on after what relayAnswer wrote
-	_ = l.w.Flush()
+	if !l.h.FinishLoop(ex, res, err) && !res.Started {
+		l.w.Reset(&l.sink) // nothing of this exchange goes out
+		lc.out = lc.out[:0]
+		l.handOffToFallback(lc)
+		return
+	}
+	_ = l.w.Flush() // after what relayAnswer wrote
 	lc.up = nil
+	if cap(lc.answer) > readBufferSize {
+		lc.answer = nil
+	}
 	lc.closing = ex.Closing()
 	copy(lc.in, lc.in[ex.consumed:lc.n])
 	lc.n -= ex.consumed
@@ -370,6 +380,9 @@ func (l *eventLoop) flush(lc *loopConn) {
 		lc.outSent += n
 	}
 	lc.out, lc.outSent = lc.out[:0], 0
+	if cap(lc.out) > readBufferSize {
+		lc.out = nil // a large answer's buffer is not kept for the next
+	}
 	if lc.wantOut {
 		lc.wantOut = false
 		l.watchClient(lc)

@@ -123,12 +123,10 @@ func (l *eventLoop) handOffExchange(lc *loopConn) {
 		return
 	}
 	c := &lc.c
-	c.nc = cnc
-	var in net.Conn = cnc
-	if rest := lc.in[ex.consumed:lc.n]; len(rest) > 0 {
-		in = &prefixConn{Conn: cnc, pending: bytes.Clone(rest)}
-	}
-	c.br = bufio.NewReaderSize(in, readBufferSize)
+	// The request's own bytes stay in front: the handler may yet hand it
+	// to the Fallback (FinishLoop returning false).
+	c.nc = &prefixConn{Conn: cnc, pending: bytes.Clone(lc.in[:lc.n])}
+	c.br = bufio.NewReaderSize(c.nc, readBufferSize)
 	c.bw = bufio.NewWriterSize(cnc, writeBufferSize)
 	c.accepted = time.Now()
 	c.s.trackAlways(c)
@@ -157,11 +155,114 @@ func (c *clientConn) finishExchange(h LoopHandler, u *Upstream, up net.Conn, ans
 		ex.close = true
 	}
 	res.Reused = reused
-	h.FinishLoop(ex, res, err)
-	if c.bw.Flush() != nil || ex.Closing() {
+	if !h.FinishLoop(ex, res, err) && !res.Started {
+		if !c.handOff(ex.note, false) {
+			_ = c.nc.Close()
+		}
+		c.s.track(c, false)
+		return
+	}
+	if _, derr := c.br.Discard(ex.consumed); derr != nil || c.bw.Flush() != nil || ex.Closing() {
 		c.s.track(c, false)
 		_ = c.nc.Close()
 		return
 	}
 	c.serveFrom(false)
+}
+
+// handOffToFallback gives the connection, its request first, to the
+// Fallback with the note the handler left.
+func (l *eventLoop) handOffToFallback(lc *loopConn) {
+	defer l.s.loopConns.Add(-1)
+	l.detach(lc.fd)
+	nc, err := fdConn(lc.fd)
+	if err != nil {
+		return
+	}
+	pc := &prefixConn{Conn: nc, pending: bytes.Clone(lc.in[:lc.n]), note: lc.c.ex.note}
+	go func() {
+		if !l.s.handoff.give(pc) {
+			_ = nc.Close()
+		}
+	}()
+}
+
+// adopt gives a connection net/http served back to a loop (take-back, with
+// the bytes read past its request), as the goroutine path takes it back;
+// false: there are no loops, or the connection is not a TCP one.
+func (s *Server) adopt(nc net.Conn, pending []byte) bool {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	tc, ok := nc.(*net.TCPConn)
+	if len(loops) == 0 || !ok || len(pending) > readBufferSize {
+		return false
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	fd := -1
+	_ = raw.Control(func(sfd uintptr) {
+		// A descriptor of the loop's own (close-on-exec, as Go's); closing
+		// nc then leaves the socket open.
+		r, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, sfd, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno == 0 {
+			fd = int(r)
+		}
+	})
+	if fd < 0 {
+		return false
+	}
+	ip := ""
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		ip = a.IP.String()
+	}
+	_ = nc.Close()
+	s.loopConns.Add(1) // counted from here, for Shutdown
+	l := loops[s.adopted.Add(1)%uint32(len(loops))]
+	l.adoptMu.Lock()
+	defer l.adoptMu.Unlock()
+	if l.adoptShut { // the loop has ended: so has serving
+		_ = syscall.Close(fd)
+		s.loopConns.Add(-1)
+		return true
+	}
+	l.adoptQueue = append(l.adoptQueue, adoption{fd: fd, ip: ip, pending: pending})
+	l.send(cmdAdopt)
+	return true
+}
+
+// adoption is a connection waiting for a loop to take it.
+type adoption struct {
+	fd      int
+	ip      string
+	pending []byte
+}
+
+// adoptQueued serves the connections adopt gave this loop.
+func (l *eventLoop) adoptQueued() {
+	l.adoptMu.Lock()
+	queue := l.adoptQueue
+	l.adoptQueue = nil
+	l.adoptMu.Unlock()
+	for _, a := range queue {
+		lc := newLoopConn(l, a.fd, a.ip)
+		lc.served = true
+		lc.n = copy(lc.in, a.pending)
+		if l.lfd < 0 && l.s.closing.Load() && lc.n == 0 {
+			_ = syscall.Close(a.fd) // shutting down, between requests
+			l.s.loopConns.Add(-1)
+			continue
+		}
+		if err := l.ctl(syscall.EPOLL_CTL_ADD, a.fd, syscall.EPOLLIN); err != nil {
+			_ = syscall.Close(a.fd)
+			l.s.loopConns.Add(-1)
+			continue
+		}
+		l.fds[int32(a.fd)] = fdOwner{lc: lc}
+		if lc.n > 0 {
+			l.serve(lc)
+		}
+	}
 }

@@ -23,7 +23,8 @@ type upConn struct {
 	fd         int
 	addr       string
 	reused     bool // served an earlier request
-	connecting bool // connect not finished yet
+	connecting bool  // connect not finished yet
+	connectBy  int64 // monotime connecting fails (0: the exchange's deadline alone)
 	wantOut    bool // epoll reports it writable
 	idleSince  int64
 }

@@ -58,7 +58,8 @@ type Server struct {
 	OnAccept func()
 
 	loops     []*eventLoop
-	loopConns atomic.Int64 // connections the loops serve
+	loopConns atomic.Int64  // connections the loops serve
+	adopted   atomic.Uint32 // connections given back to the loops, to spread them
 	handoff   *handoffListener
 	mu        sync.Mutex
 	ln        net.Listener

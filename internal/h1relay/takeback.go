@@ -90,6 +90,9 @@ func (s *Server) resume(w http.ResponseWriter) {
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	nc, pending := unwrapConn(nc, bytes.Clone(buffered))
 	_ = nc.SetDeadline(time.Time{}) // net/http's, and the handler's
+	if s.adopt(nc, pending) {
+		return
+	}
 	if len(pending) > 0 {
 		nc = &prefixConn{Conn: nc, pending: pending}
 	}

@@ -72,7 +72,7 @@ func (s *Sidecar) AdmitLoop(ex *h1relay.Exchange) (string, *h1relay.Upstream, bo
 func (s *Sidecar) WriteLoopHead(w *bufio.Writer, ex *h1relay.Exchange) { writeRelayHead(w, ex) }
 
 // FinishLoop ends an exchange AdmitLoop admitted, as ServeRelay does after relay.
-func (s *Sidecar) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, err error) {
+func (s *Sidecar) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, err error) bool {
 	code := res.Status
 	switch {
 	case err == nil:
@@ -83,6 +83,7 @@ func (s *Sidecar) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, err err
 	}
 	end := s.finishAdmitted()
 	s.metrics.observe(code, end-ex.Admitted)
+	return true
 }
 
 // ServeRelay is ServeHTTP's admission for a request the relay took,
