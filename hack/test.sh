@@ -52,18 +52,19 @@ fi
 # Back to `go test -fuzz -fuzztime` once the toolchain is Go 1.27.
 fuzz_target() {
   local pkg=$1 target=$2 dir import rc=0
+  shift 2 # the rest: the test binary's own flags
   dir=$(mktemp -d)
   import=$(go list -f '{{.ImportPath}}' "$pkg")
   go test -c -fuzz "^${target}\$" -o "$dir/fuzz.test" "$pkg"
   (cd "$pkg" && timeout --preserve-status -k 2m -s INT "$FUZZTIME" "$dir/fuzz.test" \
     -test.run='^$' -test.fuzz="^${target}\$" -test.paniconexit0 -test.timeout=10m \
-    -test.fuzzcachedir="$(go env GOCACHE)/fuzz/$import") || rc=$?
+    -test.fuzzcachedir="$(go env GOCACHE)/fuzz/$import" "$@") || rc=$?
   rm -rf "$dir"
   if [[ $rc != 0 ]]; then
-    echo "FAIL	$import $target (exit $rc)"
+    echo "FAIL	$import $target $* (exit $rc)"
     return 1
   fi
-  echo "ok  	$import $target"
+  echo "ok  	$import $target $*"
 }
 
 while read -r pkg target; do
@@ -73,3 +74,6 @@ done < <(grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
     echo "./$(dirname "${f#./}") $t"
   done
 done)
+# The header fuzzers once more with the relays on event loops.
+fuzz_target ./internal/proxy FuzzSidecarHeaders -event-loops=2
+fuzz_target ./internal/gateway FuzzGatewayHeaders -event-loops=2

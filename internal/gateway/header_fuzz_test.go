@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -199,6 +200,7 @@ func newGatewayHeaderRig(tb testing.TB) *gatewayHeaderRig {
 	cfg := proxy.DefaultConfig()
 	cfg.ServingAddr, cfg.AdminAddr, cfg.UpstreamAddr = "127.0.0.1:0", "127.0.0.1:0", agentLn.Addr().String()
 	cfg.DrainDelay, cfg.DrainTimeout, cfg.GatewayToken = 0, time.Second, rig.token
+	cfg.EventLoops = *eventLoops
 	sc, err := proxy.New(cfg, log)
 	if err != nil {
 		tb.Fatal(err)
@@ -250,6 +252,7 @@ func newGatewayHeaderRig(tb testing.TB) *gatewayHeaderRig {
 	gcfg.ReadHeaderTimeout = 5 * time.Second
 	gcfg.Auth.APIKeysFile = keysFile
 	gcfg.MCP.SessionKeyFile = sessFile
+	gcfg.EventLoops = *eventLoops
 	gw, err := New(gcfg, p, nil, log, nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -299,6 +302,38 @@ type relayRecorder struct {
 }
 
 func (r relayRecorder) ServeRelay(ex *h1relay.Exchange) bool {
+	id := r.note(ex)
+	if r.gw.ServeRelay(ex) {
+		return true
+	}
+	r.rig.parsed.Delete(id) // the server parses it again
+	return false
+}
+
+// AdmitLoop, WriteLoopHead and FinishLoop note the requests the event
+// loops parsed (-event-loops) the same way.
+func (r relayRecorder) AdmitLoop(ex *h1relay.Exchange) (string, *h1relay.Upstream, bool) {
+	id := r.note(ex)
+	addr, u, ok := r.gw.AdmitLoop(ex)
+	if !ok {
+		r.rig.parsed.Delete(id) // ServeRelay or the server parses it again
+	}
+	return addr, u, ok
+}
+
+func (r relayRecorder) WriteLoopHead(w *bufio.Writer, ex *h1relay.Exchange) { r.gw.WriteLoopHead(w, ex) }
+
+func (r relayRecorder) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, err error) bool {
+	if r.gw.FinishLoop(ex, res, err) {
+		return true
+	}
+	path, _, _ := strings.Cut(string(ex.Head.Target), "?")
+	r.rig.parsed.Delete(rawhttp.LastSegment(path)) // the server parses it again
+	return false
+}
+
+// note records what the relay parsed of ex, under the request's id.
+func (r relayRecorder) note(ex *h1relay.Exchange) string {
 	h := http.Header{}
 	for _, f := range ex.Head.Fields {
 		if k := http.CanonicalHeaderKey(string(f.Name)); k != "Host" {
@@ -308,11 +343,7 @@ func (r relayRecorder) ServeRelay(ex *h1relay.Exchange) bool {
 	path, _, _ := strings.Cut(string(ex.Head.Target), "?")
 	id := rawhttp.LastSegment(path)
 	r.rig.parsed.Store(id, &gatewayParsed{header: h, host: string(ex.Head.Host)})
-	if r.gw.ServeRelay(ex) {
-		return true
-	}
-	r.rig.parsed.Delete(id) // the server parses it again
-	return false
+	return id
 }
 
 // fuzzGatewayStatuses are the answers a client may get with a healthy

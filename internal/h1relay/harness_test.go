@@ -291,6 +291,7 @@ type config struct {
 	refuse                    func(ex *h1relay.Exchange) bool
 	wait                      func(ex *h1relay.Exchange) bool
 	fallback                  http.Handler // default: the env's fallbackHandler
+	loops                     int          // event loops whatever -loops says
 }
 
 type env struct {
@@ -342,7 +343,7 @@ func start(t *testing.T, cfg config) *env {
 		},
 		IdleTimeout:       cfg.idleTimeout,
 		ReadHeaderTimeout: cfg.readHeader,
-		Loops:             *loops,
+		Loops:             max(cfg.loops, *loops),
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -73,12 +73,13 @@ type eventLoop struct {
 	fds  map[int32]fdOwner
 	pool upstreamPool
 
-	cmds     atomic.Uint32
-	wakeMu   sync.Mutex // orders send's write with closing wake
+	cmds   atomic.Uint32
+	wakeMu sync.Mutex // orders send's write with closing wake
 
 	adoptMu    sync.Mutex
 	adoptQueue []adoption // connections given back by net/http (Server.adopt)
 	adoptShut  bool       // the loop has closed: adopt closes what it is given
+
 	stopped  chan struct{} // closed once the loop stopped accepting
 	exited   chan struct{}
 	stopOnce sync.Once

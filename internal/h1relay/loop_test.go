@@ -2,13 +2,17 @@ package h1relay_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/h1relay"
 )
 
 // These tests hold for both ways the relay serves (goroutines, and event
@@ -148,4 +152,51 @@ func rawUpstream(t *testing.T, serve func(nc net.Conn, br *bufio.Reader)) string
 		}
 	})
 	return ln.Addr().String()
+}
+
+// On the loops, an upstream that does not take the connection fails the
+// exchange after Upstream.DialTimeout as a dialer's timeout does (the
+// gateway then tries another replica), not after the exchange's timeout.
+func TestLoopConnectTimeout(t *testing.T) {
+	e := start(t, config{upAddr: unreachable(t), loops: 2, up: h1relay.Upstream{DialTimeout: 300 * time.Millisecond}})
+	c := e.dial(t)
+	began := time.Now()
+	c.send(t, get("/x", "x"))
+	res, body := c.read(t, "GET")
+	r := e.h.next(t)
+	var op *net.OpError
+	if res.StatusCode != http.StatusBadGateway || !errors.As(r.err, &op) || op.Op != "dial" || !errors.Is(r.err, syscall.ETIMEDOUT) {
+		t.Fatalf("answer %d %q, error %v; want 502 after a dial timeout", res.StatusCode, body, r.err)
+	}
+	if waited := time.Since(began); waited > 5*time.Second {
+		t.Errorf("the connect failed after %s, want about 300ms", waited)
+	}
+}
+
+// unreachable is the address of a listener whose accept queue is full:
+// the kernel drops further SYNs, so a connect to it waits.
+func unreachable(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for range 3 { // fill the queue; the last ones wait themselves
+		if nc, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			t.Cleanup(func() { _ = nc.Close() })
+		}
+	}
+	return addr
 }

@@ -22,10 +22,10 @@ const (
 type upConn struct {
 	fd         int
 	addr       string
-	reused     bool // served an earlier request
+	reused     bool  // served an earlier request
 	connecting bool  // connect not finished yet
 	connectBy  int64 // monotime connecting fails (0: the exchange's deadline alone)
-	wantOut    bool // epoll reports it writable
+	wantOut    bool  // epoll reports it writable
 	idleSince  int64
 }
 
