@@ -321,7 +321,9 @@ func (r relayRecorder) AdmitLoop(ex *h1relay.Exchange) (string, *h1relay.Upstrea
 	return addr, u, ok
 }
 
-func (r relayRecorder) WriteLoopHead(w *bufio.Writer, ex *h1relay.Exchange) { r.gw.WriteLoopHead(w, ex) }
+func (r relayRecorder) WriteLoopHead(w *bufio.Writer, ex *h1relay.Exchange) {
+	r.gw.WriteLoopHead(w, ex)
+}
 
 func (r relayRecorder) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, err error) bool {
 	if r.gw.FinishLoop(ex, res, err) {
