@@ -11,8 +11,8 @@ import (
 )
 
 // tableOrder puts each Flint path after the nginx path it is compared with.
-var tableOrder = []string{nameDirect, nameNginx1, nameSidecar, nameSidecarLoops, nameCapped, nameEpoll,
-	nameNginx2, nameGateway, nameGatewayLoops, nameRP2, nameNginx2Mixed, nameGatewayMixed}
+var tableOrder = []string{nameDirect, nameNginx1, nameSidecar, nameSidecarGoroutines, nameCapped, nameEpoll,
+	nameNginx2, nameGateway, nameGatewayGoroutines, nameRP2, nameNginx2Mixed, nameGatewayMixed}
 
 func writeReport(w io.Writer, o options, paths []*path, goBench []benchLine) {
 	paths = slices.Clone(paths)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -58,10 +57,10 @@ const (
 	// The floor of a Go relay on its own epoll loops (eventloop.go): what
 	// one hop costs in Go without the netpoller and goroutine per connection.
 	nameEpoll = "Go epoll relay"
-	// The sidecar with -event-loops (its relay on epoll loops, issue 19),
-	// alone and behind a gateway with -event-loops.
-	nameSidecarLoops = "sidecar, event loops"
-	nameGatewayLoops = "gateway+sidecar, event loops"
+	// The sidecar and the gateway with -event-loops 0: their relays on a
+	// goroutine per connection, as before the event loops (issue 19).
+	nameSidecarGoroutines = "sidecar, -event-loops 0"
+	nameGatewayGoroutines = "gateway+sidecar, -event-loops 0"
 )
 
 // mixedScript is the wrk script of the mixed-traffic paths.
@@ -151,7 +150,7 @@ func start(o options, dir string) ([]*path, func(), error) {
 	agent, sidecar, admin, gw := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
 	capped, cappedAdmin := procs.FreeAddr(), procs.FreeAddr()
 	rp1, rp2, epoll := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
-	loops, loopsAdmin, loopsGW := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
+	gorSC, gorAdmin, gorGW := procs.FreeAddr(), procs.FreeAddr(), procs.FreeAddr()
 	n := 0
 	startProc := func(env []string, name string, args ...string) (int, error) {
 		err := g.Start(filepath.Join(dir, "proc"+strconv.Itoa(n)+".log"), env, name, args...)
@@ -176,10 +175,10 @@ func start(o options, dir string) ([]*path, func(), error) {
 		{nil, flint, []string{"proxy", "-serving-addr", capped, "-admin-addr", cappedAdmin, "-upstream", agent, "-request-timeout", "300s", "-log-level", "warn",
 			"-concurrency", "4", "-queue-depth", "64"}},
 		{nil, self, []string{"-baseline-epoll", epoll + "=" + agent}},
-		{nil, flint, []string{"proxy", "-serving-addr", loops, "-admin-addr", loopsAdmin, "-upstream", agent, "-request-timeout", "300s", "-log-level", "warn",
-			"-event-loops", strconv.Itoa(runtime.NumCPU())}},
-		{nil, flint, []string{"gateway", "-f", agentFile, "-addr", loopsGW, "-replica", "default/echo=" + loops + "@" + loopsAdmin, "-log-level", "warn",
-			"-event-loops", strconv.Itoa(runtime.NumCPU())}},
+		{nil, flint, []string{"proxy", "-serving-addr", gorSC, "-admin-addr", gorAdmin, "-upstream", agent, "-request-timeout", "300s", "-log-level", "warn",
+			"-event-loops", "0"}},
+		{nil, flint, []string{"gateway", "-f", agentFile, "-addr", gorGW, "-replica", "default/echo=" + gorSC + "@" + gorAdmin, "-log-level", "warn",
+			"-event-loops", "0"}},
 	}
 	for i, s := range steps {
 		if pids[i], err = startProc(s.env, s.name, s.args...); err != nil {
@@ -193,7 +192,7 @@ func start(o options, dir string) ([]*path, func(), error) {
 	agentHop := hop{name: "agent", pid: pids[0]}
 	sidecarHop := hop{name: "sidecar", pid: pids[1], metrics: "http://" + admin + wire.PathMetrics}
 	gatewayHop := hop{name: "gateway", pid: pids[2], metrics: "http://" + gw + "/metrics"}
-	loopsHop := hop{name: "sidecar", pid: pids[7], metrics: "http://" + loopsAdmin + wire.PathMetrics}
+	gorHop := hop{name: "sidecar", pid: pids[7], metrics: "http://" + gorAdmin + wire.PathMetrics}
 	paths := []*path{
 		{name: nameDirect, url: "http://" + agent + "/bench" + query, hops: []hop{agentHop}},
 		{name: nameSidecar, url: "http://" + sidecar + "/bench" + query, hops: []hop{sidecarHop, agentHop}, baseline: nameNginx1, flint: true},
@@ -205,10 +204,10 @@ func start(o options, dir string) ([]*path, func(), error) {
 			hops: []hop{{name: "sidecar", pid: pids[5], metrics: "http://" + cappedAdmin + wire.PathMetrics}, agentHop}},
 		{name: nameEpoll, url: "http://" + epoll + "/bench" + query, baseline: nameNginx1,
 			hops: []hop{{name: "relay", pid: pids[6]}, agentHop}},
-		{name: nameSidecarLoops, url: "http://" + loops + "/bench" + query, baseline: nameNginx1, flint: true,
-			hops: []hop{loopsHop, agentHop}},
-		{name: nameGatewayLoops, url: "http://" + loopsGW + "/v1/agents/default/echo/bench" + query, baseline: nameNginx2, flint: true,
-			hops: []hop{{name: "gateway", pid: pids[8], metrics: "http://" + loopsGW + "/metrics"}, loopsHop, agentHop}},
+		{name: nameSidecarGoroutines, url: "http://" + gorSC + "/bench" + query, baseline: nameNginx1, flint: true,
+			hops: []hop{gorHop, agentHop}},
+		{name: nameGatewayGoroutines, url: "http://" + gorGW + "/v1/agents/default/echo/bench" + query, baseline: nameNginx2, flint: true,
+			hops: []hop{{name: "gateway", pid: pids[8], metrics: "http://" + gorGW + "/metrics"}, gorHop, agentHop}},
 		{name: nameGatewayMixed, url: "http://" + gw + "/v1/agents/default/echo/bench" + query, baseline: nameNginx2Mixed, flint: true, script: mixed,
 			hops: []hop{gatewayHop, sidecarHop, agentHop}},
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"runtime"
 	"time"
 
 	"github.com/flint-dev/flint/internal/bodyrate"
@@ -88,6 +89,9 @@ func DefaultConfig() Config {
 		// As the sidecar's (proxy.DefaultBodyRate): Kestrel's minimum.
 		BodyRate: bodyrate.Config{MinRate: 240, Grace: 5 * time.Second},
 		MCP:      defaultMCPConfig(),
+		// A loop per core the process may use (GOMAXPROCS follows a
+		// container's CPU limit), as nginx's worker_processes auto.
+		EventLoops: runtime.GOMAXPROCS(0),
 	}
 }
 
@@ -106,7 +110,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "idle keep-alive connections from clients are closed after this long")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block accepted")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond it); 0 = no limit")
-	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "relay plain calls on this many epoll event loops (one per core suits) instead of a goroutine per connection; off with tracing (0 = off)")
+	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "relay plain calls on this many epoll event loops instead of a goroutine per connection (default: one per core); off with tracing (0 = off)")
 	c.Auth.RegisterFlags(fs)
 	fs.StringVar(&c.SidecarTokenFile, "sidecar-token-file", c.SidecarTokenFile, "file with a secret sent to every sidecar, whose -gateway-token-file holds the same; lets sidecars refuse traffic that bypasses the gateway. "+
 		"Several lines during a rotation: the first is sent; the file is re-read every 10 s")

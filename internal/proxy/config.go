@@ -5,7 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
+	"runtime"
 	"strings"
 	"time"
 
@@ -53,8 +53,8 @@ type Config struct {
 	// for agents that use them.
 	UpstreamH2C bool
 	// EventLoops, above 0, serves plain HTTP/1.1 exchanges on that many
-	// epoll event loops instead of a goroutine per connection (issue 19);
-	// it needs UpstreamAddr as an IP address and port. 0: off.
+	// epoll event loops instead of a goroutine per connection (issue 19),
+	// when UpstreamAddr is an IP address and port. 0: off.
 	EventLoops int
 
 	// Concurrency caps in-flight requests; 0 means unlimited.
@@ -154,8 +154,14 @@ func DefaultConfig() Config {
 		DrainTimeout:          DefaultDrainTimeout,
 		EventStreamGrace:      DefaultEventStreamGrace,
 		BodyRate:              DefaultBodyRate,
+		EventLoops:            DefaultEventLoops(),
 	}
 }
+
+// DefaultEventLoops is a loop per core the process may use (GOMAXPROCS,
+// which follows a container's CPU limit), up to 4: one agent's replica
+// rarely needs more.
+func DefaultEventLoops() int { return min(runtime.GOMAXPROCS(0), 4) }
 
 // DefaultBodyRate is Kestrel's minimum request body data rate: 240 bytes/s
 // after 5 s; a client on any real network sends far faster, while one that
@@ -174,7 +180,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.UpstreamH2C, "upstream-h2c", false,
 		"speak cleartext HTTP/2 to the agent (gRPC); WebSocket upgrades then cannot pass")
 	fs.IntVar(&c.EventLoops, "event-loops", d.EventLoops,
-		"serve plain HTTP/1.1 exchanges on this many epoll event loops (one per core suits) instead of a goroutine per connection; needs -upstream as an IP address and port, and is off with TLS, tracing or -upstream-h2c (0 = off)")
+		"serve plain HTTP/1.1 exchanges on this many epoll event loops instead of a goroutine per connection (default: one per core, up to 4); off when -upstream is a host name, and with TLS, tracing or -upstream-h2c (0 = off)")
 	fs.IntVar(&c.Concurrency, "concurrency", d.Concurrency,
 		"hard cap of in-flight requests to the agent; 0 = unlimited")
 	fs.IntVar(&c.QueueDepth, "queue-depth", d.QueueDepth,
@@ -260,9 +266,6 @@ func (c *Config) Validate() error {
 	}
 	if e.EventLoops < 0 {
 		bad("-event-loops=%d must be 0 (off) or more", e.EventLoops)
-	}
-	if _, err := netip.ParseAddrPort(e.UpstreamAddr); e.EventLoops > 0 && err != nil {
-		bad("-event-loops needs -upstream as an IP address and port (e.g. 127.0.0.1:8080), not %q: a loop does not resolve names", e.UpstreamAddr)
 	}
 	if e.Concurrency < 0 {
 		bad("-concurrency=%d must be 0 (unlimited) or more", e.Concurrency)

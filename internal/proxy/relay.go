@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"unsafe"
@@ -32,9 +33,19 @@ func (s *Sidecar) newRelay(tracing bool) *h1relay.Server {
 		Fallback:          s.servingSrv,
 		IdleTimeout:       servingIdleTimeout,
 		ReadHeaderTimeout: readHeaderTimeout,
-		Loops:             s.cfg.EventLoops,
+		Loops:             s.relayLoops(),
 		OnAccept:          s.metrics.conns.plain.Inc,
 	}
+}
+
+// relayLoops is -event-loops, or 0 when the agent's address is a name: a
+// loop connects without resolving.
+func (s *Sidecar) relayLoops() int {
+	if _, err := netip.ParseAddrPort(s.cfg.UpstreamAddr); err != nil && s.cfg.EventLoops > 0 {
+		s.log.Info("event loops off: -upstream is not an IP address and port", "upstream", s.cfg.UpstreamAddr)
+		return 0
+	}
+	return s.cfg.EventLoops
 }
 
 // AdmitLoop is ServeRelay's admission for the event loops: a request that
