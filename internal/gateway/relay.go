@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -181,18 +180,7 @@ func (g *Gateway) relayTo(ex *h1relay.Exchange, b *backend, u *h1relay.Upstream,
 			g.log.Debug("upstream error after the response started", "agent", route.Agent, "error", err)
 			return res.Status, nil
 		}
-		rw := ex.ResponseWriter()
-		switch {
-		case errors.Is(err, h1relay.ErrClientGone):
-			rw.WriteHeader(h1relay.StatusClientClosed)
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			errRequestTimeout(route.Agent, u.Timeout).write(&rw)
-		default:
-			g.log.Warn("upstream error", "agent", route.Agent, "error", err)
-			errUpstream(route.Agent, err).write(&rw)
-		}
-		rw.Send()
-		return rw.Status(), nil
+		return g.relayError(ex, route, u, err), nil
 	}
 }
 

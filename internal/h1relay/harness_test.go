@@ -88,16 +88,21 @@ func (h *relayHandler) ServeRelay(ex *h1relay.Exchange) bool {
 		if ex.Resend(res, err) {
 			continue
 		}
-		switch {
-		case res.Started:
-		case errors.Is(err, h1relay.ErrClientGone):
-			ex.Close()
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			answerError(ex, http.StatusGatewayTimeout, err)
-		default:
-			answerError(ex, http.StatusBadGateway, err)
-		}
+		answerFailure(ex, res, err)
 		return true
+	}
+}
+
+// answerFailure answers an exchange that failed before its answer started.
+func answerFailure(ex *h1relay.Exchange, res h1relay.Response, err error) {
+	switch {
+	case res.Started:
+	case errors.Is(err, h1relay.ErrClientGone):
+		ex.Close()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		answerError(ex, http.StatusGatewayTimeout, err)
+	default:
+		answerError(ex, http.StatusBadGateway, err)
 	}
 }
 
@@ -118,14 +123,8 @@ func (h *relayHandler) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, er
 	case h.results <- relayResult{string(ex.Head.Target), err, res.Started, res.Status, res.Reused}:
 	default:
 	}
-	switch {
-	case err == nil, res.Started:
-	case errors.Is(err, h1relay.ErrClientGone):
-		ex.Close()
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		answerError(ex, http.StatusGatewayTimeout, err)
-	default:
-		answerError(ex, http.StatusBadGateway, err)
+	if err != nil {
+		answerFailure(ex, res, err)
 	}
 	return true
 }
