@@ -300,10 +300,14 @@ func (l *eventLoop) event(fd int32, events uint32) {
 			l.clientReadable(o.lc, events&(syscall.EPOLLHUP|syscall.EPOLLERR) != 0)
 		}
 	default:
-		if events&syscall.EPOLLOUT != 0 {
+		// While connecting, an event is the connect's outcome (or one left
+		// in the batch for an earlier socket with the same number): a
+		// refusal must fail as a dial, as the agent never saw the request,
+		// and never as a read ("read: connection refused").
+		if o.up.connecting || events&syscall.EPOLLOUT != 0 {
 			l.upstreamWritable(o.lc)
 		}
-		if events&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && o.lc.up == o.up {
+		if events&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && o.lc.up == o.up && !o.up.connecting {
 			l.upstreamReadable(o.lc)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -176,12 +177,21 @@ func TestLoopConnectTimeout(t *testing.T) {
 // unreachable is the address of a listener whose accept queue is full:
 // the kernel drops further SYNs, so a connect to it waits.
 func unreachable(t *testing.T) string {
+	addr, _ := unreachableUntil(t)
+	return addr
+}
+
+// unreachableUntil is unreachable, and a function that closes the
+// listener: a connect waiting on it then meets a reset at its next SYN.
+func unreachableUntil(t *testing.T) (string, func()) {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = syscall.Close(fd) })
+	var once sync.Once
+	closeFD := func() { once.Do(func() { _ = syscall.Close(fd) }) }
+	t.Cleanup(closeFD)
 	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +208,39 @@ func unreachable(t *testing.T) string {
 			t.Cleanup(func() { _ = nc.Close() })
 		}
 	}
-	return addr
+	return addr, closeFD
+}
+
+// An upstream that refuses the connection fails the exchange as a dial
+// (the agent never saw the request, so a gateway may try another
+// replica), however the refusal comes: at once, or as an error event on a
+// connect in progress.
+func TestConnectRefusedIsADial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	_ = ln.Close()
+	e := start(t, config{upAddr: closed})
+	c := e.dial(t)
+	c.send(t, get("/at-once", "x"))
+	wantRefusedDial(t, c, closed)
+
+	// A connect in progress when the upstream goes (an agent exiting).
+	waiting, gone := unreachableUntil(t)
+	e = start(t, config{upAddr: waiting})
+	c = e.dial(t)
+	c.send(t, get("/in-progress", "x"))
+	time.Sleep(100 * time.Millisecond)
+	gone()
+	wantRefusedDial(t, c, waiting)
+}
+
+func wantRefusedDial(t *testing.T, c *client, addr string) {
+	t.Helper()
+	res, body := c.read(t, "GET")
+	if res.StatusCode != http.StatusBadGateway || !strings.HasPrefix(body, "dial tcp "+addr+": connect: connection refused") {
+		t.Fatalf("%d %q, want 502 for a refused dial", res.StatusCode, body)
+	}
 }

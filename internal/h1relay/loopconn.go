@@ -201,6 +201,13 @@ func (l *eventLoop) upstreamWritable(lc *loopConn) {
 		if err == nil && errno != 0 {
 			err = syscall.Errno(errno)
 		}
+		if err == nil {
+			if _, perr := syscall.Getpeername(up.fd); perr == syscall.ENOTCONN {
+				// Still connecting: an event left in the batch for an
+				// earlier socket that had the same number.
+				return
+			}
+		}
 		if err != nil {
 			l.dropUpstream(lc)
 			l.writeTo(lc)
