@@ -128,12 +128,28 @@ func (ex *Exchange) exchange(up forward.RawConn, u *Upstream) (Response, error) 
 	if err := w.Flush(); err != nil {
 		return Response{}, noAnswer(err)
 	}
+	return c.relayWatched(up.Reader(), u)
+}
+
+// relayWatched relays the answer from up to the client while watching
+// for the client leaving: the goroutine's part of an exchange, from the
+// answer's first byte.
+func (c *clientConn) relayWatched(up *bufio.Reader, u *Upstream) (Response, error) {
+	ex := &c.ex
 	c.watch.start(c, nil)
 	c.rl.drop, c.rl.refused = u.DropResponse, u.Refused
-	res, err := c.rl.relay(up.Reader(), c.bw, ex.Head.IsHead(), ex.closingNow)
+	res, err := c.rl.relay(up, c.bw, ex.Head.IsHead(), ex.closingNow)
 	if c.watch.stop(c) {
 		err = ErrClientGone
 	}
+	return ex.settle(res, err)
+}
+
+// settle is the relayer's outcome as Relay reports it: a stream the
+// upstream cut at a message boundary ended well (but its connection
+// cannot serve again), and an error once the answer started closes the
+// client's connection.
+func (ex *Exchange) settle(res Response, err error) (Response, error) {
 	if err == errStreamCut {
 		err, res.Reusable = nil, false
 	}

@@ -308,19 +308,14 @@ func (l *eventLoop) relayAnswer(lc *loopConn, end error) {
 	rl.drop, rl.refused = lc.u.DropResponse, lc.u.Refused
 	res, err := rl.relay(l.ans, l.w, ex.Head.IsHead(), ex.closingNow)
 	if errors.Is(err, errIncomplete) {
-		// answerComplete saw a whole answer that the relayer does not:
-		// the goroutine path reads the rest.
+		// answerState saw a whole answer that the relayer does not: the
+		// goroutine path reads the rest.
 		l.w.Reset(&l.sink)
 		lc.out = lc.out[:mark]
 		l.handOffExchange(lc)
 		return
 	}
-	if err == errStreamCut {
-		err, res.Reusable = nil, false
-	}
-	if err != nil && res.Started {
-		ex.close = true
-	}
+	res, err = ex.settle(res, err)
 	res.Reused = lc.upReused
 	if up != nil {
 		res.Reused = up.reused

@@ -72,10 +72,11 @@ func fdConn(fd int) (net.Conn, error) {
 	return net.FileConn(f)
 }
 
-// detach takes fd off the loop without closing it.
-func (l *eventLoop) detach(fd int) {
+// takeOff takes fd off the loop, as a net.Conn on Go's netpoller.
+func (l *eventLoop) takeOff(fd int) (net.Conn, error) {
 	_ = l.ctl(syscall.EPOLL_CTL_DEL, fd, 0)
 	delete(l.fds, int32(fd))
+	return fdConn(fd)
 }
 
 // handOffConn gives the connection, its request not started, to a
@@ -83,8 +84,7 @@ func (l *eventLoop) detach(fd int) {
 // handler's ServeRelay, or net/http.
 func (l *eventLoop) handOffConn(lc *loopConn) {
 	defer l.s.loopConns.Add(-1)
-	l.detach(lc.fd)
-	nc, err := fdConn(lc.fd)
+	nc, err := l.takeOff(lc.fd)
 	if err != nil {
 		return
 	}
@@ -106,11 +106,9 @@ func (l *eventLoop) handOffExchange(lc *loopConn) {
 	defer l.s.loopConns.Add(-1)
 	ex := &lc.c.ex
 	up := lc.up
-	l.detach(lc.fd)
-	l.detach(up.fd)
 	lc.up = nil
-	cnc, err := fdConn(lc.fd)
-	unc, uerr := fdConn(up.fd)
+	cnc, err := l.takeOff(lc.fd)
+	unc, uerr := l.takeOff(up.fd)
 	if err != nil || uerr != nil {
 		for _, nc := range []net.Conn{cnc, unc} {
 			if nc != nil {
@@ -139,21 +137,9 @@ func (c *clientConn) finishExchange(h LoopHandler, u *Upstream, up net.Conn, ans
 	ex := &c.ex
 	_ = up.SetDeadline(deadline)
 	c.setUpstream(up)
-	c.watch.start(c, nil)
-	c.rl.drop, c.rl.refused = u.DropResponse, u.Refused
-	ubr := bufio.NewReaderSize(&prefixConn{Conn: up, pending: answer}, readBufferSize)
-	res, err := c.rl.relay(ubr, c.bw, ex.Head.IsHead(), ex.closingNow)
-	if c.watch.stop(c) {
-		err = ErrClientGone
-	}
+	res, err := c.relayWatched(bufio.NewReaderSize(&prefixConn{Conn: up, pending: answer}, readBufferSize), u)
 	c.setUpstream(nil)
 	_ = up.Close() // streams are few: the loop's pool keeps the plain ones
-	if err == errStreamCut {
-		err, res.Reusable = nil, false
-	}
-	if err != nil && res.Started {
-		ex.close = true
-	}
 	res.Reused = reused
 	if !h.FinishLoop(ex, res, err) && !res.Started {
 		if !c.handOff(ex.note, false) {
@@ -174,8 +160,7 @@ func (c *clientConn) finishExchange(h LoopHandler, u *Upstream, up net.Conn, ans
 // Fallback with the note the handler left.
 func (l *eventLoop) handOffToFallback(lc *loopConn) {
 	defer l.s.loopConns.Add(-1)
-	l.detach(lc.fd)
-	nc, err := fdConn(lc.fd)
+	nc, err := l.takeOff(lc.fd)
 	if err != nil {
 		return
 	}
