@@ -127,6 +127,25 @@ func (s *Sidecar) admit(start time.Duration) admission {
 	return admitted
 }
 
+// admitNow is admit for a caller that cannot wait (the relay's event
+// loops): a slot now, with the agent ready, or nothing taken.
+func (s *Sidecar) admitNow(start time.Duration) bool {
+	if !s.gate.isReady() {
+		return false
+	}
+	if s.br != nil {
+		if !s.br.enter() {
+			return false
+		}
+		if !s.br.tryAcquire() {
+			s.br.leave()
+			return false
+		}
+	}
+	s.acc.change(start, 1, 0)
+	return true
+}
+
 // closeBody closes a full-duplex HTTP/1 request body before the handler
 // returns. When the agent fails or answers before the transport has read
 // the whole body (a killed agent, an early 413), the server drains the rest

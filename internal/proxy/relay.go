@@ -53,24 +53,13 @@ func (s *Sidecar) relayLoops() int {
 // opens an event stream goes to ServeRelay, which answers or waits.
 func (s *Sidecar) AdmitLoop(ex *h1relay.Exchange) (string, *h1relay.Upstream, bool) {
 	h := &ex.Head
-	if isStreamHead(h) || s.aborted() || !s.gate.isReady() {
+	if isStreamHead(h) || s.aborted() || !s.viaGateway(h) {
 		return "", nil, false
-	}
-	token, _ := h.Get(wire.HeaderGatewayToken)
-	if !s.gatewayToken.accepts(unsafe.String(unsafe.SliceData(token), len(token))) {
-		return "", nil, false
-	}
-	if s.br != nil {
-		if !s.br.enter() {
-			return "", nil, false
-		}
-		if !s.br.tryAcquire() {
-			s.br.leave()
-			return "", nil, false
-		}
 	}
 	start := s.acc.now()
-	s.acc.change(start, 1, 0)
+	if !s.admitNow(start) {
+		return "", nil, false
+	}
 	if s.draining.Load() {
 		ex.Close()
 	}
@@ -82,18 +71,9 @@ func (s *Sidecar) AdmitLoop(ex *h1relay.Exchange) (string, *h1relay.Upstream, bo
 // WriteLoopHead writes the request head as relay does.
 func (s *Sidecar) WriteLoopHead(w *bufio.Writer, ex *h1relay.Exchange) { writeRelayHead(w, ex) }
 
-// FinishLoop ends an exchange AdmitLoop admitted, as ServeRelay does after relay.
+// FinishLoop ends an exchange AdmitLoop admitted.
 func (s *Sidecar) FinishLoop(ex *h1relay.Exchange, res h1relay.Response, err error) bool {
-	code := res.Status
-	switch {
-	case err == nil:
-	case res.Started:
-		s.log.Debug("upstream error after the response started", "err", err)
-	default:
-		code = s.relayError(ex, err)
-	}
-	end := s.finishAdmitted()
-	s.metrics.observe(code, end-ex.Admitted)
+	s.endRelayed(ex, res, err)
 	return true
 }
 
@@ -106,8 +86,7 @@ func (s *Sidecar) ServeRelay(ex *h1relay.Exchange) bool {
 	if isStreamHead(h) {
 		return false
 	}
-	token, _ := h.Get(wire.HeaderGatewayToken)
-	if !s.gatewayToken.accepts(unsafe.String(unsafe.SliceData(token), len(token))) {
+	if !s.viaGateway(h) {
 		rw := ex.ResponseWriter()
 		writeError(&rw, http.StatusForbidden, "bypass", "requests must come through the Flint gateway", nil)
 		rw.Send()
@@ -141,37 +120,51 @@ func (s *Sidecar) ServeRelay(ex *h1relay.Exchange) bool {
 		rw.Send()
 		return true
 	}
+	ex.Admitted = start
 	s.requests.Add(1)
-	code := s.relay(ex)
-	end := s.finishAdmitted()
-	s.metrics.observe(code, end-start)
+	res, err := s.relay(ex)
+	s.endRelayed(ex, res, err)
 	return true
 }
 
-// relay sends the request to the agent and relays the answer; it returns
-// the status for the metrics. A replayable request that meets a pooled
-// connection the agent had closed goes again on the next one, as
-// forward.Transport does.
-func (s *Sidecar) relay(ex *h1relay.Exchange) int {
+// viaGateway reports whether the request carries the gateway's token (or
+// none is required).
+func (s *Sidecar) viaGateway(h *h1relay.Head) bool {
+	token, _ := h.Get(wire.HeaderGatewayToken)
+	return s.gatewayToken.accepts(unsafe.String(unsafe.SliceData(token), len(token)))
+}
+
+// relay sends the request to the agent and relays the answer. A
+// replayable request that meets a pooled connection the agent had closed
+// goes again on the next one, as forward.Transport does.
+func (s *Sidecar) relay(ex *h1relay.Exchange) (h1relay.Response, error) {
 	for {
 		up, err := s.raw.Raw(s.reqCtx, s.cfg.UpstreamAddr)
 		if err != nil {
-			return s.relayError(ex, err)
+			return h1relay.Response{}, err
 		}
 		writeRelayHead(up.Writer(), ex)
 		res, err := ex.Relay(up, &s.relayUp)
-		if err == nil {
-			return res.Status
+		if !ex.Resend(res, err) {
+			return res, err
 		}
-		if ex.Resend(res, err) {
-			continue
-		}
-		if res.Started {
-			s.log.Debug("upstream error after the response started", "err", err)
-			return res.Status
-		}
-		return s.relayError(ex, err)
 	}
+}
+
+// endRelayed ends an admitted exchange, on the loops or not: the error
+// answer when the agent failed before answering, the slot given back, the
+// metrics.
+func (s *Sidecar) endRelayed(ex *h1relay.Exchange, res h1relay.Response, err error) {
+	code := res.Status
+	switch {
+	case err == nil:
+	case res.Started:
+		s.log.Debug("upstream error after the response started", "err", err)
+	default:
+		code = s.relayError(ex, err)
+	}
+	end := s.finishAdmitted()
+	s.metrics.observe(code, end-ex.Admitted)
 }
 
 // writeRelayHead is rewrite's request head: the target and every
