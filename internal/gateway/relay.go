@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -43,35 +45,91 @@ func (g *Gateway) servingServer(srv *http.Server) h1relay.PortServer {
 // sidecars — is ServeHTTP's, as is a call whose replica refused it or
 // could not be reached (ServeHTTP retries and holds).
 func (g *Gateway) ServeRelay(ex *h1relay.Exchange) bool {
-	route, query, agent, keyFrom, ok := g.relayable(&ex.Head)
+	c, ok := g.admitCall(ex, false)
 	if !ok {
 		return false
+	}
+	res, err := g.relayTo(ex, c)
+	return g.endCall(ex, c, res, err)
+}
+
+// relayCall is a call the relay took, from its admission to its end; each
+// client connection keeps one (Exchange.State) for its calls.
+type relayCall struct {
+	b       *backend
+	st      *agentState
+	route   Route
+	query   []byte // in the request's head, which outlives the call
+	keyFrom string
+	start   time.Time
+	up      h1relay.Upstream
+}
+
+// admitCall takes what ServeRelay and AdmitLoop relay: a call relayable
+// takes, to a plain-HTTP replica with room, whose address is an IP address
+// and port when the call is for a loop (a loop does not resolve names).
+// It counts the call as ServeHTTP would.
+func (g *Gateway) admitCall(ex *h1relay.Exchange, onLoop bool) (*relayCall, bool) {
+	route, query, agent, keyFrom, ok := g.relayable(&ex.Head)
+	if !ok {
+		return nil, false
 	}
 	st := g.state(route.Agent)
 	b := st.backends(g.platform).pick(int64(agent.Spec.Concurrency), nil)
 	if b == nil || b.TLSServerName != "" {
-		return false
+		return nil, false
+	}
+	if _, err := netip.ParseAddrPort(b.Addr); onLoop && err != nil {
+		return nil, false
+	}
+	c, _ := ex.State.(*relayCall)
+	if c == nil {
+		c = &relayCall{}
+		ex.State = c
 	}
 	if g.draining.Load() {
 		ex.Close()
 	}
-	start := time.Now()
+	*c = relayCall{b: b, st: st, route: route, query: query, keyFrom: keyFrom, start: time.Now(),
+		up: h1relay.Upstream{DropResponse: isRejectedHeader, Refused: isRejection, Timeout: agent.Spec.RequestTimeout(),
+			DialTimeout: g.cfg.DialTimeout}}
 	st.requests.Add(1)
-	st.lastRequest.Store(start.UnixNano())
-	g.platform.RecordInvocation(route.Agent, start)
-	u := h1relay.Upstream{DropResponse: isRejectedHeader, Refused: isRejection, Timeout: agent.Spec.RequestTimeout()}
+	st.lastRequest.Store(c.start.UnixNano())
+	g.platform.RecordInvocation(route.Agent, c.start)
 	b.inFlight.Add(1)
 	st.active.Add(1)
-	code, note := g.relayTo(ex, b, &u, route, query, keyFrom, st)
-	st.active.Add(-1)
-	st.release(b)
+	return c, true
+}
+
+// endCall ends an admitted call with its outcome: a replica that refused
+// it or could not be reached hands it, with a note, to ServeHTTP (false:
+// nothing reached the client), which retries and holds; any other failure
+// before the answer started is answered here.
+func (g *Gateway) endCall(ex *h1relay.Exchange, c *relayCall, res h1relay.Response, err error) bool {
+	code := res.Status
+	var note *relayNote
+	switch {
+	case err == nil:
+	case errors.Is(err, h1relay.ErrRefused):
+		g.backOff(c.b)
+		note = &relayNote{backend: c.b, refusal: res.Refusal}
+	case !res.Started && isConnectFailure(err):
+		g.backOff(c.b)
+		note = &relayNote{backend: c.b, err: err}
+	case res.Started:
+		g.log.Debug("upstream error after the response started", "agent", c.route.Agent, "error", err)
+	default:
+		code = g.relayError(ex, c.route, &c.up, err)
+	}
+	c.st.active.Add(-1)
+	c.st.release(c.b)
 	if note != nil {
-		st.requests.Add(^uint64(0)) // ServeHTTP counts it
+		c.st.requests.Add(^uint64(0)) // ServeHTTP counts it
 		ex.HandOff(note)
 		return false
 	}
-	st.metrics.countCode(code)
-	st.metrics.duration.Observe(time.Since(start).Seconds())
+	c.st.metrics.countCode(code)
+	c.st.metrics.duration.Observe(time.Since(c.start).Seconds())
 	return true
 }
 
@@ -153,35 +211,37 @@ func (n *relayNote) outcome(req *http.Request) (res *http.Response, retry string
 	return res, rejection(res), nil
 }
 
-// relayTo makes the call on b. It returns a note instead of a status when
-// the replica refused it or could not be reached: nothing reached the
-// client, and ServeHTTP takes the request.
-func (g *Gateway) relayTo(ex *h1relay.Exchange, b *backend, u *h1relay.Upstream, route Route, query []byte, keyFrom string, st *agentState) (int, *relayNote) {
+// relayTo makes the call on its replica, again on a fresh connection when
+// a pooled one the sidecar had closed took it; an error connecting is the
+// outcome as it is.
+func (g *Gateway) relayTo(ex *h1relay.Exchange, c *relayCall) (h1relay.Response, error) {
 	for {
-		up, err := g.base.Raw(context.Background(), b.Addr)
+		up, err := g.base.Raw(context.Background(), c.b.Addr)
 		if err != nil {
-			if isConnectFailure(err) {
-				g.backOff(b)
-			}
-			return 0, &relayNote{backend: b, err: err}
+			return h1relay.Response{}, err
 		}
-		g.writeRelayHead(up.Writer(), ex, route, query, keyFrom, st)
-		res, err := ex.Relay(up, u)
-		switch {
-		case err == nil:
-			return res.Status, nil
-		case errors.Is(err, h1relay.ErrRefused):
-			g.backOff(b)
-			return 0, &relayNote{backend: b, refusal: res.Refusal}
-		case ex.Resend(res, err):
-			continue // a pooled connection the sidecar had closed
+		g.writeRelayHead(up.Writer(), ex, c.route, c.query, c.keyFrom, c.st)
+		res, err := ex.Relay(up, &c.up)
+		if !ex.Resend(res, err) {
+			return res, err
 		}
-		if res.Started {
-			g.log.Debug("upstream error after the response started", "agent", route.Agent, "error", err)
-			return res.Status, nil
-		}
-		return g.relayError(ex, route, u, err), nil
 	}
+}
+
+// relayError answers a call whose replica failed before answering.
+func (g *Gateway) relayError(ex *h1relay.Exchange, route Route, u *h1relay.Upstream, err error) int {
+	rw := ex.ResponseWriter()
+	switch {
+	case errors.Is(err, h1relay.ErrClientGone):
+		rw.WriteHeader(h1relay.StatusClientClosed)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		errRequestTimeout(route.Agent, u.Timeout).write(&rw)
+	default:
+		g.log.Warn("upstream error", "agent", route.Agent, "error", err)
+		errUpstream(route.Agent, err).write(&rw)
+	}
+	rw.Send()
+	return rw.Status()
 }
 
 // writeRelayHead is rewriteOut's request: the route's path and the query
